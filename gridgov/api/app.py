@@ -1,0 +1,59 @@
+"""The app factory: no engine, settings or registry is created at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from gridgov import __version__
+from gridgov.api import docs
+from gridgov.api.errors import install_error_handlers
+from gridgov.api.routes import health
+from gridgov.layers.db import make_engine
+from gridgov.layers.registry import Registry, default_registry
+from gridgov.settings import Settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+DESCRIPTION = """
+网格化服务管理 GIS 服务：网格、危险源、出租房屋、重点场所等图层，事件分派与地图服务。
+
+GIS service for city grid management: layers, incident assignment and map APIs.
+"""
+
+
+def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
+    """Build the app for ``settings``; the database is reached lazily, per request."""
+    engine = make_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="gridgov 网格化服务管理",
+        description=DESCRIPTION,
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.registry = registry or default_registry()
+    install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(docs.router)
+    app.include_router(health.router)
+
+    @app.get("/", include_in_schema=False)
+    def landing() -> RedirectResponse:
+        return RedirectResponse(url="/docs")
+
+    return app

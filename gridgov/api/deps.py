@@ -1,0 +1,39 @@
+"""Dependencies shared by routes; tests override ``get_connection`` to share a transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Connection, Engine
+
+from gridgov.layers.db import connect
+from gridgov.layers.registry import Registry
+from gridgov.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+def get_connection(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
+    """One connection and transaction per request, committed only if the route succeeds."""
+    with connect(engine) as conn, conn.begin():
+        yield conn
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+ConnectionDep = Annotated[Connection, Depends(get_connection)]

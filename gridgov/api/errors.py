@@ -1,0 +1,156 @@
+"""One mapping from domain errors to HTTP responses (RFC 9457 problem+json).
+
+Bodies name the problem in Chinese first, English after; they never carry SQL text, stack
+traces or row data. Unexpected errors are logged server-side and answered generically.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gridgov.errors import (
+    ConfigurationError,
+    ConflictError,
+    DatabaseUnavailableError,
+    GridgovError,
+    InvalidInputError,
+    NotFoundError,
+    PostgisMissingError,
+    RegistryError,
+)
+
+log = logging.getLogger("gridgov.api")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "urn:gridgov:problem:"
+
+# The one table from domain error to status; first match wins, so subclasses come first.
+STATUS_OF: tuple[tuple[type[GridgovError], int], ...] = (
+    (NotFoundError, 404),
+    (InvalidInputError, 422),
+    (ConflictError, 409),
+    (DatabaseUnavailableError, 503),
+    (PostgisMissingError, 503),
+    (ConfigurationError, 500),
+    (RegistryError, 500),
+    (GridgovError, 500),
+)
+
+# Titles of plain HTTP errors raised by the framework (unknown route, wrong method, …).
+HTTP_TITLES_ZH = {
+    400: "请求无效",
+    401: "未登录",
+    403: "无权访问",
+    404: "未找到",
+    405: "不支持的请求方法",
+    406: "不支持的响应格式",
+    409: "冲突",
+    413: "请求体过大",
+    415: "不支持的内容类型",
+    422: "输入无效",
+    429: "请求过于频繁",
+    500: "服务器内部错误",
+    503: "服务暂不可用",
+}
+
+
+def status_for(error: GridgovError) -> int:
+    return next(status for cls, status in STATUS_OF if isinstance(error, cls))
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str = "about-blank",
+    instance: str | None = None,
+    **extra: object,
+) -> JSONResponse:
+    """A problem+json response; ``extra`` members must hold no personal or SQL data."""
+    body: dict[str, object] = {
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _http_title(status: int) -> str:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    return f"{HTTP_TITLES_ZH.get(status, '错误')} ({phrase})"
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GridgovError)
+    status = status_for(exc)
+    if status >= 500:
+        log.error("%s on %s: %s", exc.code, request.url.path, exc.detail_en or exc.detail_zh)
+    return problem(
+        status,
+        f"{exc.title_zh} ({exc.title_en})",
+        exc.detail,
+        code=exc.code,
+        instance=request.url.path,
+        **exc.public,
+    )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else _http_title(exc.status_code)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"没有这个地址 (no such path): {request.url.path}"
+    response = problem(exc.status_code, _http_title(exc.status_code), detail,
+                       instance=request.url.path)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Name each offending field and why, but never echo the submitted values back.
+    errors = [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""),
+         "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    where = "; ".join(".".join(e["loc"]) + ": " + str(e["msg"]) for e in errors)
+    return problem(422, _http_title(422), f"请求参数无效 (invalid request): {where}",
+                   code="validation", instance=request.url.path, errors=errors)
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("database error on %s", request.url.path)
+    if isinstance(exc, OperationalError):
+        return problem(503, "数据库不可用 (Database unavailable)",
+                       "数据库暂时无法访问，请稍后重试 (the database is unreachable; retry later)",
+                       code=DatabaseUnavailableError.code, instance=request.url.path)
+    return problem(500, _http_title(500), "数据库操作失败 (a database operation failed)",
+                   code="database", instance=request.url.path)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s", request.url.path)
+    return problem(500, _http_title(500), "服务器内部错误 (internal server error)",
+                   code="internal", instance=request.url.path)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GridgovError, _on_domain_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,84 @@
+"""Domain errors shared by every package.
+
+They carry a Chinese message for users and an English one for logs and engineers; the
+web layer maps each class to an HTTP status in one table (``gridgov.api.errors``). They
+must never carry SQL text or row data.
+"""
+
+from __future__ import annotations
+
+
+class GridgovError(Exception):
+    """Base of every error gridgov raises on purpose."""
+
+    code = "error"
+    title_zh = "错误"
+    title_en = "Error"
+
+    def __init__(
+        self,
+        detail_zh: str,
+        detail_en: str = "",
+        *,
+        public: dict[str, str | int | float | bool] | None = None,
+        **private: object,
+    ) -> None:
+        """``public`` members may be shown to API clients; ``private`` ones only in logs/CLI."""
+        super().__init__(detail_en or detail_zh)
+        self.detail_zh = detail_zh
+        self.detail_en = detail_en
+        self.public = dict(public or {})
+        self.private = private
+
+    def __str__(self) -> str:
+        context = ", ".join(f"{k}={v}" for k, v in {**self.public, **self.private}.items())
+        return f"{self.detail}" + (f" [{context}]" if context else "")
+
+    @property
+    def detail(self) -> str:
+        """User-facing text: Chinese first, English after it."""
+        if self.detail_en:
+            return f"{self.detail_zh} ({self.detail_en})"
+        return self.detail_zh
+
+
+class ConfigurationError(GridgovError):
+    code = "configuration"
+    title_zh = "配置错误"
+    title_en = "Configuration error"
+
+
+class DatabaseUnavailableError(GridgovError):
+    code = "database-unavailable"
+    title_zh = "数据库不可用"
+    title_en = "Database unavailable"
+
+
+class PostgisMissingError(GridgovError):
+    code = "postgis-missing"
+    title_zh = "缺少 PostGIS 扩展"
+    title_en = "PostGIS extension missing"
+
+
+class NotFoundError(GridgovError):
+    code = "not-found"
+    title_zh = "未找到"
+    title_en = "Not found"
+
+
+class InvalidInputError(GridgovError):
+    code = "invalid-input"
+    title_zh = "输入无效"
+    title_en = "Invalid input"
+
+
+class ConflictError(GridgovError):
+    code = "conflict"
+    title_zh = "冲突"
+    title_en = "Conflict"
+
+
+class RegistryError(GridgovError):
+    code = "registry"
+    title_zh = "图层注册表错误"
+    title_en = "Layer registry error"

@@ -1,0 +1,1 @@
+"""Pure spatial logic over shapely / geopandas / numpy: no web, no database imports."""

@@ -1,0 +1,1 @@
+"""The data model: layer specs and registry, tables, migrations, and every SQL statement."""

@@ -1,0 +1,96 @@
+"""Settings from the environment (``GRIDGOV_*``, plus the conventional ``DATABASE_URL``).
+
+``make serve`` / ``make test`` write the URLs of the local PostGIS they start into
+``.gridgov/local.env``; real environment variables always win over that file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+from gridgov.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_ENV_FILE = PROJECT_ROOT / ".gridgov" / "local.env"
+DRIVER = "postgresql+psycopg"
+
+
+def normalise_database_url(raw: str) -> str:
+    """Accept libpq-style URLs (``postgres://``, ``postgresql://``) and pin the psycopg 3 driver."""
+    try:
+        url = make_url(raw)
+    except Exception as exc:
+        raise ValueError("DATABASE_URL is not a valid database URL") from exc
+    if url.get_backend_name() != "postgresql" and url.drivername != "postgres":
+        raise ValueError(f"DATABASE_URL must point at PostgreSQL, not {url.drivername!r}")
+    return url.set(drivername=DRIVER).render_as_string(hide_password=False)
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; build one per process and pass it down (no globals)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRIDGOV_",
+        env_file=LOCAL_ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "GRIDGOV_DATABASE_URL"),
+        description="PostGIS connection URL of the working database.",
+    )
+    test_database_url: str | None = Field(
+        default=None,
+        description="PostGIS URL for the test suite; default: the working URL with '_test' "
+        "appended to the database name.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the web server binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port of the web server.")
+    db_connect_timeout_s: int = Field(default=5, ge=1, le=120)
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_statement_timeout_ms: int = Field(default=60_000, ge=0)
+
+    @field_validator("database_url", "test_database_url")
+    @classmethod
+    def _normalise(cls, value: str | None) -> str | None:
+        return None if not value else normalise_database_url(value)
+
+    def require_database_url(self) -> URL:
+        """The working database URL, or a clear error naming how to set it."""
+        if not self.database_url:
+            raise ConfigurationError(
+                "未配置数据库：请运行 make serve，或设置 DATABASE_URL",
+                "DATABASE_URL is not set: run `make serve`, or set DATABASE_URL",
+            )
+        return make_url(self.database_url)
+
+    def require_test_database_url(self) -> URL:
+        """The test database: never the working one, so tests cannot touch real data."""
+        if self.test_database_url:
+            url = make_url(self.test_database_url)
+        else:
+            base = self.require_database_url()
+            url = base.set(database=f"{base.database}_test")
+        if self.database_url and url == make_url(self.database_url):
+            raise ConfigurationError(
+                "测试数据库不能与工作数据库相同",
+                "the test database must differ from the working database",
+            )
+        return url
+
+    def for_tests(self) -> Settings:
+        """A copy whose working database is the test database."""
+        url = self.require_test_database_url().render_as_string(hide_password=False)
+        return self.model_copy(update={"database_url": url})
+
+
+def libpq_url(url: URL) -> str:
+    """The URL as psql and other libpq tools expect it (no SQLAlchemy driver suffix)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Set-up shared by `make serve` and `make test`; every step is skipped when already done.
+#
+#   scripts/bootstrap.sh serve   venv, PostGIS, the working database `gridgov`, migrated
+#   scripts/bootstrap.sh test    venv, PostGIS, the test database `gridgov_test`, Chromium
+#
+# With DATABASE_URL set, no local server is installed or started: that PostGIS is used.
+# Without it, a PostgreSQL cluster owned by this checkout is created in .gridgov/pgdata
+# (port GRIDGOV_PGPORT, default 55432, listening on 127.0.0.1 only). Nothing here drops
+# or alters any database other than gridgov's own.
+set -euo pipefail
+
+MODE=${1:-serve}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE="$ROOT/.gridgov"
+VENV="$ROOT/.venv"
+PYTHON=${PYTHON:-python3}
+PGPORT=${GRIDGOV_PGPORT:-55432}
+APP_ROLE=gridgov
+
+say() { printf '\033[1;34m[gridgov]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[gridgov] 错误 error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo "$@"
+    else return 1; fi
+}
+
+apt_install() {
+    # apt_install PKG...: install Debian/Ubuntu packages, refreshing the lists once if needed.
+    local pkgs=("$@")
+    say "installing ${pkgs[*]} (apt-get)"
+    command -v apt-get >/dev/null || return 1
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get install -y -qq --no-install-recommends "${pkgs[@]}" \
+        || { as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends "${pkgs[@]}"; }
+}
+
+ensure_venv() {
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "Python 3.11+ is needed ($PYTHON is $("$PYTHON" -V 2>&1)); set PYTHON=python3.11"
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating $VENV"
+        "$PYTHON" -m venv "$VENV" 2>/dev/null || {
+            apt_install python3-venv || die "cannot create a venv: install the package python3-venv"
+            "$PYTHON" -m venv "$VENV"
+        }
+    fi
+    local stamp
+    stamp=$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)
+    if [ "$(cat "$VENV/.gridgov-installed" 2>/dev/null)" != "$stamp" ]; then
+        say "installing gridgov and its pinned dependencies into .venv"
+        "$VENV/bin/pip" install -q --upgrade pip
+        "$VENV/bin/pip" install -q -e "$ROOT[dev]"
+        echo "$stamp" > "$VENV/.gridgov-installed"
+    fi
+}
+
+pg_bindir() {
+    # The newest installed PostgreSQL server that has PostGIS, else the newest at all.
+    local v best=""
+    for v in $(ls /usr/lib/postgresql 2>/dev/null | sort -rn); do
+        [ -x "/usr/lib/postgresql/$v/bin/postgres" ] || continue
+        if [ -f "/usr/share/postgresql/$v/extension/postgis.control" ]; then
+            echo "$v"; return 0
+        fi
+        [ -n "$best" ] || best=$v
+    done
+    [ -n "$best" ] && echo "$best"
+}
+
+ensure_postgis_packages() {
+    local v pkgs
+    v=$(pg_bindir || true)
+    if [ -z "$v" ]; then
+        pkgs=(postgresql postgresql-postgis)
+    elif [ ! -f "/usr/share/postgresql/$v/extension/postgis.control" ]; then
+        pkgs=("postgresql-$v-postgis-3")
+    else
+        PGVERSION=$v; return 0
+    fi
+    apt_install "${pkgs[@]}" || die "PostgreSQL/PostGIS are missing and could not be installed.
+    Install them as root, then run this again:
+        apt-get install ${pkgs[*]}
+    or point DATABASE_URL at an existing PostGIS."
+    PGVERSION=$(pg_bindir) || die "PostgreSQL was installed but no server was found in /usr/lib/postgresql"
+    [ -f "/usr/share/postgresql/$PGVERSION/extension/postgis.control" ] \
+        || die "PostGIS for PostgreSQL $PGVERSION is still missing: apt-get install postgresql-$PGVERSION-postgis-3"
+}
+
+# The OS user that runs the server: PostgreSQL refuses to run as root.
+db_os_user() { if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi; }
+as_db_user() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+ensure_cluster() {
+    local bin="/usr/lib/postgresql/$PGVERSION/bin" osuser
+    osuser=$(db_os_user)
+    id "$osuser" >/dev/null 2>&1 || die "the OS user $osuser does not exist (it comes with the postgresql package)"
+    mkdir -p "$STATE"; chmod 700 "$STATE"
+    PGDATA="$STATE/pgdata"
+    # The server's OS user must be able to reach the data directory.
+    if ! as_db_user test -x "$ROOT" 2>/dev/null; then
+        PGDATA="/var/tmp/gridgov-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/pgdata"
+    fi
+    SOCKDIR="/tmp/gridgov-$(id -u)-$PGPORT"
+    if [ ! -f "$PGDATA/PG_VERSION" ]; then
+        say "creating a PostgreSQL $PGVERSION cluster in $PGDATA"
+        mkdir -p "$PGDATA"; chmod 700 "$PGDATA"
+        [ "$(id -u)" -eq 0 ] && { chown "$osuser" "$PGDATA"; chmod 711 "$STATE"; }
+        # Local socket: trust, but the socket directory is private (0700) to the server's user.
+        as_db_user "$bin/initdb" -D "$PGDATA" -U postgres -E UTF8 --locale=C.UTF-8 \
+            --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+        cat >> "$PGDATA/postgresql.conf" <<CONF
+# gridgov: a private cluster for this checkout
+listen_addresses = '127.0.0.1'
+port = $PGPORT
+unix_socket_directories = '$SOCKDIR'
+unix_socket_permissions = 0700
+timezone = 'UTC'
+CONF
+    fi
+    [ "$(id -u)" -eq 0 ] && chmod 711 "$STATE"
+    mkdir -p "$SOCKDIR"; chmod 700 "$SOCKDIR"
+    [ "$(id -u)" -eq 0 ] && chown "$osuser" "$SOCKDIR"
+    if ! as_db_user "$bin/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PGPORT") 2>/dev/null; then
+            die "port $PGPORT on 127.0.0.1 is taken by another program: set GRIDGOV_PGPORT to a free port"
+        fi
+        say "starting PostgreSQL on 127.0.0.1:$PGPORT"
+        as_db_user "$bin/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 start >/dev/null \
+            || die "PostgreSQL did not start; see $PGDATA/server.log"
+    fi
+    PSQL=(as_db_user "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PGPORT" -U postgres)
+}
+
+ensure_local_database() {
+    # ensure_local_database NAME: the app role owns it; PostGIS is created by the superuser.
+    local db=$1 pwfile="$STATE/db-password"
+    [ -s "$pwfile" ] || (umask 077; "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24))' > "$pwfile")
+    local pw; pw=$(cat "$pwfile")
+    "${PSQL[@]}" -d postgres -v pw="$pw" -v role="$APP_ROLE" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'role')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'role', :'pw') \gexec
+SQL
+    "${PSQL[@]}" -d postgres -v db="$db" -v role="$APP_ROLE" <<'SQL'
+SELECT format('CREATE DATABASE %I OWNER %I ENCODING ''UTF8''', :'db', :'role')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+SQL
+    "${PSQL[@]}" -d "$db" -c 'SET client_min_messages = warning' -c 'CREATE EXTENSION IF NOT EXISTS postgis' \
+                          -c 'CREATE EXTENSION IF NOT EXISTS btree_gist'
+}
+
+write_local_env() {
+    local pw; pw=$(cat "$STATE/db-password")
+    (umask 077; cat > "$STATE/local.env" <<ENV
+# Written by scripts/bootstrap.sh for the local PostGIS of this checkout; real environment
+# variables take precedence. Do not commit.
+DATABASE_URL=postgresql+psycopg://$APP_ROLE:$pw@127.0.0.1:$PGPORT/gridgov
+GRIDGOV_TEST_DATABASE_URL=postgresql+psycopg://$APP_ROLE:$pw@127.0.0.1:$PGPORT/gridgov_test
+ENV
+)
+}
+
+ensure_chromium() {
+    # Page tests drive Debian's Chromium through Playwright (no browser download).
+    [ -x /usr/bin/chromium ] && return 0
+    apt_install chromium fonts-noto-cjk || die "page tests need Chromium and CJK fonts: apt-get install chromium fonts-noto-cjk"
+}
+
+main() {
+    ensure_venv
+    if [ -n "${DATABASE_URL:-}${GRIDGOV_DATABASE_URL:-}" ]; then
+        say "using the PostGIS at DATABASE_URL; no local server is started"
+        if [ "$MODE" = test ]; then "$VENV/bin/gridgov" db create --test; else "$VENV/bin/gridgov" db create; fi
+    else
+        ensure_postgis_packages
+        ensure_cluster
+        ensure_local_database gridgov
+        [ "$MODE" = test ] && ensure_local_database gridgov_test
+        write_local_env
+    fi
+    case "$MODE" in
+        serve) "$VENV/bin/gridgov" db migrate ;;
+        test) ensure_chromium ;;
+        *) die "unknown mode $MODE (serve or test)" ;;
+    esac
+}
+
+main
