@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import URL
 
@@ -15,8 +16,9 @@ from gridgov.layers.db import check_server, connect, ensure_database, make_engin
 from gridgov.layers.registry import default_registry
 from gridgov.settings import Settings, libpq_url
 
-app = typer.Typer(help="gridgov 网格化服务管理 GIS 服务 (grid management GIS service)",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="gridgov 网格化服务管理 GIS 服务 (grid management GIS service)", no_args_is_help=True
+)
 db_app = typer.Typer(help="数据库 (database): migrate, status, url, create", no_args_is_help=True)
 layers_app = typer.Typer(help="图层注册表 (layer registry)", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -29,7 +31,9 @@ TestOption = Annotated[bool, typer.Option("--test", help="Use the test database 
 
 
 def _fail(error: GridgovError) -> typer.Exit:
-    err_console.print(f"[bold red]{error.title_zh} ({error.title_en}):[/] {error.detail}")
+    err_console.print(
+        f"[bold red]{error.title_zh} ({error.title_en}):[/] {escape(str(error))}", highlight=False
+    )
     return typer.Exit(code=1)
 
 

@@ -167,8 +167,12 @@ ENV
 
 ensure_chromium() {
     # Page tests drive Debian's Chromium through Playwright (no browser download).
-    [ -x /usr/bin/chromium ] && return 0
-    apt_install chromium fonts-noto-cjk || die "page tests need Chromium and CJK fonts: apt-get install chromium fonts-noto-cjk"
+    local missing=()
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    # Chinese labels must render as Chinese in screenshots, not as empty boxes.
+    fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    apt_install "${missing[@]}" || die "page tests need Chromium and CJK fonts: apt-get install ${missing[*]}"
 }
 
 main() {

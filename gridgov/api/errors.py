@@ -112,8 +112,9 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else _http_title(exc.status_code)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"没有这个地址 (no such path): {request.url.path}"
-    response = problem(exc.status_code, _http_title(exc.status_code), detail,
-                       instance=request.url.path)
+    response = problem(
+        exc.status_code, _http_title(exc.status_code), detail, instance=request.url.path
+    )
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response
@@ -123,29 +124,52 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     assert isinstance(exc, RequestValidationError)
     # Name each offending field and why, but never echo the submitted values back.
     errors = [
-        {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""),
-         "type": err.get("type", "")}
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
         for err in exc.errors()
     ]
     where = "; ".join(".".join(e["loc"]) + ": " + str(e["msg"]) for e in errors)
-    return problem(422, _http_title(422), f"请求参数无效 (invalid request): {where}",
-                   code="validation", instance=request.url.path, errors=errors)
+    return problem(
+        422,
+        _http_title(422),
+        f"请求参数无效 (invalid request): {where}",
+        code="validation",
+        instance=request.url.path,
+        errors=errors,
+    )
 
 
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("database error on %s", request.url.path)
     if isinstance(exc, OperationalError):
-        return problem(503, "数据库不可用 (Database unavailable)",
-                       "数据库暂时无法访问，请稍后重试 (the database is unreachable; retry later)",
-                       code=DatabaseUnavailableError.code, instance=request.url.path)
-    return problem(500, _http_title(500), "数据库操作失败 (a database operation failed)",
-                   code="database", instance=request.url.path)
+        return problem(
+            503,
+            "数据库不可用 (Database unavailable)",
+            "数据库暂时无法访问，请稍后重试 (the database is unreachable; retry later)",
+            code=DatabaseUnavailableError.code,
+            instance=request.url.path,
+        )
+    return problem(
+        500,
+        _http_title(500),
+        "数据库操作失败 (a database operation failed)",
+        code="database",
+        instance=request.url.path,
+    )
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s", request.url.path)
-    return problem(500, _http_title(500), "服务器内部错误 (internal server error)",
-                   code="internal", instance=request.url.path)
+    return problem(
+        500,
+        _http_title(500),
+        "服务器内部错误 (internal server error)",
+        code="internal",
+        instance=request.url.path,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -85,11 +85,14 @@ def check_server(engine: Engine) -> ServerInfo:
             return server_info(conn)
         except OperationalError as exc:
             raise DatabaseUnavailableError(
-                "数据库连接中断", "the database connection was lost", server=server_label(engine.url)
+                "数据库连接中断",
+                "the database connection was lost",
+                server=server_label(engine.url),
             ) from exc
         except DBAPIError as exc:
             raise DatabaseUnavailableError(
-                "数据库查询失败", "the database refused a status query",
+                "数据库查询失败",
+                "the database refused a status query",
                 server=server_label(engine.url),
             ) from exc
 

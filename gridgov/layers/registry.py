@@ -33,8 +33,20 @@ LayerId = Literal[
 
 # Ids that would clash with routes or PostGIS/PostgreSQL objects.
 RESERVED_IDS = frozenset(
-    {"api", "collections", "conformance", "docs", "health", "map", "static", "tiles",
-     "spatial_ref_sys", "geometry_columns", "geography_columns", "alembic_version"}
+    {
+        "api",
+        "collections",
+        "conformance",
+        "docs",
+        "health",
+        "map",
+        "static",
+        "tiles",
+        "spatial_ref_sys",
+        "geometry_columns",
+        "geography_columns",
+        "alembic_version",
+    }
 )
 
 
@@ -48,7 +60,9 @@ class Registry:
             if spec.id in ordered:
                 raise RegistryError(f"图层 {spec.id} 重复注册", f"layer {spec.id} registered twice")
             if spec.id in RESERVED_IDS:
-                raise RegistryError(f"图层编号 {spec.id} 为保留字", f"layer id {spec.id} is reserved")
+                raise RegistryError(
+                    f"图层编号 {spec.id} 为保留字", f"layer id {spec.id} is reserved"
+                )
             ordered[spec.id] = spec
         self._specs: Mapping[str, LayerSpec] = MappingProxyType(ordered)
         self._check_pyramid()
@@ -110,7 +124,9 @@ class Registry:
             return self._specs[layer_id]
         except KeyError:
             raise NotFoundError(
-                f"没有名为 {layer_id!r} 的图层", f"no layer named {layer_id!r}", public={"layer": layer_id}
+                f"没有名为 {layer_id!r} 的图层",
+                f"no layer named {layer_id!r}",
+                public={"layer": layer_id},
             ) from None
 
     def for_level(self, level: AdminLevel) -> LayerSpec | None:

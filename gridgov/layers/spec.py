@@ -123,7 +123,9 @@ class Column:
         for item in self.choices:
             if item.value == value:
                 return item
-        raise RegistryError(f"列 {self.name} 没有取值 {value!r}", f"{self.name}: no choice {value!r}")
+        raise RegistryError(
+            f"列 {self.name} 没有取值 {value!r}", f"{self.name}: no choice {value!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,9 @@ class LayerSpec:
         for col in self.columns:
             if col.name == name:
                 return col
-        raise RegistryError(f"图层 {self.id} 没有列 {name}", f"layer {self.id} has no column {name}")
+        raise RegistryError(
+            f"图层 {self.id} 没有列 {name}", f"layer {self.id} has no column {name}"
+        )
 
     def legend(self) -> tuple[LegendEntry, ...]:
         """Legend entries: one per choice of ``style.by``, else one for the layer."""
@@ -236,7 +240,9 @@ class LayerSpec:
         colours = [self.style.stroke, self.style.fill] + [
             ch.colour for c in self.columns for ch in c.choices
         ]
-        problems += [f"colour {c!r} is not #rrggbb" for c in colours if c and not HEX_COLOUR.match(c)]
+        problems += [
+            f"colour {c!r} is not #rrggbb" for c in colours if c and not HEX_COLOUR.match(c)
+        ]
         if self.style.by:
             try:
                 if not self.column(self.style.by).choices:

@@ -7,6 +7,7 @@ foreign keys up the admin pyramid and, for versioned layers, no overlapping vers
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from geoalchemy2 import Geometry
@@ -85,7 +86,9 @@ def _attribute_column(col: SpecColumn) -> tuple[Column[Any], list[CheckConstrain
     )
     checks: list[CheckConstraint] = []
     if col.pattern:
-        checks.append(CheckConstraint(f"{col.name} ~ {_quote(col.pattern)}", name=f"{col.name}_format"))
+        checks.append(
+            CheckConstraint(f"{col.name} ~ {_quote(col.pattern)}", name=f"{col.name}_format")
+        )
     if col.choices:
         values = ", ".join(_quote(c.value) for c in col.choices)
         checks.append(CheckConstraint(f"{col.name} IN ({values})", name=f"{col.name}_choice"))
@@ -129,7 +132,7 @@ def _admin_columns(spec: LayerSpec, registry: Registry) -> tuple[list[Column[Any
             CheckConstraint(f"{name} ~ {_quote(code_pattern(level))}", name=f"{name}_format")
         )
     # Codes nest by prefix: a community code starts with its township's code, and so on.
-    for upper, lower in zip(levels, levels[1:], strict=False):
+    for upper, lower in pairwise(levels):
         upper_col, lower_col = spec.admin_column(upper), spec.admin_column(lower)
         constraints.append(
             CheckConstraint(
@@ -195,10 +198,19 @@ def build_table(spec: LayerSpec, registry: Registry, metadata: MetaData) -> Tabl
     extra: list[Any] = []
     if spec.versioned:
         extra += [
-            Column("valid_from", DateTime(timezone=True), nullable=False,
-                   server_default=func.now(), comment="生效时间 (valid from)"),
-            Column("valid_to", DateTime(timezone=True), nullable=True,
-                   comment="失效时间 (valid to; NULL while in force)"),
+            Column(
+                "valid_from",
+                DateTime(timezone=True),
+                nullable=False,
+                server_default=func.now(),
+                comment="生效时间 (valid from)",
+            ),
+            Column(
+                "valid_to",
+                DateTime(timezone=True),
+                nullable=True,
+                comment="失效时间 (valid to; NULL while in force)",
+            ),
             *_version_constraints(spec),
         ]
     return Table(
@@ -207,8 +219,13 @@ def build_table(spec: LayerSpec, registry: Registry, metadata: MetaData) -> Tabl
         Column("id", BigInteger, Identity(always=False), primary_key=True),
         *admin_columns,
         *attribute_columns,
-        Column("synthetic", Boolean, nullable=False, server_default=text("false"),
-               comment="演示用合成数据 (synthetic demo data)"),
+        Column(
+            "synthetic",
+            Boolean,
+            nullable=False,
+            server_default=text("false"),
+            comment="演示用合成数据 (synthetic demo data)",
+        ),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         *extra,
         Column(

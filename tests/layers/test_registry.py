@@ -13,8 +13,19 @@ from gridgov.layers.registry import LayerId, Registry, default_registry
 from gridgov.layers.spec import AdminLevel, Column, ColumnType, GeometryKind, Style
 
 PRODUCT_LAYERS = {
-    "district", "township", "community", "grid", "building", "police_unit", "urban_unit",
-    "emergency_unit", "hazard_zone", "rental_housing", "key_site", "shelter", "incident",
+    "district",
+    "township",
+    "community",
+    "grid",
+    "building",
+    "police_unit",
+    "urban_unit",
+    "emergency_unit",
+    "hazard_zone",
+    "rental_housing",
+    "key_site",
+    "shelter",
+    "incident",
 }
 
 
@@ -42,7 +53,8 @@ def test_pyramid_levels_and_codes() -> None:
         (AdminLevel.GRID, "grid"),
     ]:
         spec = registry.for_level(level)
-        assert spec is not None and spec.id == layer
+        assert spec is not None
+        assert spec.id == layer
         assert spec.admin_column(level) == "code"
     grid = registry.get("grid")
     assert grid.versioned
@@ -61,7 +73,13 @@ def test_risk_legend_is_red_orange_yellow_blue() -> None:
 def test_incident_lifecycle_is_ordered() -> None:
     statuses = [c.value for c in INCIDENT.column("status").choices]
     assert statuses == [
-        "reported", "registered", "dispatched", "handling", "handled", "closed", "evaluated"
+        "reported",
+        "registered",
+        "dispatched",
+        "handling",
+        "handled",
+        "closed",
+        "evaluated",
     ]
 
 
@@ -111,5 +129,7 @@ def test_reference_to_unknown_layer_is_refused() -> None:
 def test_geometry_kinds_name_postgis_types() -> None:
     assert GeometryKind.MULTIPOLYGON.allowed_types == ("ST_MultiPolygon",)
     assert set(GeometryKind.POINT_OR_POLYGON.allowed_types) == {
-        "ST_Point", "ST_Polygon", "ST_MultiPolygon"
+        "ST_Point",
+        "ST_Polygon",
+        "ST_MultiPolygon",
     }

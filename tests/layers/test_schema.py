@@ -22,12 +22,15 @@ def test_migrations_match_the_registry(connection: Connection, metadata: MetaDat
 
 
 @pytest.mark.parametrize("layer", LAYER_IDS)
-def test_geometry_column_srid_and_type(connection: Connection, registry: Registry,
-                                       layer: str) -> None:
+def test_geometry_column_srid_and_type(
+    connection: Connection, registry: Registry, layer: str
+) -> None:
     spec = registry.get(layer)
     row = connection.execute(
-        text("SELECT srid, type, coord_dimension FROM geometry_columns "
-             "WHERE f_table_name = :t AND f_geometry_column = 'geom'"),
+        text(
+            "SELECT srid, type, coord_dimension FROM geometry_columns "
+            "WHERE f_table_name = :t AND f_geometry_column = 'geom'"
+        ),
         {"t": layer},
     ).one()
     assert row.srid == SRID
@@ -38,16 +41,22 @@ def test_geometry_column_srid_and_type(connection: Connection, registry: Registr
 
 @pytest.mark.parametrize("layer", LAYER_IDS)
 def test_gist_index_on_geometry(connection: Connection, layer: str) -> None:
-    definitions = connection.execute(
-        text("SELECT indexdef FROM pg_indexes WHERE tablename = :t"), {"t": layer}
-    ).scalars().all()
+    definitions = (
+        connection.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE tablename = :t"), {"t": layer}
+        )
+        .scalars()
+        .all()
+    )
     assert any("USING gist (geom)" in d for d in definitions), definitions
 
 
 def _checks(connection: Connection, layer: str) -> dict[str, str]:
     rows = connection.execute(
-        text("SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint "
-             "WHERE conrelid = CAST(:t AS regclass) AND contype = 'c'"),
+        text(
+            "SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint "
+            "WHERE conrelid = CAST(:t AS regclass) AND contype = 'c'"
+        ),
         {"t": layer},
     ).all()
     return {r.conname: r.definition for r in rows}
@@ -67,23 +76,35 @@ def test_geometry_and_code_checks(connection: Connection, registry: Registry, la
 
 def test_foreign_keys_go_up_the_pyramid(connection: Connection) -> None:
     rows = connection.execute(
-        text("SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent "
-             "FROM pg_constraint WHERE contype = 'f'")
+        text(
+            "SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent "
+            "FROM pg_constraint WHERE contype = 'f'"
+        )
     ).all()
     edges = {(r.child, r.parent) for r in rows}
-    assert {("township", "district"), ("community", "township"), ("community", "district"),
-            ("grid", "community"), ("building", "community"), ("incident", "township")} <= edges
+    assert {
+        ("township", "district"),
+        ("community", "township"),
+        ("community", "district"),
+        ("grid", "community"),
+        ("building", "community"),
+        ("incident", "township"),
+    } <= edges
 
 
 def test_grid_versions_have_validity_and_exclusion(connection: Connection) -> None:
     columns = connection.execute(
-        text("SELECT column_name, is_nullable FROM information_schema.columns "
-             "WHERE table_name = 'grid' AND column_name IN ('valid_from', 'valid_to')")
+        text(
+            "SELECT column_name, is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'grid' AND column_name IN ('valid_from', 'valid_to')"
+        )
     ).all()
     assert dict(columns) == {"valid_from": "NO", "valid_to": "YES"}
     definition = connection.execute(
-        text("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-             "WHERE conname = 'ex_grid_code_period'")
+        text(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conname = 'ex_grid_code_period'"
+        )
     ).scalar_one()
     assert definition.startswith("EXCLUDE USING gist")
     assert "tstzrange(valid_from, valid_to)" in definition

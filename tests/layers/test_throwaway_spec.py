@@ -32,9 +32,16 @@ NOISE_SENSOR = LayerSpec(
     required_levels=(AdminLevel.DISTRICT,),
     columns=(
         Column("decibels", ColumnType.FLOAT, "分贝", "decibels", required=True, minimum=0),
-        Column("kind", ColumnType.TEXT, "类型", "kind", required=True,
-               choices=choices(("fixed", "固定", "fixed", "#000000"),
-                               ("mobile", "移动", "mobile", "#ff0000"))),
+        Column(
+            "kind",
+            ColumnType.TEXT,
+            "类型",
+            "kind",
+            required=True,
+            choices=choices(
+                ("fixed", "固定", "fixed", "#000000"), ("mobile", "移动", "mobile", "#ff0000")
+            ),
+        ),
     ),
     style=Style(stroke="#000000", by="kind"),
 )
@@ -52,12 +59,23 @@ def test_one_spec_makes_a_table_with_every_constraint(connection: Connection) ->
     metadata.tables["noise_sensor"].create(connection)
     inspector = inspect(connection)
     assert {c["name"] for c in inspector.get_columns("noise_sensor")} >= {
-        "id", "district_code", "township_code", "decibels", "kind", "geom", "synthetic"}
+        "id",
+        "district_code",
+        "township_code",
+        "decibels",
+        "kind",
+        "geom",
+        "synthetic",
+    }
     insert_pyramid(connection, metadata, registry)
     insert_row(connection, metadata, "noise_sensor", valid_row(NOISE_SENSOR))
 
-    for bad in ({"decibels": -3.0}, {"kind": "satellite"}, {"district_code": "3202"},
-                {"geom": Point(WUXI_LAT, WUXI_LON)}):
+    for bad in (
+        {"decibels": -3.0},
+        {"kind": "satellite"},
+        {"district_code": "3202"},
+        {"geom": Point(WUXI_LAT, WUXI_LON)},
+    ):
         with pytest.raises(DBAPIError), connection.begin_nested():
             insert_row(connection, metadata, "noise_sensor", valid_row(NOISE_SENSOR, **bad))
     assert [e.title_zh for e in NOISE_SENSOR.legend()] == ["固定", "移动"]

@@ -24,8 +24,12 @@ class Health(BaseModel):
     "/health",
     summary="服务健康检查 (health check)",
     response_model=Health,
-    responses={503: {"description": "数据库不可用 (database unreachable or PostGIS missing)",
-                     "content": {"application/problem+json": {}}}},
+    responses={
+        503: {
+            "description": "数据库不可用 (database unreachable or PostGIS missing)",
+            "content": {"application/problem+json": {}},
+        }
+    },
 )
 def health(conn: ConnectionDep) -> Health:
     info = server_info(conn)

@@ -1,0 +1,21 @@
+# Thin wrappers over scripts/: the README's commands are the truth.
+.PHONY: serve test lint migrate setup clean-local
+
+serve:            ## install what is missing, start PostGIS, migrate, load demo, serve :8000
+	scripts/bootstrap.sh serve
+	.venv/bin/gridgov serve
+
+test:             ## the same set-up for the test database, then ruff, mypy and pytest
+	scripts/bootstrap.sh test
+	scripts/check.sh
+
+lint:             ## ruff and mypy only
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+migrate:          ## bring the working database to the newest migration
+	.venv/bin/gridgov db migrate
+
+setup:            ## set-up only (venv, PostGIS, database), without serving
+	scripts/bootstrap.sh serve
