@@ -1,0 +1,15 @@
+"""``gridgov``: the one command-line entry point for operators.
+
+Each command group lives in its own module and is registered here.
+"""
+
+from __future__ import annotations
+
+from gridgov.cli import db, layers, serve
+from gridgov.cli.common import app
+
+app.add_typer(db.app, name="db")
+app.add_typer(layers.app, name="layers")
+app.command()(serve.serve)
+
+__all__ = ["app"]

@@ -1,0 +1,33 @@
+"""What every command module shares: the root app, consoles and error reporting."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from sqlalchemy.engine import URL
+
+from gridgov.errors import GridgovError
+from gridgov.settings import Settings
+
+app = typer.Typer(
+    help="gridgov 网格化服务管理 GIS 服务 (grid management GIS service)", no_args_is_help=True
+)
+console = Console()
+err_console = Console(stderr=True)
+
+TestOption = Annotated[bool, typer.Option("--test", help="Use the test database instead.")]
+
+
+def fail(error: GridgovError, code: int = 1) -> typer.Exit:
+    """Print a domain error (Chinese first) and return the exit to raise."""
+    err_console.print(
+        f"[bold red]{error.title_zh} ({error.title_en}):[/] {escape(str(error))}", highlight=False
+    )
+    return typer.Exit(code=code)
+
+
+def database_url(settings: Settings, test: bool) -> URL:
+    return settings.require_test_database_url() if test else settings.require_database_url()
