@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     db_connect_timeout_s: int = Field(default=5, ge=1, le=120)
     db_pool_size: int = Field(default=5, ge=1, le=100)
     db_statement_timeout_ms: int = Field(default=60_000, ge=0)
+    grid_target_households: int = Field(
+        default=400, ge=50, le=5_000, description="Households a grid is sized for (网格户数)."
+    )
 
     @field_validator("database_url", "test_database_url")
     @classmethod
