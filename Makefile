@@ -3,6 +3,7 @@
 
 serve:            ## install what is missing, start PostGIS, migrate, load demo, serve :8000
 	scripts/bootstrap.sh serve
+	.venv/bin/gridgov demo load --if-empty
 	.venv/bin/gridgov serve
 
 test:             ## the same set-up for the test database, then ruff, mypy and pytest

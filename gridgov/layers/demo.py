@@ -1,0 +1,57 @@
+"""Loading the demo city: all layers in one transaction, only into an empty database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import geopandas as gpd
+from sqlalchemy import Connection, MetaData, func, select
+
+from gridgov.errors import ConflictError
+from gridgov.layers.bulk import copy_frame
+from gridgov.layers.registry import Registry
+
+Progress = Callable[[str, int], None]
+
+
+def layer_counts(conn: Connection, registry: Registry, metadata: MetaData) -> dict[str, int]:
+    return {
+        spec.id: conn.execute(
+            select(func.count()).select_from(metadata.tables[spec.table_name])
+        ).scalar_one()
+        for spec in registry
+    }
+
+
+def is_empty(conn: Connection, registry: Registry, metadata: MetaData) -> bool:
+    """True when no layer holds a single row (a fresh database)."""
+    return not any(layer_counts(conn, registry, metadata).values())
+
+
+def load_city(
+    conn: Connection,
+    registry: Registry,
+    metadata: MetaData,
+    city: dict[str, gpd.GeoDataFrame],
+    progress: Progress = lambda _layer, _n: None,
+) -> dict[str, int]:
+    """Write every layer of ``city`` (parents first); refuses a database that holds data.
+
+    The caller owns the transaction, so a failure leaves the database as it was.
+    """
+    if not is_empty(conn, registry, metadata):
+        raise ConflictError(
+            "数据库中已有数据，演示数据只能载入空数据库",
+            "the database already holds data; the demo loads only into an empty database",
+        )
+    written = {}
+    for spec in registry:
+        frame = city.get(spec.id)
+        if frame is not None:
+            table = metadata.tables[spec.table_name]
+            written[spec.id] = copy_frame(conn, table, frame, _reporter(progress, spec.id))
+    return written
+
+
+def _reporter(progress: Progress, layer: str) -> Callable[[int], None]:
+    return lambda rows: progress(layer, rows)
