@@ -45,6 +45,7 @@ def value_for(column_type: ColumnType, pattern: str | None, first_choice: str | 
     return {
         ColumnType.TEXT: "测试",
         ColumnType.INTEGER: 1,
+        ColumnType.BIGINT: 1,
         ColumnType.FLOAT: 1.5,
         ColumnType.BOOLEAN: False,
         ColumnType.DATE: date(2026, 1, 1),
@@ -58,6 +59,8 @@ def valid_row(spec: LayerSpec, **overrides: Any) -> dict[str, Any]:
     for level in spec.admin_levels:
         row[spec.admin_column(level)] = CODES[level]
     for col in spec.columns:
+        if col.references and not col.required:
+            continue  # optional links to other rows stay empty unless a test sets them
         first = col.choices[0].value if col.choices else None
         row[col.name] = value_for(col.type, col.pattern, first)
     row["geom"] = geometry_for(spec)

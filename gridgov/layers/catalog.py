@@ -64,6 +64,14 @@ INCIDENT_STATUSES = choices(
     ("evaluated", "评价", "evaluated"),
 )
 
+# How an incident was placed on its grid (see gridgov.layers.assignment).
+ASSIGN_METHODS = choices(
+    ("inside", "网格内", "inside a grid"),
+    ("boundary", "网格边界", "on a shared boundary"),
+    ("nearest", "就近网格", "nearest grid within tolerance"),
+    ("fallback", "属地兜底", "township fallback"),
+)
+
 INCIDENT_SOURCES = choices(
     ("grid_worker", "网格员上报", "grid worker"),
     ("hotline", "12345热线", "12345 hotline"),
@@ -488,7 +496,27 @@ INCIDENT = LayerSpec(
         Column("external_id", TEXT, "外部编号", "external id", unique=True),
         Column("reported_at", TS, "上报时间", "reported at", required=True, filterable=True),
         Column("deadline_at", TS, "办理时限", "deadline"),
+        # Lifecycle timestamps (数字化城管): set by each transition.
+        Column("registered_at", TS, "立案时间", "registered at"),
+        Column("dispatched_at", TS, "派遣时间", "dispatched at"),
+        Column("handling_at", TS, "处置开始时间", "handling since"),
+        Column("handled_at", TS, "反馈时间", "handled at"),
         Column("closed_at", TS, "结案时间", "closed at"),
+        Column("evaluated_at", TS, "评价时间", "evaluated at"),
+        # The assignment (分派) and how it was made, so that it can always be explained.
+        Column("grid_id", ColumnType.BIGINT, "网格版本", "grid version", references="grid.id"),
+        Column("assign_method", TEXT, "分派方式", "assignment rule", filterable=True,
+               choices=ASSIGN_METHODS),
+        Column("assign_distance_m", FLOAT, "距网格距离（米）", "distance to grid (m)", minimum=0),
+        Column("assigned_at", TS, "分派时间", "assigned at"),
+        Column("police_station_code", TEXT, "派出所", "police station",
+               references="police_unit.code", filterable=True),
+        Column("policing_area_code", TEXT, "社区警务区", "community policing area",
+               references="police_unit.code", filterable=True),
+        Column("urban_unit_code", TEXT, "城管责任区", "urban-management unit",
+               references="urban_unit.code", filterable=True),
+        Column("emergency_unit_code", TEXT, "应急网格", "emergency unit",
+               references="emergency_unit.code", filterable=True),
         Column("description", TEXT, "描述", "description"),
     ),
     style=Style(stroke="#e41a1c", fill="#e41a1c", radius=3.0, by="category"),

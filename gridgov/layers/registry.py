@@ -98,7 +98,7 @@ class Registry:
                         f"图层 {spec.id} 的列 {col.name} 引用了未知或靠后的图层 {layer_id}",
                         f"{spec.id}.{col.name} references unknown or later layer {layer_id}",
                     )
-                if column != "code" and not target.column(column).unique:
+                if column not in {"code", "id"} and not target.column(column).unique:
                     raise RegistryError(
                         f"引用的列 {col.references} 不唯一",
                         f"{spec.id}.{col.name} references non-unique {col.references}",

@@ -39,6 +39,7 @@ class GeometryKind(StrEnum):
 class ColumnType(StrEnum):
     TEXT = "text"
     INTEGER = "integer"
+    BIGINT = "bigint"  # ids of other rows
     FLOAT = "float"
     BOOLEAN = "boolean"
     DATE = "date"

@@ -36,6 +36,7 @@ from sqlalchemy.types import TypeEngine
 from gridgov.layers.registry import Registry
 from gridgov.layers.spec import SRID, AdminLevel, ColumnType, GeometryKind, LayerSpec
 from gridgov.layers.spec import Column as SpecColumn
+from gridgov.layers.support import build_support_tables
 
 # China's extent (73–136°E, 18–54°N); rows outside it are refused by the database too.
 CHINA_BOUNDS = (73.0, 18.0, 136.0, 54.0)
@@ -51,6 +52,7 @@ NAMING_CONVENTION = {
 _TYPES: dict[ColumnType, type[TypeEngine[Any]]] = {
     ColumnType.TEXT: Text,
     ColumnType.INTEGER: Integer,
+    ColumnType.BIGINT: BigInteger,
     ColumnType.FLOAT: Double,
     ColumnType.BOOLEAN: Boolean,
     ColumnType.DATE: Date,
@@ -245,6 +247,8 @@ def build_metadata(registry: Registry) -> MetaData:
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     for spec in registry:
         build_table(spec, registry, metadata)
+    if "incident" in registry and "grid" in registry:
+        build_support_tables(metadata)
     return metadata
 
 
