@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     db_connect_timeout_s: int = Field(default=5, ge=1, le=120)
     db_pool_size: int = Field(default=5, ge=1, le=100)
     db_statement_timeout_ms: int = Field(default=60_000, ge=0)
+    max_upload_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1, description="Largest accepted upload (bytes)."
+    )
+    assign_tolerance_m: float = Field(
+        default=50.0,
+        ge=0,
+        le=5_000,
+        description="Incidents this close outside every grid go to the nearest one (米).",
+    )
     grid_target_households: int = Field(
         default=400, ge=50, le=5_000, description="Households a grid is sized for (网格户数)."
     )

@@ -56,6 +56,6 @@ def coverage(conn: Connection, registry: Registry, child: AdminLevel) -> list[Co
                COALESCE(ST_Area(ST_Difference(a.u, p.g)), 0) AS outside
         FROM parents p LEFT JOIN agg a ON a.parent = p.code
         ORDER BY p.code
-        """  # noqa: S608
+        """
     )
     return [Coverage(r.code, r.gap, r.overlap, r.outside) for r in conn.execute(statement)]

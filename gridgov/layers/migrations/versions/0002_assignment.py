@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0002_assignment"
 down_revision: str | None = "0001_layers"
 branch_labels: str | None = None

@@ -1,0 +1,216 @@
+"""``/layers/{layer}/import`` and ``/layers/{layer}/export``: the CLI's code paths over HTTP.
+
+Uploads are parsed while streaming and refused with 413 as soon as they pass
+``max_upload_bytes``; the file is spooled to a temporary directory, never held whole in
+memory. An import that refuses rows answers 422 with every problem in ``errors``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from gridgov.api.errors import problem
+from gridgov.errors import InvalidInputError
+from gridgov.layers.io.errors import ImportRefusedError
+from gridgov.layers.io.exporter import ExportOptions, export_layer
+from gridgov.layers.io.formats import Format, export_format
+from gridgov.layers.io.importer import ImportOptions, import_file
+
+router = APIRouter(tags=["layers 图层导入导出"])
+
+UPLOAD_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".csv", ".xlsx")
+_TRUE = {"1", "true", "yes", "on"}
+
+_IMPORT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "GeoJSON, GeoPackage, CSV, Excel (.xlsx), or a "
+                            "shapefile as .zip",
+                        },
+                        "crs": {
+                            "type": "string",
+                            "description": "wgs84 / cgcs2000 / gcj02 / bd09 / EPSG:n",
+                        },
+                        "encoding": {"type": "string", "description": "utf-8 / gbk / gb18030"},
+                        "map": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "SRC=DEST, repeatable",
+                        },
+                        "mode": {"type": "string", "enum": ["append", "replace"]},
+                        "skip_invalid": {"type": "boolean"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(
+        413,
+        f"上传文件超过 {limit} 字节的上限 (upload exceeds the limit of {limit} bytes)",
+    )
+
+
+async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The request body, refused as soon as it passes ``limit`` bytes."""
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _too_large(limit)
+        yield chunk
+
+
+@router.post(
+    "/layers/{layer}/import",
+    summary="导入图层数据 (import a file into a layer)",
+    openapi_extra=_IMPORT_BODY,
+    responses={
+        404: {"description": "未知图层 (unknown layer)"},
+        413: {"description": "上传文件过大 (upload too large)"},
+        422: {"description": "数据有问题，未写入 (rows refused; nothing written)"},
+    },
+)
+async def import_layer(
+    layer: str,
+    request: Request,
+    conn: ConnectionDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> JSONResponse:
+    spec = registry.get(layer)  # 404 before a byte of the body is read
+    limit = settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidInputError(
+            "请以 multipart/form-data 上传文件（字段 file）",
+            "upload the file as multipart/form-data (field `file`)",
+        )
+    try:
+        form = await MultiPartParser(request.headers, _limited(request, limit)).parse()
+    except MultiPartException as exc:
+        raise InvalidInputError("上传内容格式错误", "malformed multipart body") from exc
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise InvalidInputError("缺少上传文件（字段 file）", "no file uploaded (field `file`)")
+    suffix = Path(upload.filename).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise InvalidInputError(
+            "不支持的文件类型：可上传 .geojson、.gpkg、.csv、.xlsx，Shapefile 请压缩为 .zip",
+            "unsupported file type: upload .geojson, .gpkg, .csv, .xlsx or a zipped shapefile",
+        )
+
+    def text(name: str) -> str | None:
+        value = form.get(name)
+        return value.strip() or None if isinstance(value, str) else None
+
+    mode = text("mode") or "append"
+    options = ImportOptions(
+        crs=text("crs"),
+        encoding=text("encoding"),
+        mapping=tuple(v for v in form.getlist("map") if isinstance(v, str) and v.strip()),
+        mode="replace" if mode == "replace" else "append",
+        skip_invalid=(text("skip_invalid") or "").lower() in _TRUE,
+    )
+    if mode not in ("append", "replace"):
+        raise InvalidInputError("mode 须为 append 或 replace", "mode must be append or replace")
+    with tempfile.TemporaryDirectory(prefix="gridgov-upload-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        with path.open("wb") as handle:
+            await run_in_threadpool(shutil.copyfileobj, upload.file, handle)
+        await form.close()
+
+        def run() -> dict[str, Any]:
+            # A savepoint: a refused import leaves the request's transaction untouched.
+            with conn.begin_nested():
+                return import_file(conn, registry, spec.id, path, options).as_dict()
+
+        try:
+            body = await run_in_threadpool(run)
+        except ImportRefusedError as exc:
+            report = exc.report.as_dict()
+            return problem(
+                422,
+                f"{exc.title_zh} ({exc.title_en})",
+                exc.detail,
+                code=exc.code,
+                instance=request.url.path,
+                rows_read=report["rows_read"],
+                rows_written=0,
+                rows_rejected=report["rows_rejected"],
+                problems_by_kind=report["problems_by_kind"],
+                errors=report["problems"],
+            )
+    return JSONResponse(body)
+
+
+@router.get(
+    "/layers/{layer}/export",
+    summary="导出图层 (export a layer as a file)",
+    response_class=FileResponse,
+    responses={404: {"description": "未知图层 (unknown layer)"}},
+)
+def export_layer_file(
+    layer: str,
+    conn: ConnectionDep,
+    registry: RegistryDep,
+    format: Annotated[str, Query(description="geojson, gpkg, shp (zip) or csv")] = "geojson",
+    crs: Annotated[str, Query(description="cgcs2000, wgs84, gcj02, bd09, EPSG:n")] = "cgcs2000",
+    encoding: Annotated[str, Query(description="utf-8 or gbk (shp, csv)")] = "utf-8",
+    where_code: Annotated[str | None, Query(description="admin code prefix")] = None,
+    include_personal: Annotated[bool, Query(description="personal data unmasked")] = False,
+    all_versions: Annotated[bool, Query(description="every version of versioned layers")] = False,
+) -> FileResponse:
+    spec = registry.get(layer)
+    fmt = export_format(format, None)
+    options = ExportOptions(
+        format=fmt,
+        crs=crs,
+        encoding=encoding,
+        code_prefix=where_code,
+        include_personal=include_personal,
+        all_versions=all_versions,
+    )
+    tmp = tempfile.mkdtemp(prefix="gridgov-export-")
+    filename = f"{spec.id}{fmt.download_suffix}"
+    path = Path(tmp) / filename
+    try:
+        export_layer(conn, registry, spec.id, path, options)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return FileResponse(
+        path,
+        media_type=fmt.media_type
+        if fmt is not Format.CSV
+        else "text/csv; charset=" + ("utf-8" if encoding.lower() in ("utf-8", "utf8") else "gbk"),
+        filename=filename,
+        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
+    )

@@ -1,0 +1,257 @@
+"""Readers: any supported file → a :class:`SourceTable` of raw values and geometries.
+
+Vector formats go through pyogrio (GDAL); CSV through pandas after this module has decoded
+the bytes itself (so that the encoding is detected, not assumed); Excel through openpyxl.
+Shapefile text is read as raw bytes (ISO-8859-1 maps every byte to one character) and
+decoded here, so that a GBK file without ``.cpg`` is recognised rather than garbled.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+
+from gridgov.errors import InvalidInputError
+from gridgov.gis.coords import parse_crs
+from gridgov.layers.io import encoding as enc
+from gridgov.layers.io.errors import ImportUsageError, UnreadableFileError
+from gridgov.layers.io.formats import Format, format_of
+
+RAW = "ISO-8859-1"  # one byte, one character: the bytes survive untouched
+ObjectArray = np.ndarray[Any, np.dtype[np.object_]]
+
+
+@dataclass
+class SourceTable:
+    """What a file holds, before any mapping or checking. Rows are 0-based here."""
+
+    format: Format
+    fields: list[str]
+    columns: dict[str, list[object]]
+    count: int
+    geometry: ObjectArray | None = None  # shapely geometries (None where missing)
+    crs: str | None = None  # the file's own CRS, normalised by ``parse_crs``
+    encoding: str | None = None
+
+
+def _unreadable(path: Path, cause: object) -> UnreadableFileError:
+    return UnreadableFileError(
+        f"无法读取文件 {path.name}：文件损坏，或内容与扩展名不符",
+        f"cannot read {path.name}: the file is damaged or not what its extension says",
+        cause=str(cause),
+    )
+
+
+def _declared_crs(crs: Any) -> str | None:
+    """The file's CRS as ``parse_crs`` names it; a CRS that cannot be identified is refused
+    (guessing would silently move every feature)."""
+    if crs is None:
+        return None
+    parsed = CRS.from_user_input(crs)
+    code = parsed.to_epsg(min_confidence=25)
+    try:
+        if code is None:
+            raise InvalidInputError("unidentified")
+        return parse_crs(f"EPSG:{code}")
+    except InvalidInputError:
+        raise ImportUsageError(
+            f"无法识别文件自带的坐标系（{parsed.name}）；请转换为 CGCS2000 或 WGS84 后再导入",
+            f"the file's own CRS ({parsed.name}) is not one gridgov can convert",
+        ) from None
+
+
+def _values(series: pd.Series[Any]) -> list[object]:
+    values: list[object] = series.astype(object).where(series.notna(), None).tolist()
+    return values
+
+
+def unpack_zip(path: Path, into: Path) -> Path:
+    """The one readable file inside an uploaded .zip (a shapefile travels as one)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                target = (into / member.filename).resolve()
+                if not target.is_relative_to(into.resolve()):
+                    raise _unreadable(path, "zip member outside the archive root")
+            archive.extractall(into)
+    except zipfile.BadZipFile as exc:
+        raise _unreadable(path, exc) from exc
+    found = [
+        p
+        for p in sorted(into.rglob("*"))
+        if p.is_file()
+        and p.suffix.lower() in {".shp", ".gpkg", ".geojson", ".json", ".csv"}
+        and not p.name.startswith(".")
+        and "__MACOSX" not in p.parts
+    ]
+    if len(found) != 1:
+        raise UnreadableFileError(
+            "压缩包中须恰好有一个可读取的文件（.shp 及其 .dbf/.shx/.prj，或 .gpkg/.geojson/.csv）",
+            "the zip must hold exactly one readable file (a .shp with its parts, or one "
+            ".gpkg / .geojson / .csv)",
+        )
+    return found[0]
+
+
+def read_source(path: Path, encoding: str | None, layer_hint: str | None = None) -> SourceTable:
+    """Read ``path`` (any supported format); ``encoding`` overrides detection."""
+    if not path.is_file():
+        raise UnreadableFileError(f"找不到文件 {path.name}", f"no such file: {path.name}")
+    codec = enc.codec_name(encoding) if encoding else None
+    if path.suffix.lower() == ".zip":
+        with tempfile.TemporaryDirectory(prefix="gridgov-import-") as tmp:
+            return read_source(unpack_zip(path, Path(tmp)), encoding, layer_hint)
+    fmt = format_of(path)
+    if fmt is Format.CSV:
+        return _read_csv(path, codec)
+    if fmt is Format.XLSX:
+        return _read_xlsx(path, layer_hint)
+    return _read_vector(path, fmt, codec, layer_hint)
+
+
+def _read_vector(path: Path, fmt: Format, codec: str | None, hint: str | None) -> SourceTable:
+    layer: str | None = None
+    try:
+        if fmt is Format.GPKG:
+            names = [str(row[0]) for row in pyogrio.list_layers(path)]
+            layer = hint if hint in names else None
+        if fmt is Format.SHP:
+            frame = pyogrio.read_dataframe(path, encoding=RAW)
+        elif fmt is Format.GEOJSON:
+            text, _ = enc.decode_text(path.read_bytes(), codec)
+            # Dates stay text: GDAL would cut timestamps to milliseconds.
+            frame = pyogrio.read_dataframe(io.BytesIO(text.encode("utf-8")), DATE_AS_STRING="YES")
+        else:
+            frame = pyogrio.read_dataframe(path, layer=layer)
+    except (InvalidInputError, MemoryError):
+        raise
+    except Exception as exc:  # GDAL's errors are many; all mean "cannot read"
+        raise _unreadable(path, exc) from exc
+    crs = _declared_crs(frame.crs)
+    geometry: ObjectArray = np.asarray(frame.geometry.array, dtype=object)
+    names = [str(c) for c in frame.columns if c != frame.geometry.name]
+    columns = {name: _values(frame[name]) for name in names}
+    chosen = enc.UTF8
+    if fmt is Format.SHP:
+        names, columns, chosen = _decode_shapefile(path, names, columns, codec)
+    return SourceTable(fmt, names, columns, len(frame), geometry, crs, chosen)
+
+
+def _decode_shapefile(
+    path: Path, names: list[str], columns: dict[str, list[object]], codec: str | None
+) -> tuple[list[str], dict[str, list[object]], str]:
+    """Re-decode the raw DBF text with the ``.cpg``'s, the user's or the detected codec."""
+    cpg = path.with_suffix(".cpg")
+    if codec is None and cpg.is_file():
+        codec = enc.codec_name(cpg.read_text("ascii", errors="replace"))
+    raw_names = [enc.complete_name(name.encode(RAW)) for name in names]
+    cells = [enc.Cell(None, None, raw) for raw in raw_names]
+    for name in names:
+        cells += [
+            enc.Cell(i + 1, name, v.encode(RAW))
+            for i, v in enumerate(columns[name])
+            if isinstance(v, str) and not v.isascii()
+        ]
+    chosen = enc.choose(cells, codec)
+    decoded_names = [enc.decode_name(raw, chosen) for raw in raw_names]
+    decoded = {
+        new: [v.encode(RAW).decode(chosen) if isinstance(v, str) else v for v in columns[old]]
+        for old, new in zip(names, decoded_names, strict=True)
+    }
+    return decoded_names, decoded, chosen
+
+
+def _read_csv(path: Path, codec: str | None) -> SourceTable:
+    text, chosen = enc.decode_text(path.read_bytes(), codec)
+    try:
+        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",\t;|")
+        sep = dialect.delimiter
+    except csv.Error:
+        sep = ","
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[]
+        )
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise _unreadable(path, exc) from exc
+    names = [str(c).strip() for c in frame.columns]
+    columns = {
+        name: [v if v != "" else None for v in frame[col].tolist()]
+        for name, col in zip(names, frame.columns, strict=True)
+    }
+    return SourceTable(Format.CSV, names, columns, len(frame), encoding=chosen)
+
+
+def _read_xlsx(path: Path, hint: str | None) -> SourceTable:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zip, XML and openpyxl errors alike
+        raise _unreadable(path, exc) from exc
+    try:
+        sheet = book[hint] if hint and hint in book.sheetnames else book.worksheets[0]
+        rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    finally:
+        book.close()
+    while rows and all(v is None or str(v).strip() == "" for v in rows[0]):
+        rows.pop(0)
+    if not rows:
+        return SourceTable(Format.XLSX, [], {}, 0, encoding=enc.UTF8)
+    header = [str(v).strip() if v is not None else "" for v in rows[0]]
+    body = [r for r in rows[1:] if any(v is not None and str(v).strip() for v in r)]
+    names = [h for h in header if h]
+    columns: dict[str, list[object]] = {
+        name: [(r[j] if j < len(r) else None) for r in body]
+        for j, name in enumerate(header)
+        if name
+    }
+    return SourceTable(Format.XLSX, names, columns, len(body), encoding=enc.UTF8)
+
+
+def points_from_xy(
+    xs: list[object], ys: list[object]
+) -> tuple[ObjectArray, list[tuple[int, str, str]]]:
+    """Points from lon/lat (or x/y) cells; a cell that is not a number is a problem."""
+    count = len(xs)
+    x = np.full(count, np.nan)
+    y = np.full(count, np.nan)
+    problems: list[tuple[int, str, str]] = []
+    for i in range(count):
+        try:
+            x[i] = float(str(xs[i]).strip())
+            y[i] = float(str(ys[i]).strip())
+        except (TypeError, ValueError):
+            if xs[i] is None or ys[i] is None:
+                problems.append((i, "缺少经纬度坐标", "missing lon/lat"))
+            else:
+                problems.append((i, "经纬度不是数字", "lon/lat is not a number"))
+    geoms: ObjectArray = np.asarray(shapely.points(x, y), dtype=object)
+    for i, _, _ in problems:
+        geoms[i] = None
+    return geoms, problems
+
+
+def geometries_from_wkt(values: list[object]) -> tuple[ObjectArray, list[tuple[int, str, str]]]:
+    """Geometries from a WKT column; unparsable text is a problem for its row."""
+    geoms: ObjectArray = np.empty(len(values), dtype=object)
+    problems: list[tuple[int, str, str]] = []
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        try:
+            geoms[i] = shapely.from_wkt(str(value))
+        except shapely.errors.GEOSException:
+            problems.append((i, "WKT 几何文本无法解析", "WKT geometry cannot be parsed"))
+    return geoms, problems

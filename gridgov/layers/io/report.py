@@ -1,0 +1,70 @@
+"""What an import found and did: every problem with its row, field and reason."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a row (1-based record number, header not counted) cannot be stored.
+
+    ``row`` is None for problems of the whole file; ``kind`` is a short stable key used
+    to count problems by reason in summaries.
+    """
+
+    row: int | None
+    field: str | None
+    kind: str
+    reason_zh: str
+    reason_en: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "field": self.field,
+            "kind": self.kind,
+            "reason_zh": self.reason_zh,
+            "reason_en": self.reason_en,
+        }
+
+
+@dataclass
+class ImportReport:
+    layer: str
+    mode: str
+    rows_read: int = 0
+    rows_written: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    ignored_fields: list[str] = field(default_factory=list)
+    encoding: str | None = None
+    crs: str | None = None
+    rejects_file: str | None = None
+
+    @property
+    def rejected_rows(self) -> list[int]:
+        return sorted({p.row for p in self.problems if p.row is not None})
+
+    @property
+    def rows_rejected(self) -> int:
+        return len(self.rejected_rows)
+
+    def by_kind(self) -> dict[str, int]:
+        """Rejected problems counted by reason, most common first."""
+        return dict(Counter(p.kind for p in self.problems).most_common())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "mode": self.mode,
+            "rows_read": self.rows_read,
+            "rows_written": self.rows_written,
+            "rows_rejected": self.rows_rejected,
+            "problems_by_kind": self.by_kind(),
+            "ignored_fields": self.ignored_fields,
+            "encoding": self.encoding,
+            "crs": self.crs,
+            "problems": [p.as_dict() for p in self.problems],
+        }

@@ -1,0 +1,342 @@
+"""Conversion and checking of attribute values, column by column, against the spec.
+
+A value arrives as whatever the reader produced (text from CSV, numbers and dates from
+Excel or GeoPackage); it leaves as the Python value the column stores, or as a problem
+naming the row, the column and why. Nothing here guesses: a value that is not clearly of
+the column's type is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from itertools import pairwise
+from typing import Any
+
+from gridgov.layers.spec import AdminLevel, ColumnType, LayerSpec
+
+# Naive timestamps in Chinese government data are Beijing time.
+CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+_TRUE = {"true", "t", "1", "yes", "y", "是", "真", "对"}
+_FALSE = {"false", "f", "0", "no", "n", "否", "假", "错"}
+_TYPE_ZH = {
+    ColumnType.TEXT: "文本",
+    ColumnType.INTEGER: "整数",
+    ColumnType.BIGINT: "整数",
+    ColumnType.FLOAT: "数值",
+    ColumnType.BOOLEAN: "是/否",
+    ColumnType.DATE: "日期",
+    ColumnType.TIMESTAMP: "时间",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A destination column as the importer sees it (attribute, admin code or period)."""
+
+    name: str
+    type: ColumnType
+    title_zh: str
+    required: bool = False
+    has_default: bool = False
+    pattern: str | None = None
+    choices: tuple[tuple[str, str, str], ...] = ()  # (value, title_zh, title_en)
+    minimum: float | None = None
+    maximum: float | None = None
+    level: AdminLevel | None = None
+
+
+@dataclass(frozen=True)
+class ValueProblem:
+    index: int  # 0-based
+    column: str
+    kind: str
+    reason_zh: str
+    reason_en: str
+
+
+def targets(spec: LayerSpec) -> list[Target]:
+    """Every column an import may fill, in table order."""
+    out: list[Target] = []
+    for level in spec.admin_levels:
+        own = level is spec.level
+        out.append(
+            Target(
+                name=spec.admin_column(level),
+                type=ColumnType.TEXT,
+                title_zh=f"{level.title_zh}代码",
+                required=own or level in spec.required_levels,
+                pattern=f"^[0-9]{{{level.code_length}}}$",
+                level=level,
+            )
+        )
+    for col in spec.columns:
+        out.append(
+            Target(
+                name=col.name,
+                type=col.type,
+                title_zh=col.title_zh,
+                required=col.required,
+                has_default=col.default is not None,
+                pattern=col.pattern,
+                choices=tuple((c.value, c.title_zh, c.title_en) for c in col.choices),
+                minimum=col.minimum,
+                maximum=col.maximum,
+            )
+        )
+    if spec.versioned:
+        out.append(Target("valid_from", ColumnType.TIMESTAMP, "生效时间", has_default=True))
+        out.append(Target("valid_to", ColumnType.TIMESTAMP, "失效时间"))
+    return out
+
+
+def is_blank(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+class _BadValueError(ValueError):
+    """A value that is not of the column's type."""
+
+
+def _integral(value: float) -> int:
+    if not math.isfinite(value) or value != int(value):
+        raise _BadValueError
+    return int(value)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # Excel and DBF store codes as numbers: 320213001.0 is the code "320213001".
+        return str(_integral(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool):
+        raise _BadValueError
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return _integral(value)
+    text = str(value).strip()
+    if re.fullmatch(r"[+-]?[0-9]+", text):
+        return int(text)
+    if re.fullmatch(r"[+-]?[0-9]+\.0*", text):
+        return int(text.split(".")[0])
+    raise _BadValueError
+
+
+def _float(value: object) -> float:
+    if isinstance(value, bool):
+        raise _BadValueError
+    number = float(value) if isinstance(value, int | float) else float(str(value).strip())
+    if not math.isfinite(number):
+        raise _BadValueError
+    return number
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _BadValueError
+
+
+def _date(value: object) -> date:
+    if isinstance(value, datetime):
+        if value.time() != time(0):
+            raise _BadValueError
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip().replace("/", "-").replace(".", "-")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        parsed = datetime.fromisoformat(text)
+        if parsed.time() != time(0):
+            raise _BadValueError from None
+        return parsed.date()
+
+
+def _timestamp(value: object) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time(0))
+    else:
+        text = str(value).strip().replace("/", "-")
+        parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=CHINA_TZ)
+    return parsed
+
+
+_CONVERTERS: dict[ColumnType, Any] = {
+    ColumnType.TEXT: _text,
+    ColumnType.INTEGER: _integer,
+    ColumnType.BIGINT: _integer,
+    ColumnType.FLOAT: _float,
+    ColumnType.BOOLEAN: _boolean,
+    ColumnType.DATE: _date,
+    ColumnType.TIMESTAMP: _timestamp,
+}
+
+
+def convert_column(
+    target: Target, values: Sequence[object] | None, count: int
+) -> tuple[list[object], list[ValueProblem]]:
+    """Values of one column converted and checked; ``values`` None: the file lacks it."""
+    out: list[object] = [None] * count
+    problems: list[ValueProblem] = []
+    if values is None:
+        return out, problems
+    convert = _CONVERTERS[target.type]
+    pattern = re.compile(target.pattern) if target.pattern else None
+    by_label = {label: value for value, zh, en in target.choices for label in (value, zh, en)}
+    name = target.name
+
+    def refuse(i: int, kind: str, zh: str, en: str) -> None:
+        problems.append(ValueProblem(i, name, kind, f"{target.title_zh}（{name}）{zh}", en))
+
+    for i, raw in enumerate(values):
+        if is_blank(raw):
+            continue
+        try:
+            value = convert(raw)
+        except (_BadValueError, ValueError, TypeError, OverflowError):
+            refuse(
+                i,
+                "type",
+                f"不是有效的{_TYPE_ZH[target.type]}",
+                f"{name}: not a valid {target.type.value}",
+            )
+            continue
+        if isinstance(value, str) and by_label:
+            if value not in by_label:
+                allowed = "、".join(f"{v}（{zh}）" for v, zh, _ in target.choices)
+                refuse(
+                    i, "choice", f"取值不在允许范围内：{allowed}", f"{name}: not one of the choices"
+                )
+                continue
+            value = by_label[value]
+        if isinstance(value, str) and pattern is not None and not pattern.search(value):
+            kind = "code-format" if target.level else "pattern"
+            if target.level:
+                zh = f"应为 {target.level.code_length} 位数字"
+                en = f"{name}: must be {target.level.code_length} digits"
+            else:
+                zh, en = "格式不正确", f"{name}: does not match the required format"
+            refuse(i, kind, zh, en)
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if target.minimum is not None and value < target.minimum:
+                refuse(
+                    i,
+                    "minimum",
+                    f"不能小于 {target.minimum:g}",
+                    f"{name}: below {target.minimum:g}",
+                )
+                continue
+            if target.maximum is not None and value > target.maximum:
+                refuse(
+                    i,
+                    "maximum",
+                    f"不能大于 {target.maximum:g}",
+                    f"{name}: above {target.maximum:g}",
+                )
+                continue
+        out[i] = value
+    return out, problems
+
+
+def require(target: Target, values: list[object], bad: set[int]) -> list[ValueProblem]:
+    """A problem for each row missing a required value (rows already refused excepted)."""
+    if not target.required or target.has_default:
+        return []
+    return [
+        ValueProblem(
+            i,
+            target.name,
+            "required",
+            f"缺少必填字段{target.title_zh}（{target.name}）",
+            f"required field {target.name} is missing",
+        )
+        for i, value in enumerate(values)
+        if value is None and i not in bad
+    ]
+
+
+def derive_codes(spec: LayerSpec, data: dict[str, list[object]], count: int) -> None:
+    """Fill missing upper admin codes from a lower code's prefix (they nest by definition:
+    a grid code starts with its community, township and district codes)."""
+    levels = spec.admin_levels
+    for i in range(count):
+        for upper_index, upper in enumerate(levels):
+            column = spec.admin_column(upper)
+            if data[column][i] is not None:
+                continue
+            for lower in levels[upper_index + 1 :]:
+                code = data[spec.admin_column(lower)][i]
+                if isinstance(code, str):
+                    data[column][i] = code[: upper.code_length]
+                    break
+
+
+def check_nesting(spec: LayerSpec, data: dict[str, list[object]], count: int) -> list[ValueProblem]:
+    """Codes must nest by prefix: a community code starts with its township code, etc."""
+    problems: list[ValueProblem] = []
+    levels = spec.admin_levels
+    for upper, lower in pairwise(levels):
+        up_col, low_col = spec.admin_column(upper), spec.admin_column(lower)
+        for i in range(count):
+            up, low = data[up_col][i], data[low_col][i]
+            if isinstance(up, str) and isinstance(low, str) and not low.startswith(up):
+                problems.append(
+                    ValueProblem(
+                        i,
+                        low_col,
+                        "code-nesting",
+                        f"{lower.title_zh}代码 {low} 不以{upper.title_zh}代码 {up} 开头"
+                        "（代码须逐级嵌套）",
+                        f"{low_col} {low} does not start with {up_col} {up}",
+                    )
+                )
+    return problems
+
+
+def check_period(data: dict[str, list[object]], count: int) -> list[ValueProblem]:
+    """A version ends after it starts (the table's CHECK valid_period)."""
+    problems: list[ValueProblem] = []
+    for i in range(count):
+        start, end = data["valid_from"][i], data["valid_to"][i]
+        if isinstance(start, datetime) and isinstance(end, datetime) and end <= start:
+            problems.append(
+                ValueProblem(
+                    i,
+                    "valid_to",
+                    "period",
+                    "失效时间须晚于生效时间",
+                    "valid_to must be after valid_from",
+                )
+            )
+    return problems

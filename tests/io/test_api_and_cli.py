@@ -1,0 +1,222 @@
+"""The HTTP routes and the `gridgov layer` commands: same code paths, thin wrappers."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, MetaData, text
+from typer.testing import CliRunner
+
+from gridgov.api.app import create_app
+from gridgov.api.deps import get_connection
+from gridgov.cli import app as cli
+from gridgov.layers.registry import Registry
+from gridgov.settings import Settings
+from tests.factories import insert_pyramid, insert_row, valid_row
+from tests.io.conftest import CODES_COMMUNITY, count, grid_box, table_rows
+
+runner = CliRunner()
+
+
+def _grid_geojson(codes: list[str], households: int = 300) -> bytes:
+    frame = gpd.GeoDataFrame(
+        {"网格编码": codes, "名称": [f"网格{c[-3:]}" for c in codes], "households": households},
+        geometry=[grid_box(k) for k in range(len(codes))],
+        crs="EPSG:4326",
+    )
+    buffer = io.BytesIO()
+    pyogrio.write_dataframe(frame, buffer, driver="GeoJSON")
+    return buffer.getvalue()
+
+
+def test_api_import_then_export(
+    client: TestClient, connection: Connection, metadata: MetaData, pyramid: None
+) -> None:
+    body = _grid_geojson([f"{CODES_COMMUNITY}001", f"{CODES_COMMUNITY}002"])
+    response = client.post(
+        "/layers/grid/import",
+        files={"file": ("网格.geojson", body, "application/geo+json")},
+        data={"crs": "wgs84", "map": ["名称=name"]},
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["rows_read"], report["rows_written"], report["rows_rejected"]) == (2, 2, 0)
+    assert [r["name"] for r in table_rows(connection, metadata, "grid")] == ["网格001", "网格002"]
+
+    exported = client.get("/layers/grid/export", params={"format": "geojson", "crs": "gcj02"})
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("application/geo+json")
+    assert 'filename="grid.geojson"' in exported.headers["content-disposition"]
+    features = json.loads(exported.content)["features"]
+    assert [f["properties"]["code"] for f in features] == [
+        f"{CODES_COMMUNITY}001",
+        f"{CODES_COMMUNITY}002",
+    ]
+    # GCJ-02 is offset from the stored CGCS2000 by hundreds of metres in Wuxi.
+    x0 = features[0]["geometry"]["coordinates"][0][0][0][0]
+    assert abs(x0 - grid_box(0).bounds[0]) > 0.003 or abs(x0 - grid_box(0).bounds[2]) > 0.003
+
+    shp = client.get("/layers/grid/export", params={"format": "shp", "encoding": "gbk"})
+    assert shp.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(shp.content)) as archive:
+        assert archive.read("grid.cpg").decode().upper().startswith(("GBK", "CP936", "936"))
+        assert {"grid.shp", "grid.dbf", "grid.shx", "grid.prj"} <= set(archive.namelist())
+
+
+def test_api_refusal_is_422_with_every_problem_and_nothing_written(
+    client: TestClient, connection: Connection, metadata: MetaData, pyramid: None
+) -> None:
+    body = _grid_geojson([f"{CODES_COMMUNITY}001", "12345"], households=-1)
+    response = client.post("/layers/grid/import", files={"file": ("g.geojson", body)})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["rows_rejected"] == 2
+    rows = {(e["row"], e["field"]) for e in problem["errors"]}
+    assert {(1, "households"), (2, "households"), (2, "code")} <= rows
+    assert all(e["reason_zh"] and e["reason_en"] for e in problem["errors"])
+    assert "SELECT" not in response.text
+    assert count(connection, metadata, "grid") == 0
+
+
+def test_api_unknown_layer_is_404(client: TestClient) -> None:
+    response = client.post("/layers/nope/import", files={"file": ("a.geojson", b"{}")})
+    assert response.status_code == 404
+    assert client.get("/layers/nope/export").status_code == 404
+
+
+def test_api_upload_over_the_limit_is_413(settings: Settings, connection: Connection) -> None:
+    application: FastAPI = create_app(settings.model_copy(update={"max_upload_bytes": 2000}))
+
+    def shared() -> Iterator[Connection]:
+        with connection.begin_nested():
+            yield connection
+
+    application.dependency_overrides[get_connection] = shared
+    with TestClient(application) as client:
+        response = client.post("/layers/grid/import", files={"file": ("big.geojson", b" " * 5000)})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "上限" in response.json()["detail"]
+
+
+def test_api_export_masks_personal_data_by_default(
+    client: TestClient,
+    connection: Connection,
+    metadata: MetaData,
+    registry: Registry,
+    pyramid: None,
+) -> None:
+    insert_row(
+        connection,
+        metadata,
+        "rental_housing",
+        valid_row(
+            registry.get("rental_housing"),
+            grid_code=None,
+            landlord_name="张三",
+            landlord_id_number="320202198001011234",
+            landlord_phone="13812345678",
+        ),
+    )
+    response = client.get("/layers/rental_housing/export", params={"format": "csv"})
+    assert response.status_code == 200
+    assert response.content.startswith(b"\xef\xbb\xbf")
+    text_body = response.content.decode("utf-8-sig")
+    assert "张*" in text_body
+    assert "3202**********1234" in text_body
+    assert "138****5678" in text_body
+    assert "320202198001011234" not in text_body
+    full = client.get(
+        "/layers/rental_housing/export", params={"format": "csv", "include_personal": True}
+    )
+    assert "320202198001011234" in full.content.decode("utf-8-sig")
+
+
+@pytest.fixture
+def committed(engine: Engine, metadata: MetaData, registry: Registry) -> Iterator[Engine]:
+    """For the CLI, which commits: a committed pyramid, and every layer emptied after."""
+    with engine.begin() as conn:
+        insert_pyramid(conn, metadata, registry)
+    try:
+        yield engine
+    finally:
+        with engine.begin() as conn:
+            tables = ", ".join(spec.table_name for spec in registry)
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+def test_cli_import_and_export(committed: Engine, metadata: MetaData, tmp_path: Path) -> None:
+    source = tmp_path / "网格.geojson"
+    source.write_bytes(_grid_geojson([f"{CODES_COMMUNITY}001", f"{CODES_COMMUNITY}002"]))
+    result = runner.invoke(cli, ["layer", "import", "grid", str(source), "--test"])
+    assert result.exit_code == 0, result.output
+    assert "写入 rows written" in result.output
+    with committed.connect() as conn:
+        assert count(conn, metadata, "grid") == 2
+
+    out = tmp_path / "export.gpkg"
+    result = runner.invoke(
+        cli,
+        [
+            "layer",
+            "export",
+            "grid",
+            str(out),
+            "--crs",
+            "EPSG:4549",
+            "--test",
+            "--where-code",
+            "320213001",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    frame = pyogrio.read_dataframe(out)
+    assert len(frame) == 2
+    assert frame.crs.to_epsg() == 4549
+    assert frame.total_bounds[0] > 100_000  # metres, not degrees
+
+
+def test_cli_exit_codes(committed: Engine, metadata: MetaData, tmp_path: Path) -> None:
+    source = tmp_path / "grids.geojson"
+    source.write_bytes(_grid_geojson([f"{CODES_COMMUNITY}001"], households=-3))
+    refused = runner.invoke(cli, ["layer", "import", "grid", str(source), "--test"])
+    assert refused.exit_code == 1, refused.output
+    assert "不能小于 0" in refused.output
+    unknown = runner.invoke(cli, ["layer", "import", "nope", str(source), "--test"])
+    assert unknown.exit_code == 2
+    missing = runner.invoke(cli, ["layer", "import", "grid", str(tmp_path / "x.shp"), "--test"])
+    assert missing.exit_code == 2
+    bad_map = runner.invoke(
+        cli, ["layer", "import", "grid", str(source), "--map", "名称=nonsense", "--test"]
+    )
+    assert bad_map.exit_code == 2
+    assert "nonsense" in bad_map.output
+    with committed.connect() as conn:
+        assert count(conn, metadata, "grid") == 0
+
+
+def test_cli_skip_invalid_writes_rejects_beside_the_input(
+    committed: Engine, metadata: MetaData, tmp_path: Path
+) -> None:
+    frame = gpd.read_file(io.BytesIO(_grid_geojson([f"{CODES_COMMUNITY}001", "999"])))
+    source = tmp_path / "grids.gpkg"
+    pyogrio.write_dataframe(frame, source)
+    result = runner.invoke(
+        cli, ["layer", "import", "grid", str(source), "--skip-invalid", "--test"]
+    )
+    assert result.exit_code == 0, result.output
+    rejects = tmp_path / "grids.rejects.csv"
+    assert rejects.is_file()
+    assert "应为 15 位数字" in rejects.read_text("utf-8-sig")
+    with committed.connect() as conn:
+        assert count(conn, metadata, "grid") == 1
