@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from gridgov import __version__
 from gridgov.api import docs
 from gridgov.api.errors import install_error_handlers
-from gridgov.api.routes import health, layer_io
+from gridgov.api.routes import health, incidents, layer_io
 from gridgov.layers.db import make_engine
 from gridgov.layers.registry import Registry, default_registry
 from gridgov.settings import Settings
@@ -52,6 +52,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.include_router(docs.router)
     app.include_router(health.router)
     app.include_router(layer_io.router)
+    app.include_router(incidents.router)
 
     @app.get("/", include_in_schema=False)
     def landing() -> RedirectResponse:

@@ -30,6 +30,7 @@ log = logging.getLogger("gridgov.api")
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "urn:gridgov:problem:"
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "code"})
 
 # The one table from domain error to status; first match wins, so subclasses come first.
 STATUS_OF: tuple[tuple[type[GridgovError], int], ...] = (
@@ -83,7 +84,8 @@ def problem(
     }
     if instance:
         body["instance"] = instance
-    body.update(extra)
+    # Extension members never overwrite the standard ones.
+    body.update({k: v for k, v in extra.items() if k not in body})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
@@ -103,7 +105,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         exc.detail,
         code=exc.code,
         instance=request.url.path,
-        **exc.public,
+        **{k: v for k, v in exc.public.items() if k not in RESERVED_MEMBERS},
     )
 
 

@@ -79,6 +79,7 @@ def demo_load(
                     registry,
                     metadata,
                     city,
+                    settings.assign_tolerance_m,
                     lambda layer, n: progress.advance(tasks[layer], n),
                 )
         engine.dispose()

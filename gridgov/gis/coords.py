@@ -482,3 +482,35 @@ def from_projected(
 ) -> tuple[FloatArray, FloatArray]:
     """Projected metres (default EPSG:4549) → CGCS2000 lon/lat, validated."""
     return to_cgcs2000(x, y, f"EPSG:{epsg}")
+
+
+def convert_with_problems(
+    x: npt.ArrayLike, y: npt.ArrayLike, crs: str
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int8]]:
+    """Like :func:`to_cgcs2000`, but per point: a problem code for every bad point.
+
+    For batch imports, which must name every bad row rather than stop at the first one.
+    Bad points get NaN coordinates; the codes are the ``PROBLEM_*`` constants.
+    """
+    convert = _converter_to(crs)
+    xs, ys = _arrays(x, y)
+    xs, ys = xs.ravel(), ys.ravel()
+    problems = np.zeros(xs.shape, dtype=np.int8)
+    lon = np.full(xs.shape, np.nan)
+    lat = np.full(xs.shape, np.nan)
+    finite = np.isfinite(xs) & np.isfinite(ys)
+    problems[~finite] = PROBLEM_NAN
+    if finite.any():
+        with np.errstate(invalid="ignore", over="ignore"):
+            lon[finite], lat[finite] = convert(xs[finite], ys[finite])
+        found = np.zeros(xs.shape, dtype=np.int8)
+        found[finite] = locate_problems(lon[finite], lat[finite])
+        bad = np.flatnonzero(found)
+        if bad.size:
+            with np.errstate(invalid="ignore", over="ignore"):
+                s_lon, s_lat = convert(ys[bad], xs[bad])
+            swapped = locate_problems(s_lon, s_lat) == PROBLEM_OK
+            problems[bad] = np.where(swapped, PROBLEM_SWAPPED, PROBLEM_OUTSIDE)
+            lon[bad] = np.nan
+            lat[bad] = np.nan
+    return lon, lat, problems

@@ -8,7 +8,9 @@ import geopandas as gpd
 from sqlalchemy import Connection, MetaData, func, select
 
 from gridgov.errors import ConflictError
+from gridgov.layers.assignment import refresh_grid_units
 from gridgov.layers.bulk import copy_frame
+from gridgov.layers.incidents import reassign
 from gridgov.layers.registry import Registry
 
 Progress = Callable[[str, int], None]
@@ -33,6 +35,7 @@ def load_city(
     registry: Registry,
     metadata: MetaData,
     city: dict[str, gpd.GeoDataFrame],
+    tolerance_m: float,
     progress: Progress = lambda _layer, _n: None,
 ) -> dict[str, int]:
     """Write every layer of ``city`` (parents first); refuses a database that holds data.
@@ -44,12 +47,15 @@ def load_city(
             "数据库中已有数据，演示数据只能载入空数据库",
             "the database already holds data; the demo loads only into an empty database",
         )
-    written = {}
+    written: dict[str, int] = {}
     for spec in registry:
         frame = city.get(spec.id)
         if frame is not None:
             table = metadata.tables[spec.table_name]
             written[spec.id] = copy_frame(conn, table, frame, _reporter(progress, spec.id))
+    # The demo's incidents go through the real assignment engine, like any others.
+    refresh_grid_units(conn)
+    reassign(conn, tolerance_m)
     return written
 
 

@@ -32,8 +32,9 @@ def build_support_tables(metadata: MetaData) -> None:
         "incident_transition",
         metadata,
         Column("id", BigInteger, Identity(always=False), primary_key=True),
-        Column("incident_id", BigInteger, ForeignKey("incident.id", ondelete="CASCADE"),
-               nullable=False),
+        Column(
+            "incident_id", BigInteger, ForeignKey("incident.id", ondelete="CASCADE"), nullable=False
+        ),
         Column("from_status", Text, nullable=True),
         Column("to_status", Text, nullable=False),
         Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -32,7 +32,7 @@ def demo(engine: Engine, registry: Registry, metadata: MetaData) -> Iterator[Con
         transaction = conn.begin()
         try:
             assert is_empty(conn, registry, metadata)
-            load_city(conn, registry, metadata, city)
+            load_city(conn, registry, metadata, city, tolerance_m=50.0)
             yield conn
         finally:
             transaction.rollback()
@@ -191,3 +191,19 @@ def test_synthetic_rows_are_labelled(demo: Connection) -> None:
     assert scalar(demo, "SELECT count(*) FROM district WHERE synthetic") == 0
     for layer in ("township", "community", "grid", "building", "incident", "police_unit"):
         assert scalar(demo, f"SELECT count(*) FROM {layer} WHERE NOT synthetic") == 0
+
+
+def test_demo_incidents_went_through_the_assignment_engine(demo: Connection) -> None:
+    methods: dict[str, int] = dict(
+        demo.execute(text("SELECT assign_method, count(*) FROM incident GROUP BY 1")).all()
+    )
+    assert sum(methods.values()) == DemoOptions().incidents
+    assert methods.get("inside", 0) > 0.99 * DemoOptions().incidents
+    for column in (
+        "grid_id",
+        "police_station_code",
+        "policing_area_code",
+        "urban_unit_code",
+        "emergency_unit_code",
+    ):
+        assert scalar(demo, f"SELECT count(*) FROM incident WHERE {column} IS NULL") == 0, column

@@ -18,6 +18,7 @@ import shapely
 from gridgov.gis.demo.density import residential_density
 from gridgov.gis.demo.pyramid import PROJECTED
 from gridgov.gis.demo.sampling import points_in
+from gridgov.gis.lifecycle import SLA_HOURS, STAGE_COLUMN, STAGES
 
 PERIOD_START = pd.Timestamp("2024-11-01", tz="Asia/Shanghai")
 PERIOD_DAYS = 730
@@ -33,18 +34,8 @@ CATEGORIES = [
     "other",
 ]
 CATEGORY_SHARES = [0.18, 0.16, 0.14, 0.30, 0.08, 0.10, 0.04]
-SLA_HOURS = {
-    "dispute": 72,
-    "safety_hazard": 24,
-    "public_order": 24,
-    "city_management": 48,
-    "environment": 72,
-    "livelihood": 120,
-    "other": 96,
-}
 SOURCES = ["grid_worker", "hotline", "police", "public", "video", "department"]
 SOURCE_SHARES = [0.40, 0.25, 0.12, 0.12, 0.07, 0.04]
-STAGES = ["reported", "registered", "dispatched", "handling", "handled", "closed", "evaluated"]
 
 BASE_HOURS = np.array(
     [
@@ -165,8 +156,8 @@ def _locations(
 
 def _lifecycle(
     categories: np.ndarray, reported: pd.DatetimeIndex, rng: np.random.Generator
-) -> tuple[np.ndarray, pd.DatetimeIndex, pd.DatetimeIndex]:
-    """Status at :data:`AS_OF`, deadline and closing time of each incident (UTC)."""
+) -> dict[str, object]:
+    """Status at :data:`AS_OF`, the deadline and the time each stage was entered (UTC)."""
     n = len(categories)
     reported = reported.tz_convert("UTC").tz_localize(None)
     hours = pd.to_timedelta
@@ -196,14 +187,20 @@ def _lifecycle(
     # Not every closed case gets a resident's evaluation.
     limit[(limit == 6) & (rng.uniform(size=n) < 0.3)] = 5
     stage = np.minimum(reached, limit)
-    status = np.array(STAGES)[stage]
-    deadline_at = pd.DatetimeIndex(np.where(stage >= 2, deadline.to_numpy(), np.datetime64("NaT")))
-    closed_at = pd.DatetimeIndex(np.where(stage >= 5, closed.to_numpy(), np.datetime64("NaT")))
-    return (
-        status,
-        deadline_at.floor("s").tz_localize("UTC"),
-        closed_at.floor("s").tz_localize("UTC"),
-    )
+    columns: dict[str, object] = {"status": np.array(STAGES)[stage]}
+
+    def when(at_least: int, values: pd.DatetimeIndex) -> pd.DatetimeIndex:
+        kept = pd.DatetimeIndex(
+            np.where(stage >= at_least, values.to_numpy(), np.datetime64("NaT"))
+        )
+        return kept.floor("s").tz_localize("UTC")
+
+    columns["deadline_at"] = when(2, deadline)
+    for index, values in enumerate(
+        (registered, dispatched, handling, handled, closed, evaluated), 1
+    ):
+        columns[STAGE_COLUMN[STAGES[index]]] = when(index, values)
+    return columns
 
 
 def build_incidents(
@@ -234,16 +231,14 @@ def build_incidents(
         xy[outside, 0] = buildings.geometry.x.to_numpy()[pick]
         xy[outside, 1] = buildings.geometry.y.to_numpy()[pick]
     reported_at = pd.DatetimeIndex(reported).tz_localize("UTC")
-    status, deadline_at, closed_at = _lifecycle(categories, reported_at, rng)
+    lifecycle = _lifecycle(categories, reported_at, rng)
     order = np.argsort(reported_at.to_numpy(), kind="stable")
     frame = gpd.GeoDataFrame(
         {
             "category": categories[order],
-            "status": status[order],
             "source": rng.choice(SOURCES, size=count, p=SOURCE_SHARES),
             "reported_at": reported_at[order],
-            "deadline_at": deadline_at[order],
-            "closed_at": closed_at[order],
+            **{name: values[order] for name, values in lifecycle.items()},  # type: ignore[index]
         },
         geometry=gpd.points_from_xy(xy[order, 0], xy[order, 1]),
         crs=PROJECTED,

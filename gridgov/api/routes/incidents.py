@@ -1,0 +1,202 @@
+"""``/incidents``: report one incident and see where it was assigned; list, move, explain.
+
+Thin: validation of the body here, every rule and statement in ``gridgov.layers.incidents``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gridgov.api.deps import ConnectionDep, SettingsDep
+from gridgov.errors import InvalidInputError
+from gridgov.gis.coords import to_cgcs2000
+from gridgov.layers import incidents
+from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_SOURCES, INCIDENT_STATUSES
+
+router = APIRouter(prefix="/incidents", tags=["incidents 事件"])
+
+LOCAL_TIME = ZoneInfo("Asia/Shanghai")
+Category = Literal[tuple(c.value for c in INCIDENT_CATEGORIES)]  # type: ignore[valid-type]
+Source = Literal[tuple(c.value for c in INCIDENT_SOURCES)]  # type: ignore[valid-type]
+Status = Literal[tuple(c.value for c in INCIDENT_STATUSES)]  # type: ignore[valid-type]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class PointGeometry(BaseModel):
+    """A GeoJSON Point (RFC 7946: no ``crs`` member; say the CRS in ``crs`` beside it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["Point"]
+    coordinates: Annotated[list[Finite], Field(min_length=2, max_length=2)]
+
+
+class IncidentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    geometry: PointGeometry | None = Field(default=None, description="GeoJSON Point")
+    lon: Finite | None = Field(default=None, description="经度 longitude (or x)")
+    lat: Finite | None = Field(default=None, description="纬度 latitude (or y)")
+    crs: str = Field(
+        default="wgs84",
+        max_length=20,
+        description="Coordinates' system: wgs84 (GPS), cgcs2000, gcj02 (高德/腾讯/微信), "
+        "bd09 (百度) or EPSG:n",
+    )
+    category: Category = Field(description="事件类别")  # type: ignore[valid-type]
+    source: Source = Field(description="来源")  # type: ignore[valid-type]
+    reported_at: datetime = Field(description="上报时间; without a zone it is Beijing time")
+    external_id: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=4000)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> IncidentIn:
+        has_xy = self.lon is not None or self.lat is not None
+        if (self.geometry is None) == (not has_xy) or (has_xy and None in (self.lon, self.lat)):
+            raise ValueError("give either geometry, or both lon and lat (exactly one of them)")
+        return self
+
+
+class TransitionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: Status = Field(description="目标状态 target status")  # type: ignore[valid-type]
+    note: str | None = Field(default=None, max_length=2000)
+    at: datetime | None = Field(default=None, description="When it happened (default: now)")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=LOCAL_TIME)
+
+
+def feature(row: dict[str, Any]) -> dict[str, Any]:
+    """An incident as a GeoJSON Feature (lon/lat, RFC 7946)."""
+    properties = {k: v for k, v in row.items() if k not in {"lon", "lat"}}
+    return {
+        "type": "Feature",
+        "id": row["id"],
+        "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
+        "properties": properties,
+        "links": [
+            {"rel": "self", "href": f"/incidents/{row['id']}"},
+            {"rel": "assignment", "href": f"/incidents/{row['id']}/assignment"},
+        ],
+    }
+
+
+@router.post("", status_code=201, summary="上报事件并分派 (report an incident; it is assigned)")
+def create_incident(
+    body: IncidentIn, conn: ConnectionDep, settings: SettingsDep, response: Response
+) -> dict[str, Any]:
+    if body.geometry is not None:
+        x, y = body.geometry.coordinates
+    else:
+        x, y = float(body.lon or 0.0), float(body.lat or 0.0)
+    lon, lat = to_cgcs2000([x], [y], body.crs)
+    new_id = incidents.create(
+        conn,
+        incidents.NewIncident(
+            lon=float(lon[0]),
+            lat=float(lat[0]),
+            category=body.category,
+            source=body.source,
+            reported_at=_aware(body.reported_at),
+            external_id=body.external_id,
+            description=body.description,
+        ),
+        settings.assign_tolerance_m,
+        actor=None,
+    )
+    response.headers["Location"] = f"/incidents/{new_id}"
+    result = feature(incidents.get(conn, new_id))
+    result["assignment"] = incidents.explain(conn, new_id)
+    return result
+
+
+@router.get("", summary="查询事件 (list incidents)")
+def list_incidents(
+    request: Request,
+    conn: ConnectionDep,
+    grid: Annotated[str | None, Query(pattern=r"^\d{15}$", description="网格编码")] = None,
+    community: Annotated[str | None, Query(pattern=r"^\d{12}$", description="村社区代码")] = None,
+    township: Annotated[str | None, Query(pattern=r"^\d{9}$", description="镇街代码")] = None,
+    district: Annotated[str | None, Query(pattern=r"^\d{6}$", description="区县代码")] = None,
+    category: Annotated[Category | None, Query(description="事件类别")] = None,  # type: ignore[valid-type]
+    status: Annotated[Status | None, Query(description="状态")] = None,  # type: ignore[valid-type]
+    police_station: Annotated[str | None, Query(max_length=40)] = None,
+    policing_area: Annotated[str | None, Query(max_length=40)] = None,
+    reported_from: Annotated[datetime | None, Query(alias="from", description="上报时间起")] = None,
+    reported_to: Annotated[
+        datetime | None, Query(alias="to", description="上报时间止（不含）")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    allowed = set(incidents.LIST_FILTERS) | {"from", "to", "limit", "offset"}
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise InvalidInputError(
+            f"未知的查询参数：{'、'.join(unknown)}",
+            f"unknown query parameters: {', '.join(unknown)}",
+        )
+    page = incidents.search(
+        conn,
+        {
+            "grid": grid,
+            "community": community,
+            "township": township,
+            "district": district,
+            "category": category,
+            "status": status,
+            "police_station": police_station,
+            "policing_area": policing_area,
+        },
+        _aware(reported_from) if reported_from else None,
+        _aware(reported_to) if reported_to else None,
+        limit,
+        offset,
+    )
+    links = []
+    if page.offset + page.limit < page.total:
+        query = request.query_params.multi_items()
+        kept = [(k, v) for k, v in query if k != "offset"] + [("offset", str(offset + limit))]
+        links.append({"rel": "next", "href": str(request.url.replace_query_params(**dict(kept)))})
+    return {
+        "type": "FeatureCollection",
+        "numberMatched": page.total,
+        "numberReturned": len(page.items),
+        "features": [feature(row) for row in page.items],
+        "links": links,
+    }
+
+
+@router.get("/{incident_id}", summary="事件详情 (one incident)")
+def get_incident(incident_id: int, conn: ConnectionDep) -> dict[str, Any]:
+    return feature(incidents.get(conn, incident_id))
+
+
+@router.get("/{incident_id}/assignment", summary="分派说明 (why it went where it went)")
+def explain_assignment(incident_id: int, conn: ConnectionDep) -> dict[str, Any]:
+    return incidents.explain(conn, incident_id)
+
+
+@router.get("/{incident_id}/history", summary="流转记录 (lifecycle history)")
+def incident_history(incident_id: int, conn: ConnectionDep) -> dict[str, Any]:
+    incidents.get(conn, incident_id)  # 404 for an unknown incident
+    return {"id": incident_id, "items": incidents.history(conn, incident_id)}
+
+
+@router.post("/{incident_id}/transitions", summary="事件流转 (move to the next stage)")
+def move_incident(incident_id: int, body: TransitionIn, conn: ConnectionDep) -> dict[str, Any]:
+    row = incidents.transition(
+        conn,
+        incident_id,
+        body.to,
+        actor=None,
+        note=body.note,
+        at=_aware(body.at) if body.at else None,
+    )
+    return feature(row)

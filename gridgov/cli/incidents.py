@@ -1,0 +1,167 @@
+"""``gridgov incidents``: reassign after a redraw, explain an assignment."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gridgov.cli.common import TestOption, console, database_url, err_console, fail
+from gridgov.errors import GridgovError, InvalidInputError
+from gridgov.layers import incidents
+from gridgov.layers.assignment import refresh_grid_units
+from gridgov.layers.db import check_server, connect, make_engine
+from gridgov.layers.incident_import import IncidentImportRefusedError, import_incidents
+from gridgov.layers.io.importer import rejects_path_for
+from gridgov.layers.registry import default_registry
+from gridgov.settings import Settings
+
+app = typer.Typer(help="事件 (incidents): reassign, explain, import", no_args_is_help=True)
+
+
+@app.command("reassign")
+def reassign(
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Grid / unit changes since this time (default: since the last run)."),
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Re-evaluate every incident, not only touched ones.")
+    ] = False,
+    test: TestOption = False,
+) -> None:
+    """Re-run the assignment for incidents whose place and time a redraw touched."""
+    settings = Settings()
+    try:
+        engine = make_engine(settings, database_url(settings, test))
+        check_server(engine)
+        with connect(engine) as conn, conn.begin():
+            refresh_grid_units(conn)
+            if everything:
+                ids = None
+            else:
+                start = since or incidents.last_assignment(conn)
+                if start is None:
+                    raise InvalidInputError(
+                        "没有分派记录，请用 --since 或 --all",
+                        "nothing assigned yet: use --since or --all",
+                    )
+                ids = incidents.affected_by_changes(conn, start, settings.assign_tolerance_m)
+            report = incidents.reassign(conn, settings.assign_tolerance_m, ids)
+        engine.dispose()
+    except GridgovError as error:
+        raise fail(error) from error
+    console.print(
+        f"重新评估 (evaluated) {report.evaluated:,} 起事件，变更 (changed) {report.moved:,} 起；"
+        f"方式 (by rule): {report.by_method}"
+    )
+    if report.moves:
+        table = Table(title="网格变化 (moves between grids)")
+        for column in ("from 原网格", "to 新网格", "incidents 事件数"):
+            table.add_column(column)
+        for before, after, count in report.moves[:30]:
+            table.add_row(before or "—", after or "—（属地兜底 fallback）", f"{count:,}")
+        console.print(table)
+    if report.outside:
+        console.print(
+            f"[yellow]{len(report.outside)} 起事件已不在本市范围内 (now outside the city), "
+            f"ids: {report.outside[:20]}[/]"
+        )
+
+
+@app.command("explain")
+def explain(incident_id: int, test: TestOption = False) -> None:
+    """Which rule placed an incident, against which grid version, how far away."""
+    settings = Settings()
+    try:
+        engine = make_engine(settings, database_url(settings, test))
+        with connect(engine) as conn:
+            facts = incidents.explain(conn, incident_id)
+        engine.dispose()
+    except GridgovError as error:
+        raise fail(error) from error
+    console.print(facts["explanation_zh"])
+    console.print(facts["explanation_en"])
+    console.print_json(json.dumps(facts, default=str, ensure_ascii=False))
+
+
+def _count_rows(path: Path) -> int | None:
+    """Rows of a CSV (for the progress bar); None when it is not worth counting."""
+    if path.suffix.lower() != ".csv":
+        return None
+    with path.open("rb") as handle:
+        return max(
+            0, sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")) - 1
+        )
+
+
+@app.command("import")
+def import_command(
+    path: Annotated[Path, typer.Argument(help="CSV, Excel (.xlsx) or GeoJSON file.")],
+    crs: Annotated[
+        str, typer.Option(help="wgs84, cgcs2000, gcj02 (高德/腾讯/微信), bd09 (百度) or EPSG:n")
+    ] = "wgs84",
+    encoding: Annotated[str | None, typer.Option(help="utf-8 / gbk / gb18030")] = None,
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", help="SRC=DEST, e.g. 事件类型=category")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Write the valid rows; list the rest.")
+    ] = False,
+    test: TestOption = False,
+) -> None:
+    """Import incidents of any size and assign each to its grid and units (one transaction)."""
+    settings = Settings()
+    rejects = rejects_path_for(path)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} 行"),
+        TimeElapsedColumn(),
+    )
+    try:
+        engine = make_engine(settings, database_url(settings, test))
+        check_server(engine)
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("导入并分派 (importing)", total=_count_rows(path))
+            with connect(engine) as conn, conn.begin():
+                report = import_incidents(
+                    conn,
+                    default_registry(),
+                    path,
+                    crs,
+                    settings.assign_tolerance_m,
+                    encoding=encoding,
+                    mapping=tuple(mapping or ()),
+                    skip_invalid=skip_invalid,
+                    rejects_path=rejects,
+                    progress=lambda n: progress.advance(task, n),
+                )
+        engine.dispose()
+    except IncidentImportRefusedError as error:
+        for problem in error.report.problems[:50]:
+            err_console.print(
+                f"第 {problem.row} 行 (row {problem.row}) {problem.field}: "
+                f"{problem.reason_zh} ({problem.reason_en})",
+                highlight=False,
+            )
+        more = len(error.report.problems) - 50
+        if more > 0:
+            err_console.print(f"……另有 {more} 个问题 (and {more} more)")
+        err_console.print(f"按原因 (by reason): {error.report.by_kind()}")
+        raise fail(error) from error
+    except GridgovError as error:
+        raise fail(error, code=2) from error
+    console.print(
+        f"读取 (read) {report.rows_read:,} 行，写入 (written) {report.rows_written:,}，"
+        f"已存在未变 (unchanged) {report.rows_unchanged:,}，"
+        f"拒绝 (rejected) {report.rows_rejected:,}；"
+        f"分派方式 (by rule): {report.by_method}"
+    )
+    if report.rejects_file:
+        console.print(f"被拒绝的行及原因见 (rejected rows in) {report.rejects_file}")

@@ -1,0 +1,398 @@
+"""Incidents: creation with assignment, reading, listing, lifecycle moves and reassignment.
+
+Every statement about incidents lives here; the API and the CLI only call these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from gridgov.errors import ConflictError, InvalidInputError, NotFoundError
+from gridgov.gis import lifecycle
+from gridgov.layers import assignment
+from gridgov.layers.assignment import OUTPUT_COLUMNS, OutsideCityError
+
+# Columns a caller supplies for a new incident (besides its point).
+INPUT_COLUMNS = ("category", "source", "reported_at", "external_id", "description")
+READ_COLUMNS = (
+    "id",
+    "category",
+    "status",
+    "source",
+    "external_id",
+    "description",
+    "reported_at",
+    "deadline_at",
+    *lifecycle.STAGE_COLUMN.values(),
+    "district_code",
+    "township_code",
+    "community_code",
+    "grid_code",
+    "grid_id",
+    "assign_method",
+    "assign_distance_m",
+    "assigned_at",
+    *assignment.UNIT_COLUMNS,
+)
+LIST_FILTERS = {
+    "grid": "grid_code",
+    "community": "community_code",
+    "township": "township_code",
+    "district": "district_code",
+    "category": "category",
+    "status": "status",
+    "police_station": "police_station_code",
+    "policing_area": "policing_area_code",
+}
+SELECT = (
+    "SELECT " + ", ".join(READ_COLUMNS) + ", ST_X(geom) AS lon, ST_Y(geom) AS lat FROM incident"
+)
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    """A validated incident to store; ``lon``/``lat`` are already CGCS2000."""
+
+    lon: float
+    lat: float
+    category: str
+    source: str
+    reported_at: datetime
+    external_id: str | None = None
+    description: str | None = None
+
+
+def _stage_input(conn: Connection, rows: list[tuple[int, float, float, datetime]]) -> None:
+    assignment.prepare_input(conn)
+    conn.execute(
+        text(
+            "INSERT INTO assign_input (id, geom, at) "
+            "VALUES (:id, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490), :at)"
+        ),
+        [{"id": i, "lon": lon, "lat": lat, "at": at} for i, lon, lat, at in rows],
+    )
+
+
+def create(conn: Connection, incident: NewIncident, tolerance_m: float, actor: str | None) -> int:
+    """Store one incident with its full assignment; refuses a point outside the city."""
+    if incident.external_id is not None:
+        clash = conn.execute(
+            text("SELECT id FROM incident WHERE external_id = :e"), {"e": incident.external_id}
+        ).first()
+        if clash:
+            raise ConflictError(
+                f"外部编号 {incident.external_id} 已存在（事件 {clash.id}）",
+                f"external id {incident.external_id} already exists (incident {clash.id})",
+                public={"existing_id": int(clash.id)},
+            )
+    _stage_input(conn, [(0, incident.lon, incident.lat, incident.reported_at)])
+    assignment.run(conn, tolerance_m)
+    if assignment.outside(conn):
+        assignment.finish(conn)
+        raise OutsideCityError(
+            "该位置不在任何镇街范围内，无法分派（属地兜底也不适用）",
+            "the point lies outside every township of the city, so it cannot be assigned",
+        )
+    values = {name: getattr(incident, name) for name in INPUT_COLUMNS}
+    new_id = conn.execute(
+        text(
+            f"""
+            INSERT INTO incident ({", ".join(INPUT_COLUMNS)}, status, geom, assigned_at,
+                                  {", ".join(OUTPUT_COLUMNS)})
+            SELECT {", ".join(":" + n for n in INPUT_COLUMNS)}, 'reported',
+                   ST_SetSRID(ST_MakePoint(:lon, :lat), 4490), now(),
+                   {", ".join("o." + n for n in OUTPUT_COLUMNS)}
+            FROM assign_output o WHERE o.id = 0
+            RETURNING id
+            """
+        ),
+        {**values, "lon": incident.lon, "lat": incident.lat},
+    ).scalar_one()
+    assignment.finish(conn)
+    _record(conn, int(new_id), None, "reported", incident.reported_at, actor, None)
+    return int(new_id)
+
+
+def _record(
+    conn: Connection,
+    incident_id: int,
+    old: str | None,
+    new: str,
+    at: datetime,
+    actor: str | None,
+    note: str | None,
+) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO incident_transition (incident_id, from_status, to_status, at, actor, note)"
+            " VALUES (:i, :old, :new, :at, :actor, :note)"
+        ),
+        {"i": incident_id, "old": old, "new": new, "at": at, "actor": actor, "note": note},
+    )
+
+
+def get(conn: Connection, incident_id: int) -> dict[str, Any]:
+    row = conn.execute(text(SELECT + " WHERE id = :id"), {"id": incident_id}).mappings().first()
+    if row is None:
+        raise NotFoundError(
+            f"事件 {incident_id} 不存在", f"no incident {incident_id}", public={"id": incident_id}
+        )
+    return dict(row)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    limit: int
+    offset: int
+
+
+def search(
+    conn: Connection,
+    filters: Mapping[str, str | None],
+    reported_from: datetime | None,
+    reported_to: datetime | None,
+    limit: int,
+    offset: int,
+) -> Page:
+    """Incidents matching every given filter, newest first, one page at a time."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    for name, value in filters.items():
+        if value is not None:
+            clauses.append(f"{LIST_FILTERS[name]} = :{name}")
+            params[name] = value
+    if reported_from is not None:
+        clauses.append("reported_at >= :reported_from")
+        params["reported_from"] = reported_from
+    if reported_to is not None:
+        clauses.append("reported_at < :reported_to")
+        params["reported_to"] = reported_to
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    total = conn.execute(text("SELECT count(*) FROM incident" + where), params).scalar_one()
+    rows = conn.execute(
+        text(SELECT + where + " ORDER BY reported_at DESC, id DESC LIMIT :limit OFFSET :offset"),
+        params,
+    ).mappings()
+    return Page([dict(r) for r in rows], int(total), limit, offset)
+
+
+def transition(
+    conn: Connection,
+    incident_id: int,
+    target: str,
+    actor: str | None,
+    note: str | None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """Move an incident to ``target`` if the lifecycle allows it; set the stage's time."""
+    row = conn.execute(
+        text("SELECT status, category FROM incident WHERE id = :id FOR UPDATE"), {"id": incident_id}
+    ).first()
+    if row is None:
+        raise NotFoundError(
+            f"事件 {incident_id} 不存在", f"no incident {incident_id}", public={"id": incident_id}
+        )
+    if target not in lifecycle.STAGES:
+        raise InvalidInputError(f"未知状态 {target!r}", f"unknown status {target!r}")
+    if not lifecycle.allowed(row.status, target):
+        raise ConflictError(
+            f"不能从“{row.status}”转到“{target}”，"
+            f"可转至：{'、'.join(lifecycle.next_stages(row.status)) or '无'}",
+            f"cannot move from {row.status} to {target}; allowed: "
+            f"{', '.join(lifecycle.next_stages(row.status)) or 'none'}",
+            public={
+                "current_status": row.status,
+                "allowed": ",".join(lifecycle.next_stages(row.status)),
+            },
+        )
+    when = at or datetime.now(UTC)
+    column = lifecycle.STAGE_COLUMN[target]
+    extra = ""
+    params: dict[str, Any] = {"id": incident_id, "status": target, "at": when}
+    if target == "dispatched":
+        extra = ", deadline_at = :deadline"
+        params["deadline"] = lifecycle.deadline(row.category, when)
+    conn.execute(
+        text(
+            f"UPDATE incident SET status = :status, {column} = :at, updated_at = now(){extra} "
+            "WHERE id = :id"
+        ),
+        params,
+    )
+    _record(conn, incident_id, row.status, target, when, actor, note)
+    return get(conn, incident_id)
+
+
+def history(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            "SELECT from_status, to_status, at, actor, note FROM incident_transition "
+            "WHERE incident_id = :id ORDER BY at, id"
+        ),
+        {"id": incident_id},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+EXPLANATIONS = {
+    "inside": ("位于网格 {grid} 内部", "inside grid {grid}"),
+    "boundary": (
+        "位于网格边界上，按规则归属编码最小的网格 {grid}",
+        "on a grid boundary; by rule it goes to the lowest-coded grid {grid}",
+    ),
+    "nearest": (
+        "不在任何网格内，距最近的网格 {grid} {distance:.1f} 米（容差内），就近分派",
+        "in no grid; {distance:.1f} m from the nearest grid {grid}, within tolerance",
+    ),
+    "fallback": (
+        "距所有网格超过容差，按属地兜底分派至镇街 {township}",
+        "beyond the tolerance from every grid; falls to township {township} (属地兜底)",
+    ),
+}
+
+
+def explain(conn: Connection, incident_id: int) -> dict[str, Any]:
+    """Which rule placed the incident, against which grid version, and how far away."""
+    incident = get(conn, incident_id)
+    method = incident["assign_method"]
+    version = None
+    if incident["grid_id"] is not None:
+        version = (
+            conn.execute(
+                text("SELECT id, code, valid_from, valid_to FROM grid WHERE id = :id"),
+                {"id": incident["grid_id"]},
+            )
+            .mappings()
+            .first()
+        )
+    if method is None:
+        return {
+            "id": incident_id,
+            "method": None,
+            "explanation_zh": "尚未分派",
+            "explanation_en": "not assigned yet",
+        }
+    zh, en = EXPLANATIONS[method]
+    facts = {
+        "grid": incident["grid_code"],
+        "township": incident["township_code"],
+        "distance": incident["assign_distance_m"] or 0.0,
+    }
+    return {
+        "id": incident_id,
+        "method": method,
+        "distance_m": incident["assign_distance_m"],
+        "reported_at": incident["reported_at"],
+        "grid_version": dict(version) if version else None,
+        "codes": {
+            k: incident[k]
+            for k in ("district_code", "township_code", "community_code", "grid_code")
+        },
+        "units": {k: incident[k] for k in assignment.UNIT_COLUMNS},
+        "assigned_at": incident["assigned_at"],
+        "explanation_zh": zh.format(**facts),
+        "explanation_en": en.format(**facts),
+    }
+
+
+@dataclass
+class ReassignReport:
+    """What a (re)assignment run did."""
+
+    evaluated: int = 0
+    moved: int = 0
+    by_method: dict[str, int] = field(default_factory=dict)
+    moves: list[tuple[str | None, str | None, int]] = field(default_factory=list)
+    outside: list[int] = field(default_factory=list)
+
+
+def reassign(conn: Connection, tolerance_m: float, ids: list[int] | None = None) -> ReassignReport:
+    """Re-run the rules for the given incidents (all if ``None``) and store what changed."""
+    assignment.prepare_input(conn)
+    selection = "" if ids is None else " WHERE id = ANY(:ids)"
+    conn.execute(
+        text(
+            "INSERT INTO assign_input (id, geom, at) SELECT id, geom, reported_at FROM incident"
+            + selection
+        ),
+        {"ids": ids} if ids is not None else {},
+    )
+    assignment.run(conn, tolerance_m)
+    report = ReassignReport()
+    report.evaluated = int(conn.execute(text("SELECT count(*) FROM assign_input")).scalar_one())
+    report.outside = assignment.outside(conn)
+    changed = " OR ".join(f"i.{c} IS DISTINCT FROM o.{c}" for c in OUTPUT_COLUMNS)
+    report.moves = [
+        (r.before, r.after, int(r.n))
+        for r in conn.execute(
+            text(
+                """
+                SELECT i.grid_code AS before, o.grid_code AS after, count(*) AS n
+                FROM incident i JOIN assign_output o ON o.id = i.id
+                WHERE i.grid_id IS NOT NULL AND i.grid_id IS DISTINCT FROM o.grid_id
+                GROUP BY 1, 2 ORDER BY n DESC, 1, 2
+                """
+            )
+        )
+    ]
+    assignments = ", ".join(f"{c} = o.{c}" for c in OUTPUT_COLUMNS)
+    result = conn.execute(
+        text(
+            f"UPDATE incident i SET {assignments}, assigned_at = now() FROM assign_output o "
+            f"WHERE o.id = i.id AND ({changed})"
+        )
+    )
+    report.moved = result.rowcount
+    report.by_method = {
+        str(r.assign_method): int(r.n)
+        for r in conn.execute(
+            text("SELECT assign_method, count(*) AS n FROM assign_output GROUP BY 1 ORDER BY 1")
+        )
+    }
+    assignment.finish(conn)
+    return report
+
+
+def affected_by_changes(conn: Connection, since: datetime, tolerance_m: float) -> list[int]:
+    """Incidents whose place and time a grid or unit change since ``since`` touches.
+
+    A changed grid version touches the incidents reported during its validity within the
+    tolerance of it, and every incident assigned to it; a changed department unit touches
+    the incidents inside it.
+    """
+    degrees = tolerance_m / 60_000.0 + 1e-9
+    rows = conn.execute(
+        text(
+            """
+            SELECT i.id FROM incident i
+            WHERE EXISTS (
+                SELECT 1 FROM grid g
+                WHERE g.updated_at >= :since
+                  AND i.reported_at >= g.valid_from
+                  AND (g.valid_to IS NULL OR i.reported_at < g.valid_to)
+                  AND ST_DWithin(g.geom, i.geom, :degrees))
+            OR i.grid_id IN (SELECT id FROM grid WHERE updated_at >= :since)
+            OR EXISTS (SELECT 1 FROM police_unit u
+                       WHERE u.updated_at >= :since AND ST_Intersects(u.geom, i.geom))
+            OR EXISTS (SELECT 1 FROM urban_unit u
+                       WHERE u.updated_at >= :since AND ST_Intersects(u.geom, i.geom))
+            OR EXISTS (SELECT 1 FROM emergency_unit u
+                       WHERE u.updated_at >= :since AND ST_Intersects(u.geom, i.geom))
+            ORDER BY i.id
+            """
+        ),
+        {"since": since, "degrees": degrees},
+    )
+    return [int(r) for r in rows.scalars()]
+
+
+def last_assignment(conn: Connection) -> datetime | None:
+    value = conn.execute(text("SELECT max(assigned_at) FROM incident")).scalar_one()
+    return value if isinstance(value, datetime) else None

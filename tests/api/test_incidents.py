@@ -1,0 +1,174 @@
+"""``/incidents`` over HTTP: report with any CRS, read, list, move, explain; bad input."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, MetaData, text
+
+from gridgov.gis.coords import wgs84_to_bd09, wgs84_to_gcj02
+from gridgov.layers.registry import Registry
+from tests.small_city import build_small_city
+
+BODY = {"category": "dispute", "source": "hotline", "reported_at": "2025-03-01T09:30:00"}
+
+
+@pytest.fixture
+def city(connection: Connection, metadata: MetaData, registry: Registry) -> Connection:
+    return build_small_city(connection, metadata, registry)
+
+
+def count(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT count(*) FROM incident")).scalar_one())
+
+
+@pytest.mark.usefixtures("city")
+@pytest.mark.parametrize("crs", ["wgs84", "cgcs2000", "gcj02", "bd09", "EPSG:4326"])
+def test_report_in_any_crs_lands_on_the_same_spot(client: TestClient, crs: str) -> None:
+    lon, lat = 120.305, 31.575
+    x, y = lon, lat
+    if crs == "gcj02":
+        x, y = (float(v) for v in wgs84_to_gcj02(lon, lat))
+    elif crs == "bd09":
+        x, y = (float(v) for v in wgs84_to_bd09(lon, lat))
+    response = client.post(
+        "/incidents", json={**BODY, "lon": float(x), "lat": float(y), "crs": crs}
+    )
+    assert response.status_code == 201, response.text
+    feature = response.json()
+    stored = feature["geometry"]["coordinates"]
+    assert stored == pytest.approx([lon, lat], abs=5e-7)  # ~5 cm
+    props = feature["properties"]
+    assert props["grid_code"] == "320213001001001"
+    assert props["assign_method"] == "inside"
+    assert props["policing_area_code"] == "JWQ-N"
+    assert props["status"] == "reported"
+    assert feature["assignment"]["explanation_zh"].startswith("位于网格")
+    assert response.headers["location"] == f"/incidents/{feature['id']}"
+    # Beijing time when no zone is given.
+    assert props["reported_at"].startswith("2025-03-01T01:30:00")
+
+
+@pytest.mark.usefixtures("city")
+def test_geojson_point_and_read_back(client: TestClient) -> None:
+    created = client.post(
+        "/incidents",
+        json={
+            **BODY,
+            "geometry": {"type": "Point", "coordinates": [120.315, 31.565]},
+            "external_id": "HOT-1",
+        },
+    ).json()
+    got = client.get(f"/incidents/{created['id']}").json()
+    assert got["properties"]["grid_code"] == "320213001001002"
+    assert got["properties"]["external_id"] == "HOT-1"
+    again = client.post(
+        "/incidents",
+        json={
+            **BODY,
+            "geometry": {"type": "Point", "coordinates": [120.315, 31.565]},
+            "external_id": "HOT-1",
+        },
+    )
+    assert again.status_code == 409
+    assert again.json()["existing_id"] == created["id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"lon": 31.575, "lat": 120.305}, "swapped"),
+        ({"lon": 2.35, "lat": 48.85}, "outside_china"),
+        ({"lon": 121.5, "lat": 31.2}, "outside-city"),
+        ({"lon": 120.3, "lat": 31.5, "crs": "EPSG:999999"}, "unknown_crs"),
+        ({"lon": 120.3}, "exactly one"),
+        (
+            {"lon": 120.3, "lat": 31.5, "geometry": {"type": "Point", "coordinates": [1, 2]}},
+            "exactly one",
+        ),
+        (
+            {"geometry": {"type": "Point", "coordinates": [120.3, 31.5], "crs": {"type": "name"}}},
+            "extra",
+        ),
+        (
+            {"geometry": {"type": "LineString", "coordinates": [[120.3, 31.5], [120.4, 31.5]]}},
+            "Point",
+        ),
+        ({"lon": 120.3, "lat": 31.5, "category": "alien"}, "category"),
+    ],
+)
+def test_bad_reports_are_refused_and_nothing_is_written(
+    client: TestClient, city: Connection, body: dict[str, object], fragment: str
+) -> None:
+    before = count(city)
+    response = client.post("/incidents", json={**BODY, **body})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert fragment in response.text
+    assert count(city) == before
+
+
+def test_nan_and_infinity_are_refused(client: TestClient, city: Connection) -> None:
+    for token in ("NaN", "Infinity", "-Infinity"):
+        raw = (
+            '{"category": "dispute", "source": "hotline", "reported_at": "2025-03-01T09:30:00",'
+            f' "lon": {token}, "lat": 31.5}}'
+        )
+        response = client.post(
+            "/incidents", content=raw, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, (token, response.text)
+    assert count(city) == 0
+
+
+@pytest.mark.usefixtures("city")
+def test_lifecycle_moves_with_timestamps_and_refuses_skips(client: TestClient) -> None:
+    created = client.post("/incidents", json={**BODY, "lon": 120.305, "lat": 31.575}).json()
+    url = f"/incidents/{created['id']}/transitions"
+    skipped = client.post(url, json={"to": "closed"})
+    assert skipped.status_code == 409
+    assert "registered" in skipped.json()["allowed"]
+    for stage in ("registered", "dispatched", "handling", "handled"):
+        response = client.post(url, json={"to": stage, "at": "2025-03-01T12:00:00+08:00"})
+        assert response.status_code == 200, response.text
+    props = response.json()["properties"]
+    assert props["status"] == "handled"
+    assert props["dispatched_at"].startswith("2025-03-01T04:00:00")
+    # Disputes are due 72 hours after dispatch.
+    assert props["deadline_at"].startswith("2025-03-04T04:00:00")
+    back = client.post(url, json={"to": "handling", "note": "核查不通过"})
+    assert back.status_code == 200
+    history = client.get(f"/incidents/{created['id']}/history").json()["items"]
+    assert [h["to_status"] for h in history] == [
+        "reported",
+        "registered",
+        "dispatched",
+        "handling",
+        "handled",
+        "handling",
+    ]
+    assert history[-1]["note"] == "核查不通过"
+
+
+@pytest.mark.usefixtures("city")
+def test_list_filters_and_pages(client: TestClient) -> None:
+    for lon in (120.305, 120.306, 120.315):
+        client.post("/incidents", json={**BODY, "lon": lon, "lat": 31.575})
+    west = client.get("/incidents", params={"grid": "320213001001001", "limit": 1}).json()
+    assert west["numberMatched"] == 2
+    assert west["numberReturned"] == 1
+    assert any(link["rel"] == "next" for link in west["links"])
+    assert client.get("/incidents", params={"township": "320213001"}).json()["numberMatched"] == 3
+    assert client.get("/incidents", params={"from": "2026-01-01"}).json()["numberMatched"] == 0
+    assert client.get("/incidents", params={"colour": "red"}).status_code in (400, 422)
+    assert (
+        client.get("/incidents", params={"grid": "x'; DROP TABLE incident;--"}).status_code == 422
+    )
+
+
+def test_unknown_incident_is_404(client: TestClient) -> None:
+    assert client.get("/incidents/999999").status_code == 404
+    assert client.get("/incidents/999999/assignment").status_code == 404
+    assert (
+        client.post("/incidents/999999/transitions", json={"to": "registered"}).status_code == 404
+    )

@@ -1,0 +1,284 @@
+"""The assignment engine on a small city whose every edge case is known (tests/small_city)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import Point, box
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, MetaData, text
+
+from gridgov.layers import incidents
+from gridgov.layers.assignment import OutsideCityError, refresh_grid_units
+from gridgov.layers.incidents import NewIncident
+from gridgov.layers.registry import Registry
+from tests.factories import insert_row, valid_row
+from tests.small_city import (
+    GRID_START,
+    HOLE,
+    MID,
+    T2024,
+    T2025,
+    TOLERANCE,
+    E,
+    N,
+    S,
+    W,
+    build_small_city,
+    multi,
+)
+
+
+@pytest.fixture
+def city(connection: Connection, metadata: MetaData, registry: Registry) -> Connection:
+    return build_small_city(connection, metadata, registry)
+
+
+def report(conn: Connection, lon: float, lat: float, at: datetime = T2024) -> dict[str, Any]:
+    new_id = incidents.create(
+        conn, NewIncident(lon, lat, "dispute", "grid_worker", at), TOLERANCE, actor="test"
+    )
+    return incidents.get(conn, new_id)
+
+
+def test_inside_a_grid(city: Connection) -> None:
+    row = report(city, 120.305, 31.575)
+    assert (row["grid_code"], row["assign_method"]) == ("320213001001001", "inside")
+    assert row["community_code"] == "320213001001"
+    assert row["township_code"] == "320213001"
+    assert row["district_code"] == "320213"
+    assert row["police_station_code"] == "PCS1"
+    assert row["policing_area_code"] == "JWQ-N"
+    assert row["urban_unit_code"] == "CG1"
+    assert row["emergency_unit_code"] == "YJ1"
+    assert row["assign_distance_m"] is None
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat"),
+    [(MID, 31.565), (MID, N), (MID, S), (W, 31.57), (E, 31.575)],
+    ids=[
+        "shared-edge",
+        "shared-vertex-north",
+        "shared-vertex-south",
+        "outer-west-edge",
+        "outer-east-edge",
+    ],
+)
+def test_boundary_goes_to_the_lowest_code_every_time(
+    city: Connection, lon: float, lat: float
+) -> None:
+    codes = {report(city, lon, lat)["grid_code"] for _ in range(3)}
+    row = report(city, lon, lat)
+    assert row["assign_method"] == "boundary"
+    expected = "320213001001002" if lon == E else "320213001001001"
+    assert codes == {expected}
+
+
+def test_policing_area_boundary_also_takes_the_lowest_code(city: Connection) -> None:
+    row = report(city, 120.305, 31.57)
+    assert row["policing_area_code"] == "JWQ-N"  # "JWQ-N" < "JWQ-S"
+
+
+def test_just_outside_goes_to_the_nearest_grid_with_distance(city: Connection) -> None:
+    lon = E + 30 / (111_320 * np.cos(np.radians(31.57)))  # ~30 m east of the grids
+    row = report(city, lon, 31.575)
+    assert (row["grid_code"], row["assign_method"]) == ("320213001001002", "nearest")
+    assert row["assign_distance_m"] == pytest.approx(30.0, abs=0.5)
+    explanation = incidents.explain(city, int(row["id"]))
+    assert "30" in explanation["explanation_zh"]
+    assert explanation["grid_version"]["code"] == "320213001001002"
+
+
+def test_beyond_tolerance_falls_to_the_township(city: Connection) -> None:
+    row = report(city, 120.33, 31.575)  # ~950 m east of the grids, still in the township
+    assert row["assign_method"] == "fallback"
+    assert row["grid_code"] is None
+    assert row["grid_id"] is None
+    assert row["township_code"] == "320213001"
+    assert row["district_code"] == "320213"
+    assert row["police_station_code"] == "PCS1"
+    assert row["policing_area_code"] == "JWQ-N"
+
+
+def test_in_a_hole_nearest_or_fallback_by_distance(city: Connection) -> None:
+    centre = HOLE.centroid
+    assert report(city, centre.x, centre.y)["assign_method"] == "fallback"  # ~95 m from edge
+    near_edge = report(city, 120.3021, 31.563)  # ~10 m inside the hole
+    assert (near_edge["assign_method"], near_edge["grid_code"]) == ("nearest", "320213001001001")
+    assert near_edge["assign_distance_m"] == pytest.approx(9.5, abs=1.0)
+
+
+def test_outside_the_city_is_refused(city: Connection) -> None:
+    before = city.execute(text("SELECT count(*) FROM incident")).scalar_one()
+    with pytest.raises(OutsideCityError, match="outside every township"):
+        report(city, 120.50, 31.575)
+    assert city.execute(text("SELECT count(*) FROM incident")).scalar_one() == before
+
+
+def test_the_grid_version_in_force_at_the_time_wins(
+    city: Connection, metadata: MetaData, registry: Registry
+) -> None:
+    redraw = datetime(2025, 1, 1, tzinfo=UTC)
+    city.execute(
+        text("UPDATE grid SET valid_to = :t, updated_at = now() WHERE code = '320213001001001'"),
+        {"t": redraw},
+    )
+    west_quarter = box(W, S, 120.305, N).difference(HOLE)
+    grid = registry.get("grid")
+    insert_row(
+        city,
+        metadata,
+        "grid",
+        valid_row(grid, code="320213001001001", geom=multi(west_quarter), valid_from=redraw),
+    )
+    insert_row(
+        city,
+        metadata,
+        "grid",
+        valid_row(
+            grid, code="320213001001003", geom=multi(box(120.305, S, MID, N)), valid_from=redraw
+        ),
+    )
+    refresh_grid_units(city)
+    old = report(city, 120.308, 31.575, at=T2024)
+    new = report(city, 120.308, 31.575, at=T2025)
+    assert old["grid_code"] == "320213001001001"
+    assert new["grid_code"] == "320213001001003"
+    versions: dict[int, datetime] = dict(
+        city.execute(text("SELECT id, valid_from FROM grid WHERE code = '320213001001001'")).all()
+    )
+    assert versions[old["grid_id"]] == GRID_START
+
+
+def test_reassign_touches_only_what_the_redraw_changed(
+    city: Connection, metadata: MetaData, registry: Registry
+) -> None:
+    moved = report(city, 120.308, 31.575, at=T2025)
+    untouched_east = report(city, 120.315, 31.575, at=T2025)
+    untouched_past = report(city, 120.308, 31.575, at=T2024)
+    since = city.execute(text("SELECT clock_timestamp()")).scalar_one()
+    redraw = datetime(2025, 1, 1, tzinfo=UTC)
+    city.execute(
+        text(
+            "UPDATE grid SET valid_to = :t, updated_at = clock_timestamp() "
+            "WHERE code = '320213001001001'"
+        ),
+        {"t": redraw},
+    )
+    grid = registry.get("grid")
+    insert_row(
+        city,
+        metadata,
+        "grid",
+        valid_row(
+            grid,
+            code="320213001001001",
+            geom=multi(box(W, S, 120.305, N).difference(HOLE)),
+            valid_from=redraw,
+        ),
+    )
+    insert_row(
+        city,
+        metadata,
+        "grid",
+        valid_row(
+            grid, code="320213001001003", geom=multi(box(120.305, S, MID, N)), valid_from=redraw
+        ),
+    )
+    city.execute(
+        text("UPDATE grid SET updated_at = clock_timestamp() WHERE valid_from = :t"), {"t": redraw}
+    )
+    refresh_grid_units(city)
+    affected = incidents.affected_by_changes(city, since, TOLERANCE)
+    assert moved["id"] in affected
+    assert untouched_east["id"] not in affected
+    result = incidents.reassign(city, TOLERANCE, affected)
+    assert result.moved >= 1
+    assert ("320213001001001", "320213001001003", 1) in result.moves
+    assert incidents.get(city, int(moved["id"]))["grid_code"] == "320213001001003"
+    assert incidents.get(city, int(untouched_past["id"]))["grid_code"] == "320213001001001"
+
+
+def reference(
+    points: list[Point],
+    grids: list[tuple[str, BaseGeometry]],
+    townships: list[tuple[str, BaseGeometry]],
+) -> list[tuple[str | None, str]]:
+    """The rules written again with shapely, independently of the SQL."""
+    from pyproj import Geod
+
+    geod = Geod(ellps="GRS80")
+    out: list[tuple[str | None, str]] = []
+    for p in points:
+        hits = sorted(code for code, g in grids if g.intersects(p))
+        if len(hits) == 1 and next(g for c, g in grids if c == hits[0]).contains(p):
+            out.append((hits[0], "inside"))
+        elif hits:
+            out.append((hits[0], "boundary"))
+        else:
+            best: tuple[float, str] | None = None
+            for code, g in grids:
+                near = shapely.ops.nearest_points(g, p)[0]
+                distance = geod.inv(p.x, p.y, near.x, near.y)[2]
+                if best is None or (round(distance, 3), code) < best:
+                    best = (round(distance, 3), code)
+            if best is not None and best[0] <= TOLERANCE:
+                out.append((best[1], "nearest"))
+            elif any(t.intersects(p) for _, t in townships):
+                out.append((None, "fallback"))
+            else:
+                out.append((None, "outside"))
+    return out
+
+
+def test_matches_a_shapely_reference_on_random_points(city: Connection) -> None:
+    import shapely.ops
+
+    rng = np.random.default_rng(42)
+    lons = rng.uniform(120.295, 120.345, 1500)
+    lats = rng.uniform(31.555, 31.585, 1500)
+    # A third of the points sit exactly on edges and vertices.
+    lons[:250] = rng.choice([W, MID, E, 120.302, 120.304], 250)
+    lats[250:500] = rng.choice([S, 31.57, N, 31.562, 31.564], 250)
+    points = [Point(x, y) for x, y in zip(lons, lats, strict=True)]
+    grids = [
+        (str(c), shapely.from_wkb(bytes(g)))
+        for c, g in city.execute(text("SELECT code, ST_AsBinary(geom) FROM grid"))
+    ]
+    townships = [
+        (str(c), shapely.from_wkb(bytes(g)))
+        for c, g in city.execute(text("SELECT code, ST_AsBinary(geom) FROM township"))
+    ]
+    expected = reference(points, grids, townships)
+    from gridgov.layers import assignment
+
+    assignment.prepare_input(city)
+    city.execute(
+        text(
+            "INSERT INTO assign_input (id, geom, at) VALUES "
+            "(:i, ST_SetSRID(ST_MakePoint(:x, :y), 4490), :t)"
+        ),
+        [{"i": i, "x": p.x, "y": p.y, "t": T2024} for i, p in enumerate(points)],
+    )
+    assignment.run(city, TOLERANCE)
+    got = {
+        int(r.id): (r.grid_code, r.assign_method)
+        for r in city.execute(text("SELECT id, grid_code, assign_method FROM assign_output"))
+    }
+    outside = set(assignment.outside(city))
+    assignment.finish(city)
+    actual = [("outside" if i in outside else None) for i in range(len(points))]
+    mismatches = [
+        (i, points[i].wkt, expected[i], got.get(i))
+        for i in range(len(points))
+        if (expected[i][1] == "outside") != (actual[i] == "outside")
+        or (i in got and got[i] != expected[i])
+    ]
+    assert mismatches == [], mismatches[:10]
+    methods = {m for _, m in expected}
+    assert methods == {"inside", "boundary", "nearest", "fallback", "outside"}
