@@ -1,5 +1,5 @@
 # Thin wrappers over scripts/: the README's commands are the truth.
-.PHONY: serve test lint migrate setup clean-local
+.PHONY: serve test bench lint migrate setup
 
 serve:            ## install what is missing, start PostGIS, migrate, load demo, serve :8000
 	scripts/bootstrap.sh serve
@@ -9,6 +9,10 @@ serve:            ## install what is missing, start PostGIS, migrate, load demo,
 test:             ## the same set-up for the test database, then ruff, mypy and pytest
 	scripts/bootstrap.sh test
 	scripts/check.sh
+
+bench:            ## benchmarks on the gridgov_bench database; they print ratios, not verdicts
+	scripts/bootstrap.sh bench
+	.venv/bin/python scripts/bench_assign.py
 
 lint:             ## ruff and mypy only
 	.venv/bin/ruff check .

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="PostGIS URL for the test suite; default: the working URL with '_test' "
         "appended to the database name.",
     )
+    bench_database_url: str | None = Field(
+        default=None,
+        description="PostGIS URL for `make bench`; default: the working URL with '_bench' "
+        "appended to the database name.",
+    )
     host: str = Field(default="127.0.0.1", description="Address the web server binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the web server.")
     db_connect_timeout_s: int = Field(default=5, ge=1, le=120)
@@ -69,7 +74,7 @@ class Settings(BaseSettings):
         default=400, ge=50, le=5_000, description="Households a grid is sized for (网格户数)."
     )
 
-    @field_validator("database_url", "test_database_url")
+    @field_validator("database_url", "test_database_url", "bench_database_url")
     @classmethod
     def _normalise(cls, value: str | None) -> str | None:
         return None if not value else normalise_database_url(value)
@@ -94,6 +99,20 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "测试数据库不能与工作数据库相同",
                 "the test database must differ from the working database",
+            )
+        return url
+
+    def require_bench_database_url(self) -> URL:
+        """The benchmark database: never the working one, since benchmarks truncate tables."""
+        if self.bench_database_url:
+            url = make_url(self.bench_database_url)
+        else:
+            base = self.require_database_url()
+            url = base.set(database=f"{base.database}_bench")
+        if self.database_url and url == make_url(self.database_url):
+            raise ConfigurationError(
+                "基准测试数据库不能与工作数据库相同",
+                "the benchmark database must differ from the working database",
             )
         return url
 

@@ -3,6 +3,7 @@
 #
 #   scripts/bootstrap.sh serve   venv, PostGIS, the working database `gridgov`, migrated
 #   scripts/bootstrap.sh test    venv, PostGIS, the test database `gridgov_test`, Chromium
+#   scripts/bootstrap.sh bench   venv, PostGIS, the benchmark database `gridgov_bench`
 #
 # With DATABASE_URL set, no local server is installed or started: that PostGIS is used.
 # Without it, a PostgreSQL cluster owned by this checkout is created in .gridgov/pgdata
@@ -161,6 +162,7 @@ write_local_env() {
 # variables take precedence. Do not commit.
 DATABASE_URL=postgresql+psycopg://$APP_ROLE:$pw@127.0.0.1:$PGPORT/gridgov
 GRIDGOV_TEST_DATABASE_URL=postgresql+psycopg://$APP_ROLE:$pw@127.0.0.1:$PGPORT/gridgov_test
+GRIDGOV_BENCH_DATABASE_URL=postgresql+psycopg://$APP_ROLE:$pw@127.0.0.1:$PGPORT/gridgov_bench
 ENV
 )
 }
@@ -179,18 +181,24 @@ main() {
     ensure_venv
     if [ -n "${DATABASE_URL:-}${GRIDGOV_DATABASE_URL:-}" ]; then
         say "using the PostGIS at DATABASE_URL; no local server is started"
-        if [ "$MODE" = test ]; then "$VENV/bin/gridgov" db create --test; else "$VENV/bin/gridgov" db create; fi
+        case "$MODE" in
+            test) "$VENV/bin/gridgov" db create --test ;;
+            bench) "$VENV/bin/gridgov" db create --bench ;;
+            *) "$VENV/bin/gridgov" db create ;;
+        esac
     else
         ensure_postgis_packages
         ensure_cluster
         ensure_local_database gridgov
-        [ "$MODE" = test ] && ensure_local_database gridgov_test
+        if [ "$MODE" = test ]; then ensure_local_database gridgov_test; fi
+        if [ "$MODE" = bench ]; then ensure_local_database gridgov_bench; fi
         write_local_env
     fi
     case "$MODE" in
         serve) "$VENV/bin/gridgov" db migrate ;;
         test) ensure_chromium ;;
-        *) die "unknown mode $MODE (serve or test)" ;;
+        bench) "$VENV/bin/gridgov" db migrate --bench ;;
+        *) die "unknown mode $MODE (serve, test or bench)" ;;
     esac
 }
 

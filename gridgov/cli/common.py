@@ -19,6 +19,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 TestOption = Annotated[bool, typer.Option("--test", help="Use the test database instead.")]
+BenchOption = Annotated[
+    bool, typer.Option("--bench", help="Use the benchmark database instead.", hidden=True)
+]
 
 
 def fail(error: GridgovError, code: int = 1) -> typer.Exit:
@@ -29,5 +32,7 @@ def fail(error: GridgovError, code: int = 1) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-def database_url(settings: Settings, test: bool) -> URL:
+def database_url(settings: Settings, test: bool, bench: bool = False) -> URL:
+    if bench:
+        return settings.require_bench_database_url()
     return settings.require_test_database_url() if test else settings.require_database_url()

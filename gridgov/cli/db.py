@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gridgov.cli.common import TestOption, console, database_url, fail
+from gridgov.cli.common import BenchOption, TestOption, console, database_url, fail
 from gridgov.errors import GridgovError
 from gridgov.layers import migrate
 from gridgov.layers.db import check_server, connect, ensure_database, make_engine, server_label
@@ -54,12 +54,13 @@ def db_status(test: TestOption = False) -> None:
 @app.command("migrate")
 def db_migrate(
     test: TestOption = False,
+    bench: BenchOption = False,
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Bring the database schema to the newest migration (or to --revision)."""
     settings = Settings()
     try:
-        url = database_url(settings, test)
+        url = database_url(settings, test, bench)
         engine = make_engine(settings, url)
         check_server(engine)
         with connect(engine) as conn:
@@ -77,11 +78,11 @@ def db_migrate(
 
 
 @app.command("create")
-def db_create(test: TestOption = False) -> None:
+def db_create(test: TestOption = False, bench: BenchOption = False) -> None:
     """Create the database and its extensions if missing (for a PostGIS at DATABASE_URL)."""
     settings = Settings()
     try:
-        url = database_url(settings, test)
+        url = database_url(settings, test, bench)
         created = ensure_database(settings, url)
     except GridgovError as error:
         raise fail(error) from error
