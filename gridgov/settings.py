@@ -90,29 +90,23 @@ class Settings(BaseSettings):
 
     def require_test_database_url(self) -> URL:
         """The test database: never the working one, so tests cannot touch real data."""
-        if self.test_database_url:
-            url = make_url(self.test_database_url)
-        else:
-            base = self.require_database_url()
-            url = base.set(database=f"{base.database}_test")
-        if self.database_url and url == make_url(self.database_url):
-            raise ConfigurationError(
-                "测试数据库不能与工作数据库相同",
-                "the test database must differ from the working database",
-            )
-        return url
+        return self._side_database(self.test_database_url, "_test", "测试数据库", "test")
 
     def require_bench_database_url(self) -> URL:
         """The benchmark database: never the working one, since benchmarks truncate tables."""
-        if self.bench_database_url:
-            url = make_url(self.bench_database_url)
+        return self._side_database(self.bench_database_url, "_bench", "基准测试数据库", "benchmark")
+
+    def _side_database(self, explicit: str | None, suffix: str, name_zh: str, name_en: str) -> URL:
+        """``explicit``, or the working URL with ``suffix`` on the database name."""
+        if explicit:
+            url = make_url(explicit)
         else:
             base = self.require_database_url()
-            url = base.set(database=f"{base.database}_bench")
+            url = base.set(database=f"{base.database}{suffix}")
         if self.database_url and url == make_url(self.database_url):
             raise ConfigurationError(
-                "基准测试数据库不能与工作数据库相同",
-                "the benchmark database must differ from the working database",
+                f"{name_zh}不能与工作数据库相同",
+                f"the {name_en} database must differ from the working database",
             )
         return url
 

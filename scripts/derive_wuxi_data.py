@@ -132,7 +132,7 @@ def npm_pack(package: Package, directory: Path) -> Fetched:
         sys.exit("npm 未安装 (npm is not installed)")
     spec = f"{package.name}@{package.version}"
     # The arguments are constants of this script, not user input.
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [npm, "pack", spec, "--json", "--pack-destination", str(directory)],
         check=True,
         capture_output=True,
