@@ -13,6 +13,7 @@ test:             ## the same set-up for the test database, then ruff, mypy and 
 bench:            ## benchmarks on the gridgov_bench database; they print ratios, not verdicts
 	scripts/bootstrap.sh bench
 	.venv/bin/python scripts/bench_assign.py
+	.venv/bin/python scripts/bench_tiles.py
 
 lint:             ## ruff and mypy only
 	.venv/bin/ruff check .

@@ -72,6 +72,14 @@ class InvalidInputError(GridgovError):
     title_en = "Invalid input"
 
 
+class InvalidParameterError(InvalidInputError):
+    """A query parameter that cannot be honoured: OGC APIs answer these with 400, not 422."""
+
+    code = "invalid-parameter"
+    title_zh = "请求参数无效"
+    title_en = "Invalid parameter"
+
+
 class ConflictError(GridgovError):
     code = "conflict"
     title_zh = "冲突"

@@ -70,10 +70,20 @@ class Settings(BaseSettings):
         le=5_000,
         description="Incidents this close outside every grid go to the nearest one (米).",
     )
+    max_items_limit: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Largest `limit` of an OGC API items request; a larger one is a 400.",
+    )
+    tile_cache_max_tiles: int = Field(
+        default=200_000,
+        ge=0,
+        description="Vector tiles kept in the PostgreSQL tile cache (0 turns the cache off).",
+    )
     grid_target_households: int = Field(
         default=400, ge=50, le=5_000, description="Households a grid is sized for (网格户数)."
     )
-
     @field_validator("database_url", "test_database_url", "bench_database_url")
     @classmethod
     def _normalise(cls, value: str | None) -> str | None:

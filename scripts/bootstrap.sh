@@ -197,7 +197,9 @@ main() {
     case "$MODE" in
         serve) "$VENV/bin/gridgov" db migrate ;;
         test) ensure_chromium ;;
-        bench) "$VENV/bin/gridgov" db migrate --bench ;;
+        bench)
+            "$VENV/bin/pip" install -q -e "$ROOT[dev,bench]"
+            "$VENV/bin/gridgov" db migrate --bench ;;
         *) die "unknown mode $MODE (serve, test or bench)" ;;
     esac
 }

@@ -7,13 +7,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from gridgov import __version__
 from gridgov.api import docs
 from gridgov.api.errors import install_error_handlers
-from gridgov.api.routes import health, incidents, layer_io
+from gridgov.api.routes import aggregates, health, incidents, layer_io, ogc, tiles
 from gridgov.layers.db import make_engine
 from gridgov.layers.registry import Registry, default_registry
 from gridgov.settings import Settings
@@ -53,9 +52,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(layer_io.router)
     app.include_router(incidents.router)
-
-    @app.get("/", include_in_schema=False)
-    def landing() -> RedirectResponse:
-        return RedirectResponse(url="/docs")
+    app.include_router(ogc.router)  # includes the landing page `/`
+    app.include_router(tiles.router)
+    app.include_router(aggregates.router)
 
     return app

@@ -21,6 +21,7 @@ from gridgov.errors import (
     DatabaseUnavailableError,
     GridgovError,
     InvalidInputError,
+    InvalidParameterError,
     NotFoundError,
     PostgisMissingError,
     RegistryError,
@@ -35,6 +36,7 @@ RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "
 # The one table from domain error to status; first match wins, so subclasses come first.
 STATUS_OF: tuple[tuple[type[GridgovError], int], ...] = (
     (NotFoundError, 404),
+    (InvalidParameterError, 400),
     (InvalidInputError, 422),
     (ConflictError, 409),
     (DatabaseUnavailableError, 503),

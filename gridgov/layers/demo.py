@@ -8,6 +8,7 @@ import geopandas as gpd
 from sqlalchemy import Connection, MetaData, func, select
 
 from gridgov.errors import ConflictError
+from gridgov.layers import aggregates
 from gridgov.layers.assignment import refresh_grid_units
 from gridgov.layers.bulk import copy_frame
 from gridgov.layers.incidents import reassign
@@ -56,6 +57,7 @@ def load_city(
     # The demo's incidents go through the real assignment engine, like any others.
     refresh_grid_units(conn)
     reassign(conn, tolerance_m)
+    aggregates.refresh(conn)  # so that the first heatmap request is already fast
     return written
 
 

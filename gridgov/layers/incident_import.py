@@ -22,7 +22,7 @@ from psycopg import sql
 from sqlalchemy import Connection, text
 
 from gridgov.gis.coords import PROBLEM_MESSAGES, convert_with_problems, parse_crs
-from gridgov.layers import assignment
+from gridgov.layers import aggregates, assignment
 from gridgov.layers.io.encoding import codec_name, sniff
 from gridgov.layers.io.errors import ImportUsageError, UnreadableFileError
 from gridgov.layers.io.mapping import LAT_NAMES, LON_NAMES, parse_map
@@ -249,6 +249,7 @@ def import_incidents(
     if report.problems and not skip_invalid:
         report.rows_written = 0
         raise IncidentImportRefusedError(report)
+    aggregates.refresh(conn)  # heatmaps see the new incidents at once
     if rejected and rejects_path is not None:
         _write_rejects(rejects_path, rejected)
         report.rejects_file = str(rejects_path)

@@ -51,7 +51,7 @@ def test_openapi_document_lists_health(client: TestClient) -> None:
     assert "503" in spec["paths"]["/health"]["get"]["responses"]
 
 
-def test_landing_redirects_to_docs(client: TestClient) -> None:
-    response = client.get("/", follow_redirects=False)
-    assert response.status_code == 307
-    assert response.headers["location"] == "/docs"
+def test_landing_page_links_to_the_docs(client: TestClient) -> None:
+    landing = client.get("/").json()
+    hrefs = {link["href"].rsplit("/", 1)[-1] for link in landing["links"]}
+    assert {"docs", "openapi.json", "conformance", "collections"} <= hrefs

@@ -37,4 +37,4 @@ def test_server_info_reports_postgis(engine: Engine) -> None:
     info = check_server(engine)
     major = int(info.postgis_version.split(".")[0])
     assert major >= 3
-    assert info.database.endswith("_test")
+    assert info.database == engine.url.database

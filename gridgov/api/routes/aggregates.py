@@ -1,0 +1,255 @@
+"""Incident aggregates for heatmaps: H3 hexagons, counts per unit, and a trend.
+
+Answers come from an in-process :class:`~gridgov.gis.cube.Cube` of the pre-aggregate,
+reloaded whenever the incident layer's generation changes (one tiny query per request).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal, get_args
+
+import numpy as np
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection
+
+from gridgov.api.deps import ConnectionDep
+from gridgov.api.query import bad, parse_bool, reject_unknown
+from gridgov.errors import NotFoundError
+from gridgov.gis import h3bins
+from gridgov.gis.cube import Cube, CubeFilter, Totals, totals
+from gridgov.layers import aggregates
+from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_STATUSES, UNIT_CODE
+
+router = APIRouter(prefix="/aggregates/incidents", tags=["热力聚合 (incident aggregates)"])
+
+EPOCH = date(1970, 1, 1)
+OVERDUE = "overdue"
+FILTERS = (
+    "from",
+    "to",
+    "category",
+    "status",
+    "overdue",
+    "district_code",
+    "township_code",
+    "community_code",
+    "grid_code",
+    "police_station_code",
+    "policing_area_code",
+)
+CODE_PATTERNS = {
+    "district": r"^[0-9]{6}$",
+    "township": r"^[0-9]{9}$",
+    "community": r"^[0-9]{12}$",
+    "grid": r"^[0-9]{15}$",
+    "police_station": UNIT_CODE,
+    "policing_area": UNIT_CODE,
+}
+Level = Literal["grid", "community", "township", "district", "police_station", "policing_area"]
+
+
+class CubeCache:
+    """The cube of one app, rebuilt when the incident generation moves."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation: int | None = None
+        self._cube: Cube | None = None
+
+    def get(self, conn: Connection) -> Cube:
+        current = aggregates.generation(conn)
+        cube = self._cube
+        if cube is not None and current is not None and current == self._generation:
+            return cube
+        with self._lock:
+            if self._cube is not None and current is not None and current == self._generation:
+                return self._cube
+            aggregates.refresh(conn)
+            self._cube = aggregates.load_cube(conn)
+            self._generation = current
+            return self._cube
+
+
+def _cube(request: Request, conn: Connection) -> Cube:
+    state = request.app.state
+    cache: CubeCache | None = getattr(state, "incident_cube", None)
+    if cache is None:
+        cache = CubeCache()
+        state.incident_cube = cache
+    return cache.get(conn)
+
+
+def _day(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return (date.fromisoformat(value.strip()) - EPOCH).days
+    except ValueError:
+        raise bad(name, "须为日期 YYYY-MM-DD", "must be a date YYYY-MM-DD") from None
+
+
+def _listed(value: str | None, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    if not items or any(v not in allowed for v in items):
+        raise bad(
+            name,
+            "取值无效，可用：" + ", ".join(allowed),
+            "unknown value; use one of: " + ", ".join(allowed),
+        )
+    return items
+
+
+def parse_filter(request: Request, extra: tuple[str, ...] = ()) -> CubeFilter:
+    """The shared filters; ``status`` may include ``overdue`` (same as ``overdue=true``)."""
+    params = request.query_params
+    reject_unknown(params, [*FILTERS, *extra])
+    first, last = _day(params.get("from"), "from"), _day(params.get("to"), "to")
+    if first is not None and last is not None and first > last:
+        raise bad("from", "晚于 to", "is after to")
+    statuses = _listed(
+        params.get("status"), "status", (*(s.value for s in INCIDENT_STATUSES), OVERDUE)
+    )
+    overdue = bool(parse_bool(params.get("overdue"), "overdue")) or OVERDUE in statuses
+    codes: dict[str, str] = {}
+    for level, pattern in CODE_PATTERNS.items():
+        value = params.get(f"{level}_code")
+        if value is None:
+            continue
+        if not re.match(pattern, value.strip()):
+            raise bad(f"{level}_code", "代码格式无效", "is not a well-formed code")
+        codes[level] = value.strip()
+    return CubeFilter(
+        first_day=first,
+        last_day=last,
+        categories=_listed(
+            params.get("category"), "category", tuple(c.value for c in INCIDENT_CATEGORIES)
+        ),
+        statuses=tuple(s for s in statuses if s != OVERDUE),
+        overdue=overdue,
+        codes=codes,
+    )
+
+
+FILTER_DOC = (
+    "Filters (all optional): `from`, `to` (local dates YYYY-MM-DD, inclusive, on reported_at), "
+    "`category` and `status` (comma-separated; `status=overdue` or `overdue=true` keeps "
+    "overdue incidents only), `district_code`, `township_code`, `community_code`, `grid_code`, "
+    "`police_station_code`, `policing_area_code`. `overdue` = deadline passed, not closed or "
+    "evaluated, decided against the clock at request time."
+)
+
+
+@router.get(
+    "/h3", summary="H3 六边形热力 (incident counts per H3 cell, GeoJSON)", description=FILTER_DOC
+)
+def h3_cells(
+    request: Request,
+    conn: ConnectionDep,
+    resolution: Annotated[
+        str | None, Query(description="H3 分辨率 (resolution) 7–10; default 8")
+    ] = None,
+) -> Response:
+    flt = parse_filter(request, ("resolution",))
+    res = 8 if resolution is None else _resolution(resolution)
+    result = totals(_cube(request, conn), res, flt, time.time())
+    # Hexagon geometry is cached as JSON text per cell; only the counts are new each time.
+    features = ",".join(
+        f'{{"type":"Feature","id":"{h3bins.cell_id(cell)}","geometry":{h3bins.hexagon_json(cell)},'
+        f'"properties":{{"cell":"{h3bins.cell_id(cell)}","count":{int(n)},"overdue":{int(o)}}}}}'
+        for cell, n, o in zip(result.keys, result.count, result.overdue, strict=True)
+    )
+    body = f'{{"type":"FeatureCollection","resolution":{res},"features":[{features}]}}'
+    return Response(body, media_type="application/geo+json")
+
+
+def _resolution(value: str) -> int:
+    if not value.strip().isdigit() or int(value) not in h3bins.RESOLUTIONS:
+        raise bad("resolution", "须为 7–10", "must be 7, 8, 9 or 10")
+    return int(value)
+
+
+@router.get(
+    "/by/{level}",
+    summary="按单元统计 (counts per grid / admin / police unit)",
+    description=FILTER_DOC,
+)
+def by_level(level: str, request: Request, conn: ConnectionDep) -> JSONResponse:
+    if level not in get_args(Level):
+        raise NotFoundError(
+            "没有这个统计层级，可用：" + ", ".join(get_args(Level)),
+            "no such level; use one of: " + ", ".join(get_args(Level)),
+        )
+    flt = parse_filter(request)
+    cube = _cube(request, conn)
+    result = totals(cube, level, flt, time.time())
+    names = cube.names.get(level, {})
+    items = [
+        {
+            "code": code,
+            "name": names.get(code, code) if code else "未分派 (unassigned)",
+            "count": int(n),
+            "overdue": int(o),
+        }
+        for code, n, o in zip(result.keys, result.count, result.overdue, strict=True)
+    ]
+    items.sort(key=lambda item: (-item["count"], item["code"] or ""))
+    return JSONResponse({"level": level, "items": items})
+
+
+def _periods(result: Totals, interval: str) -> list[dict[str, Any]]:
+    days = np.asarray(result.keys, dtype=np.int64)
+    if interval == "day":
+        starts = days
+    elif interval == "week":  # ISO weeks start on Monday; 1970-01-01 was a Thursday
+        starts = days - (days + 3) % 7
+    else:
+        months = days.astype("datetime64[D]").astype("datetime64[M]")
+        starts = months.astype("datetime64[D]").astype(np.int64)
+    if len(starts) == 0:
+        return []
+    unique, inverse = np.unique(starts, return_inverse=True)
+    count = np.bincount(inverse, weights=result.count).astype(np.int64)
+    overdue = np.bincount(inverse, weights=result.overdue).astype(np.int64)
+    by_start = {int(s): (int(c), int(o)) for s, c, o in zip(unique, count, overdue, strict=True)}
+    items = []
+    period = int(unique[0])
+    last = int(unique[-1])
+    while period <= last:  # every period in the span, empty ones as zero (for charts)
+        c, o = by_start.get(period, (0, 0))
+        start = EPOCH + timedelta(days=period)
+        items.append({"period": start.isoformat(), "count": c, "overdue": o})
+        if interval == "day":
+            period += 1
+        elif interval == "week":
+            period += 7
+        else:
+            following = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+            period = (following - EPOCH).days
+    return items
+
+
+@router.get(
+    "/trend", summary="趋势 (incident counts per day, week or month)", description=FILTER_DOC
+)
+def trend(
+    request: Request,
+    conn: ConnectionDep,
+    interval: Annotated[
+        str, Query(description="时间粒度 (period length): day, week (ISO, Monday) or month")
+    ] = "month",
+) -> JSONResponse:
+    flt = parse_filter(request, ("interval",))
+    if interval not in ("day", "week", "month"):
+        raise bad("interval", "须为 day、week 或 month", "must be day, week or month")
+    result = totals(_cube(request, conn), "day", flt, time.time())
+    return JSONResponse({"interval": interval, "items": _periods(result, interval)})
+
+
+__all__ = ["CubeCache", "parse_filter", "router"]

@@ -1,0 +1,106 @@
+"""Support tables of the map APIs: the vector-tile cache and the incident pre-aggregate.
+
+Triggers on every layer table (raw SQL in migration ``0003_map``) keep them honest: a
+statement that writes a layer bumps that layer's generation in ``layer_state``, deletes the
+cached tiles its old and new rows touch, and, for incidents, marks the local days it
+changed in ``incident_agg_dirty_day`` so that :func:`gridgov.layers.aggregates.refresh`
+recomputes only those days.
+"""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+    text,
+)
+
+from gridgov.layers.spec import SRID
+
+# The time zone whose calendar days the incident pre-aggregate counts in.
+LOCAL_TIME_ZONE = "Asia/Shanghai"
+OPEN_STATUSES_SQL = "status NOT IN ('closed', 'evaluated')"
+
+
+def build_map_support_tables(metadata: MetaData) -> None:
+    """Add the tile cache, layer generations and incident pre-aggregate to ``metadata``."""
+    Table(
+        "layer_state",
+        metadata,
+        Column("layer", Text, primary_key=True),
+        Column("generation", BigInteger, nullable=False, server_default=text("0")),
+        Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        comment="图层变更计数 (per-layer change counter, bumped by triggers)",
+    )
+    # UNLOGGED: a cache needs no WAL; after a crash PostgreSQL empties it, which is correct.
+    Table(
+        "tile_cache",
+        metadata,
+        Column("layer", Text, nullable=False),
+        Column("z", SmallInteger, nullable=False),
+        Column("x", Integer, nullable=False),
+        Column("y", Integer, nullable=False),
+        Column("mvt", LargeBinary, nullable=False),
+        Column(
+            "bounds",
+            Geometry(geometry_type="POLYGON", srid=SRID, spatial_index=True),
+            nullable=False,
+            comment="瓦片范围含缓冲 (tile envelope with its buffer, CGCS2000)",
+        ),
+        Column("expires_at", DateTime(timezone=True), nullable=True),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("layer", "z", "x", "y"),
+        Index(None, "created_at"),
+        prefixes=["UNLOGGED"],
+        comment="矢量瓦片缓存 (vector tile cache; invalidated by layer triggers)",
+    )
+    Table(
+        "incident_agg",
+        metadata,
+        Column("day", Date, nullable=False, comment="上报日期（北京时间）(local day reported)"),
+        Column("cell", BigInteger, nullable=False, comment="H3 res 10"),
+        Column("cell9", BigInteger, nullable=False),
+        Column("cell8", BigInteger, nullable=False),
+        Column("cell7", BigInteger, nullable=False),
+        Column("category", Text, nullable=False),
+        Column("status", Text, nullable=False),
+        Column("district_code", Text),
+        Column("township_code", Text),
+        Column("community_code", Text),
+        Column("grid_code", Text),
+        Column("police_station_code", Text),
+        Column("policing_area_code", Text),
+        Column("n", Integer, nullable=False),
+        CheckConstraint("n > 0", name="n_positive"),
+        Index(None, "day"),
+        comment="事件预聚合 (incident counts per day, H3 cell, category, status and unit)",
+    )
+    Table(
+        "incident_agg_dirty_day",
+        metadata,
+        Column("day", Date, primary_key=True),
+        comment="待重算的预聚合日期 (days the incident pre-aggregate must recompute)",
+    )
+    # Overdue depends on now(): it is counted from the few open incidents, via this index.
+    incident = metadata.tables["incident"]
+    Index(
+        "ix_incident_open_deadline",
+        incident.c.deadline_at,
+        postgresql_where=text(OPEN_STATUSES_SQL),
+    )
+
+
+__all__ = ["LOCAL_TIME_ZONE", "OPEN_STATUSES_SQL", "build_map_support_tables"]

@@ -1,0 +1,351 @@
+"""Benchmark: vector tiles of gridgov vs tipg, and heatmap aggregates vs a plain GROUP BY.
+
+Needs the demo city loaded (``gridgov demo load``; ``--test`` for the test database) and
+tipg installed (``pip install tipg==1.6.1``: a benchmark-only tool). Both tile servers run
+as one-worker uvicorn processes on loopback, against the same database and tables, serving
+the same properties with the same tile buffer; the same tile list (zooms 10–16 around a
+fixed sample of incidents across Wuxi) is fetched by the same client threads. Not a test:
+the numbers depend on the machine; the ratios are what matter.
+
+gridgov is measured cold (tile cache emptied first: every tile rendered) and warm (second
+pass: tiles from its cache). Grid and incident tiles start at zoom 12 in the registry, so
+gridgov answers zooms 10–11 with 204 (empty) where tipg renders them: per-zoom rows and a
+zoom 12–16 total are printed so that this is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import h3.api.basic_int as h3i
+import numpy as np
+from sqlalchemy import Engine, text
+
+from gridgov.gis.webmercator import tile_for
+from gridgov.layers import tiles as tile_sql
+from gridgov.layers.db import make_engine
+from gridgov.layers.registry import default_registry
+from gridgov.settings import Settings, libpq_url
+
+LAYERS = ("grid", "incident")
+ZOOMS = range(10, 17)
+OVERDUE = "deadline_at < now() AND status NOT IN ('closed', 'evaluated')"
+GRIDGOV = (
+    "import sys, uvicorn; from gridgov.api.app import create_app; "
+    "from gridgov.settings import Settings; "
+    "uvicorn.run(create_app(Settings()), host='127.0.0.1', port=int(sys.argv[1]), "
+    "log_level='warning')"
+)
+
+
+@dataclass
+class Run:
+    latencies: list[float]
+    seconds: float
+    by_zoom: dict[int, list[float]]
+    statuses: dict[int, int]
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def p(self, q: float, values: list[float] | None = None) -> float:
+        data = sorted(values if values is not None else self.latencies)
+        return data[min(len(data) - 1, int(q * len(data)))] * 1000
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@contextmanager
+def server(args: list[str], env: dict[str, str], probe: str) -> Iterator[int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [*args, str(port)] if "-c" in args else [*args, "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=5).read()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    err = process.stderr.read().decode() if process.stderr else ""
+                    raise RuntimeError(f"server {args[:3]} did not start: {err[-2000:]}") from None
+                time.sleep(0.2)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def fetch_all(port: int, paths: list[tuple[int, str]], threads: int) -> Run:
+    """GET every path once, from ``threads`` kept-alive connections; returns timings."""
+    latencies: list[float] = []
+    by_zoom: dict[int, list[float]] = {}
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    cursor = iter(paths)
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while True:
+            with lock:
+                item = next(cursor, None)
+            if item is None:
+                break
+            zoom, path = item
+            started = time.perf_counter()
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                by_zoom.setdefault(zoom, []).append(elapsed)
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+        conn.close()
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return Run(latencies, time.perf_counter() - started, by_zoom, statuses)
+
+
+def tile_list(engine: Engine, samples: int) -> list[tuple[int, int, int]]:
+    """Tiles at zooms 10–16 under a fixed, evenly spread sample of incidents (no repeats)."""
+    with engine.connect() as conn:
+        points = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM incident ORDER BY id")).all()
+    step = max(1, len(points) // samples)
+    chosen = points[::step][:samples]
+    seen: dict[tuple[int, int, int], None] = {}
+    for zoom in ZOOMS:
+        for lon, lat in chosen:
+            seen.setdefault((zoom, *tile_for(lon, lat, zoom)), None)
+    return list(seen)
+
+
+def tile_paths(
+    tiles: list[tuple[int, int, int]], template: Callable[[str, int, int, int], str]
+) -> list[tuple[int, str]]:
+    return [(z, template(layer, z, x, y)) for layer in LAYERS for z, x, y in tiles]
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def print_tiles(name: str, run: Run) -> None:
+    comparable = [t for z, ts in run.by_zoom.items() if z >= 12 for t in ts]
+    print(
+        f"  {name:<16} {len(run.latencies):>5} req  {run.throughput:>8.1f} tiles/s  "
+        f"p50 {run.p(0.5):>7.1f} ms  p95 {run.p(0.95):>7.1f} ms  "
+        f"(z12–16 p95 {run.p(0.95, comparable):>7.1f} ms)  statuses {run.statuses}"
+    )
+    print(
+        "      per zoom p50/p95 ms: "
+        + "  ".join(
+            f"z{z} {run.p(0.5, ts):.1f}/{run.p(0.95, ts):.1f}"
+            for z, ts in sorted(run.by_zoom.items())
+        )
+    )
+
+
+def bench_tiles(engine: Engine, database_url: str, samples: int, threads: int) -> None:
+    registry = default_registry()
+    tiles = tile_list(engine, samples)
+    print(
+        f"\nTiles: {len(tiles)} distinct tiles × {len(LAYERS)} layers, zooms 10–16, "
+        f"{threads} client threads, one uvicorn worker per server\n"
+    )
+    fields = {
+        layer: ",".join(f.name for f in tile_sql.tile_fields(registry.get(layer)) if f.name != "id")
+        for layer in LAYERS
+    }
+    tipg_env = {
+        "DATABASE_URL": libpq_url_str(database_url),
+        "TIPG_DB_SCHEMAS": '["public"]',
+        "TIPG_DB_TABLES": '["public.grid", "public.incident"]',
+        "TIPG_MAX_FEATURES_PER_TILE": "1000000",
+        "TIPG_TILE_BUFFER": str(tile_sql.BUFFER),
+        "TIPG_DEBUG": "FALSE",
+    }
+    tipg_args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tipg.main:app",
+        "--host",
+        "127.0.0.1",
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+    ]
+    with server(tipg_args, tipg_env, "/collections") as port:
+        paths = tile_paths(
+            tiles,
+            lambda layer, z, x, y: (
+                f"/collections/public.{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}"
+                f"?properties={fields[layer]}"
+            ),
+        )
+        fetch_all(port, paths[: len(paths) // 4], threads)  # warm PostgreSQL's buffers
+        tipg = fetch_all(port, paths, threads)
+    with engine.begin() as conn:
+        tile_sql.clear(conn)
+    with server(
+        [sys.executable, "-c", GRIDGOV], {"GRIDGOV_DATABASE_URL": database_url}, "/conformance"
+    ) as port:
+        paths = tile_paths(
+            tiles, lambda layer, z, x, y: f"/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}"
+        )
+        cold = fetch_all(port, paths, threads)
+        warm = fetch_all(port, paths, threads)
+    print_tiles("tipg 1.6.1", tipg)
+    print_tiles("gridgov cold", cold)
+    print_tiles("gridgov warm", warm)
+    for name, run in (("cold", cold), ("warm", warm)):
+        print(
+            f"  ratio gridgov {name}/tipg: throughput ×{run.throughput / tipg.throughput:.2f}, "
+            f"p95 {run.p(0.95):.1f} vs {tipg.p(0.95):.1f} ms"
+        )
+
+
+def libpq_url_str(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return libpq_url(make_url(url))
+
+
+def bench_aggregates(engine: Engine, database_url: str, repeat: int) -> None:
+    """The whole city over two years: gridgov's endpoints vs plain GROUP BY on raw rows."""
+    day = "(reported_at AT TIME ZONE 'Asia/Shanghai')::date"
+    plain = {
+        "by district": f"SELECT district_code, count(*), count(*) FILTER (WHERE {OVERDUE}) "
+        "FROM incident GROUP BY 1",
+        "by grid": f"SELECT grid_code, count(*), count(*) FILTER (WHERE {OVERDUE}) "
+        "FROM incident GROUP BY 1",
+        "trend by month": f"SELECT date_trunc('month', {day}), count(*), "
+        f"count(*) FILTER (WHERE {OVERDUE}) FROM incident GROUP BY 1",
+    }
+    urls = {
+        "by district": "/aggregates/incidents/by/district",
+        "by grid": "/aggregates/incidents/by/grid",
+        "trend by month": "/aggregates/incidents/trend?interval=month",
+        "H3 res 8": "/aggregates/incidents/h3?resolution=8",
+    }
+
+    def plain_h3() -> None:
+        # Without H3 in PostGIS, the plain way: every point out of the database, binned here.
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(f"SELECT ST_X(geom), ST_Y(geom), ({OVERDUE}) FROM incident")
+            ).all()
+        counts: dict[int, list[int]] = {}
+        for lon, lat, late in rows:
+            c = counts.setdefault(h3i.latlng_to_cell(lat, lon, 8), [0, 0])
+            c[0] += 1
+            c[1] += int(bool(late))
+
+    def run_sql(sql: str) -> Callable[[], None]:
+        def go() -> None:
+            with engine.connect() as conn:
+                conn.execute(text(sql)).all()
+
+        return go
+
+    with server(
+        [sys.executable, "-c", GRIDGOV], {"GRIDGOV_DATABASE_URL": database_url}, "/conformance"
+    ) as port:
+
+        def get(path: str) -> Callable[[], None]:
+            def go() -> None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 200, response.status
+
+            return go
+
+        first = timed(get(urls["by district"]), 1)
+        print(
+            f"\nAggregates, whole city, two years (median of {repeat}); first request after "
+            f"start (refresh + load of the pre-aggregate): {first:.0f} ms\n"
+        )
+        print(f"  {'query':<16} {'plain GROUP BY':>15} {'gridgov HTTP':>13} {'ratio':>7}")
+        for name, url in urls.items():
+            base = (
+                timed(plain_h3, repeat)
+                if name == "H3 res 8"
+                else timed(run_sql(plain[name]), repeat)
+            )
+            ours = timed(get(url), repeat)
+            print(f"  {name:<16} {base:>12.1f} ms {ours:>10.1f} ms {ours / base:>7.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--test", action="store_true", help="use the test database")
+    parser.add_argument(
+        "--working", action="store_true", help="use the working database (default: gridgov_bench)"
+    )
+    parser.add_argument("--samples", type=int, default=60, help="incident sample per zoom")
+    parser.add_argument("--threads", type=int, default=8, help="client threads")
+    parser.add_argument("--repeat", type=int, default=7, help="aggregate repetitions")
+    args = parser.parse_args()
+    settings = Settings()
+    if args.test:
+        url = settings.require_test_database_url()
+    elif args.working:
+        url = settings.require_database_url()
+    else:
+        url = settings.require_bench_database_url()  # filled by scripts/bench_assign.py
+    database_url = url.render_as_string(hide_password=False)
+    engine = make_engine(settings, url)
+    with engine.connect() as conn:
+        incidents = conn.execute(text("SELECT count(*) FROM incident")).scalar_one()
+    if incidents < 100_000:
+        raise SystemExit(
+            f"{url.database} holds {incidents} incidents: load the demo city "
+            "first (make bench runs scripts/bench_assign.py before this script)"
+        )
+    print(f"Database {url.database}: {incidents:,} incidents; numpy {np.__version__}")
+    bench_tiles(engine, database_url, args.samples, args.threads)
+    bench_aggregates(engine, database_url, args.repeat)
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

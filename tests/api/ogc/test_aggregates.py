@@ -1,0 +1,150 @@
+"""Heatmap aggregates equal a plain GROUP BY over the raw incidents, for the same filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h3.api.basic_int as h3i
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, text
+
+OVERDUE_SQL = "deadline_at < now() AND status NOT IN ('closed', 'evaluated')"
+DAY = "(reported_at AT TIME ZONE 'Asia/Shanghai')::date"
+FILTERS: list[tuple[dict[str, str], str]] = [
+    ({}, "true"),
+    ({"category": "dispute,safety_hazard"}, "category IN ('dispute', 'safety_hazard')"),
+    (
+        {"status": "reported,handling", "township_code": "320213002"},
+        "status IN ('reported', 'handling') AND township_code = '320213002'",
+    ),
+    (
+        {"from": "2025-03-01", "to": "2025-06-30"},
+        f"{DAY} BETWEEN DATE '2025-03-01' AND DATE '2025-06-30'",
+    ),
+    (
+        {"status": "overdue", "community_code": "320213001001"},
+        f"{OVERDUE_SQL} AND community_code = '320213001001'",
+    ),
+    (
+        {"overdue": "true", "police_station_code": "PCS2"},
+        f"{OVERDUE_SQL} AND police_station_code = 'PCS2'",
+    ),
+]
+
+
+def raw(conn: Connection, key: str, where: str) -> dict[Any, tuple[int, int]]:
+    rows = conn.execute(
+        text(
+            f"SELECT {key} AS k, count(*), count(*) FILTER (WHERE {OVERDUE_SQL}) "
+            f"FROM incident WHERE {where} GROUP BY 1"
+        )
+    ).all()
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+
+@pytest.mark.parametrize(("params", "where"), FILTERS)
+@pytest.mark.parametrize(
+    "level", ["grid", "community", "township", "district", "police_station", "policing_area"]
+)
+def test_by_level_equals_group_by(
+    client: TestClient,
+    connection: Connection,
+    city: list[int],
+    level: str,
+    params: dict[str, str],
+    where: str,
+) -> None:
+    response = client.get(f"/aggregates/incidents/by/{level}", params=params)
+    assert response.status_code == 200, response.text
+    got = {i["code"]: (i["count"], i["overdue"]) for i in response.json()["items"]}
+    assert got == raw(connection, f"{level}_code", where)
+    assert got
+
+
+@pytest.mark.parametrize(("params", "where"), FILTERS[:4])
+@pytest.mark.parametrize("interval", ["day", "week", "month"])
+def test_trend_equals_group_by(
+    client: TestClient,
+    connection: Connection,
+    city: list[int],
+    interval: str,
+    params: dict[str, str],
+    where: str,
+) -> None:
+    response = client.get("/aggregates/incidents/trend", params={**params, "interval": interval})
+    items = response.json()["items"]
+    got = {i["period"]: (i["count"], i["overdue"]) for i in items if i["count"]}
+    expected = raw(connection, f"date_trunc('{interval}', {DAY})::date::text", where)
+    assert got == expected
+    assert sum(i["count"] for i in items) == sum(c for c, _ in expected.values())
+
+
+@pytest.mark.parametrize("resolution", [7, 8, 9, 10])
+def test_h3_equals_cells_of_raw_points(
+    client: TestClient, connection: Connection, city: list[int], resolution: int
+) -> None:
+    params, where = FILTERS[1]
+    rows = connection.execute(
+        text(f"SELECT ST_X(geom), ST_Y(geom), ({OVERDUE_SQL}) FROM incident WHERE {where}")
+    ).all()
+    expected: dict[str, list[int]] = {}
+    for lon, lat, overdue in rows:
+        cell = h3i.int_to_str(h3i.latlng_to_cell(lat, lon, resolution))
+        counts = expected.setdefault(cell, [0, 0])
+        counts[0] += 1
+        counts[1] += int(bool(overdue))
+    response = client.get(
+        "/aggregates/incidents/h3", params={**params, "resolution": str(resolution)}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    got = {
+        f["properties"]["cell"]: [f["properties"]["count"], f["properties"]["overdue"]]
+        for f in body["features"]
+    }
+    assert got == expected
+    ring = body["features"][0]["geometry"]["coordinates"][0]
+    assert ring[0] == ring[-1]
+    assert 120 < ring[0][0] < 121
+    assert 31 < ring[0][1] < 32
+
+
+def test_aggregates_follow_changes(
+    client: TestClient, connection: Connection, city: list[int]
+) -> None:
+    before = client.get("/aggregates/incidents/by/district").json()["items"][0]["count"]
+    connection.execute(text("DELETE FROM incident WHERE id = :id"), {"id": city[0]})
+    after = client.get("/aggregates/incidents/by/district").json()["items"][0]["count"]
+    assert after == before - 1
+    connection.execute(
+        text(
+            "UPDATE incident SET status = 'reported', deadline_at = "
+            "now() - interval '1 hour' WHERE id = :id"
+        ),
+        {"id": city[1]},
+    )
+    overdue = client.get("/aggregates/incidents/by/district?overdue=true").json()["items"][0]
+    assert overdue["count"] == raw(connection, "district_code", OVERDUE_SQL)["320213"][0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/aggregates/incidents/h3?resolution=6",
+        "/aggregates/incidents/h3?resolution=x",
+        "/aggregates/incidents/trend?interval=year",
+        "/aggregates/incidents/by/grid?from=2025-13-01",
+        "/aggregates/incidents/by/grid?from=2025-06-01&to=2025-01-01",
+        "/aggregates/incidents/by/grid?category=nonsense",
+        "/aggregates/incidents/by/grid?district_code=3202",
+        "/aggregates/incidents/by/grid?bogus=1",
+    ],
+)
+def test_bad_aggregate_parameters(client: TestClient, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 400, response.text
+
+
+def test_unknown_level_is_404(client: TestClient) -> None:
+    assert client.get("/aggregates/incidents/by/planet").status_code == 404
