@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,6 +85,20 @@ class Settings(BaseSettings):
     grid_target_households: int = Field(
         default=400, ge=50, le=5_000, description="Households a grid is sized for (网格户数)."
     )
+    basemap_url: str | None = Field(
+        default=None,
+        description="Base-map tile URL template ({z}/{x}/{y}, optional {s}) of the map pages, "
+        "e.g. an intranet 天地图 mirror; unset: no base map (plain background).",
+    )
+    basemap_attribution: str = Field(
+        default="", description="Attribution (HTML allowed) shown for the base map."
+    )
+    basemap_datum: Literal["wgs84", "cgcs2000", "gcj02"] = Field(
+        default="cgcs2000",
+        description="Datum of the base-map tiles; gcj02 (e.g. 高德) shifts gridgov's own data "
+        "to GCJ-02 for display so that it lines up.",
+    )
+
     @field_validator("database_url", "test_database_url", "bench_database_url")
     @classmethod
     def _normalise(cls, value: str | None) -> str | None:

@@ -1,0 +1,1 @@
+"""The web map pages (folium, served offline): overview, incident heatmap, grid docking."""

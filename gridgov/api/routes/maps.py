@@ -1,0 +1,72 @@
+"""The three web map pages and the small JSON the area selector needs.
+
+Pages are built per request (cheap: no data is embedded, only the registry's styles and
+which layers hold synthetic rows); their scripts then call the standard APIs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from gridgov.api.maps import docking, heatmap, overview
+from gridgov.layers.areas import areas, synthetic_layers
+from gridgov.layers.spec import AdminLevel
+
+router = APIRouter(tags=["maps 地图页面"])
+
+
+@router.get("/map", response_class=HTMLResponse, include_in_schema=False)
+def overview_page(
+    settings: SettingsDep, registry: RegistryDep, conn: ConnectionDep
+) -> HTMLResponse:
+    return HTMLResponse(overview.page(settings, registry, synthetic_layers(conn, registry)))
+
+
+@router.get("/map/heatmap", response_class=HTMLResponse, include_in_schema=False)
+def heatmap_page(settings: SettingsDep, registry: RegistryDep, conn: ConnectionDep) -> HTMLResponse:
+    return HTMLResponse(heatmap.page(settings, registry, synthetic_layers(conn, registry)))
+
+
+@router.get("/map/docking", response_class=HTMLResponse, include_in_schema=False)
+def docking_page(settings: SettingsDep, registry: RegistryDep, conn: ConnectionDep) -> HTMLResponse:
+    return HTMLResponse(docking.page(settings, registry, synthetic_layers(conn, registry)))
+
+
+class AreaOut(BaseModel):
+    code: str
+    name: str
+    bbox: tuple[float, float, float, float] = Field(
+        description="范围 (extent): min lon, min lat, max lon, max lat, CGCS2000"
+    )
+
+
+class AreaList(BaseModel):
+    items: list[AreaOut]
+
+
+@router.get(
+    "/map/areas",
+    summary="区划选择器的区县、镇街、村社区 (areas for the map's selector)",
+    response_model=AreaList,
+)
+def list_areas(
+    conn: ConnectionDep,
+    registry: RegistryDep,
+    level: Annotated[
+        Literal["district", "township", "community"],
+        Query(description="层级 (level): district / township / community"),
+    ],
+    parent: Annotated[
+        str | None,
+        Query(
+            description="上级区划代码 (code of the parent area)", pattern=r"^[0-9]{6}([0-9]{3})?$"
+        ),
+    ] = None,
+) -> AreaList:
+    found = areas(conn, registry, AdminLevel(level), parent)
+    return AreaList(items=[AreaOut(code=a.code, name=a.name, bbox=a.bbox) for a in found])

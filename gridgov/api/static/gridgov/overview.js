@@ -1,0 +1,147 @@
+/*
+ * gridgov — /map, the overview: every registry layer, switchable by group, with legends,
+ * popups and the district → township → community selector.
+ *
+ * Dense layers (grids, buildings, rentals, incidents) come as vector tiles and are
+ * filtered by area in the browser; the others come as GeoJSON limited to the view's bbox
+ * and filtered by area on the server. Each layer is drawn only within its zoom range.
+ */
+(function () {
+  "use strict";
+  var GG = (window.GridGov = window.GridGov || {});
+
+  GG.overview = {
+    init: function (map, config) {
+      GG.setup(map, config);
+      var state = { area: null };
+      var entries = {}; // layer id → {layer, leaflet, enabled, load}
+      var page = (window.GridGovPage = { map: map, entries: entries, state: state });
+
+      buildPanel();
+      GG.pageAreaSelector(page, map, 3, function () { refreshAll(true); }).then(function () {
+        refreshAll(false);
+      });
+      map.on("moveend", function () { refreshAll(false); });
+
+      /* -------------------------------------------------------------- the panel */
+
+      function buildPanel() {
+        var holder = document.getElementById("gg-layers");
+        holder.innerHTML = config.groups.map(function (group) {
+          var layers = config.layers.filter(function (l) { return l.group === group.id; });
+          if (!layers.length) return "";
+          return '<fieldset class="gg-group" data-group="' + group.id + '"><legend>' +
+            GG.escape(group.title) + "</legend>" + layers.map(layerHtml).join("") + "</fieldset>";
+        }).join("");
+        config.layers.forEach(function (layer) {
+          var box = document.getElementById("gg-layer-" + layer.id);
+          entries[layer.id] = { layer: layer, leaflet: null, enabled: false, drawn: 0 };
+          box.addEventListener("change", function () { toggle(layer.id, box.checked); });
+          if (config.defaultOn.indexOf(layer.id) >= 0) {
+            box.checked = true;
+            toggle(layer.id, true);
+          }
+        });
+      }
+
+      function layerHtml(layer) {
+        var badge = layer.synthetic ? ' <span class="gg-badge" title="synthetic">合成</span>' : "";
+        var zoom = layer.minZoom > 0 ? '<span class="gg-zoom">' + layer.minZoom + " 级以上</span>" : "";
+        return '<div class="gg-layer" data-layer="' + layer.id + '"><label>' +
+          '<input type="checkbox" id="gg-layer-' + layer.id + '"> ' + GG.escape(layer.title) +
+          badge + "</label>" + zoom + GG.legendHtml(layer) + "</div>";
+      }
+
+      /* -------------------------------------------------------------- layers */
+
+      function toggle(id, on) {
+        var entry = entries[id];
+        entry.enabled = on;
+        if (!entry.leaflet) entry.leaflet = create(entry.layer);
+        if (on) {
+          entry.leaflet.addTo(map);
+          refresh(entry, true);
+        } else {
+          map.removeLayer(entry.leaflet);
+        }
+      }
+
+      function create(layer) {
+        if (layer.transport === "tiles") {
+          return GG.vectorTiles(map, layer, { style: function (props) { return tileStyle(layer, props); } })
+            .on("click", function (e) {
+              L.popup().setLatLng(e.latlng).setContent(GG.popupHtml(layer, e.layer.properties)).openOn(map);
+            });
+        }
+        var point = layer.geometry === "POINT";
+        var group = L.geoJSON(null, {
+          pane: point ? "gg-points" : "gg-areas",
+          style: function (f) { return GG.pathStyle(layer, f.properties); },
+          pointToLayer: function (f, latlng) {
+            var style = GG.pathStyle(layer, L.extend({ __point: true }, f.properties));
+            style.pane = "gg-points";
+            return L.circleMarker(latlng, style);
+          },
+          onEachFeature: function (f, l) { l.bindPopup(GG.popupHtml(layer, f.properties)); }
+        });
+        group._gg_load = GG.latest(function (params) {
+          return GG.getJSON(config.itemsUrl.replace("{layer}", layer.id), params);
+        });
+        return group;
+      }
+
+      /** Area codes a layer can be filtered by on the server: the levels it carries. */
+      function areaParams(layer) {
+        var params = {};
+        if (!state.area) return params;
+        Object.keys(state.area.codes).forEach(function (key) {
+          var level = key.replace("_code", "");
+          if (layer.adminLevels.indexOf(level) >= 0 && layer.ownLevel !== level) {
+            params[key] = state.area.codes[key];
+          }
+        });
+        return params;
+      }
+
+      /** Vector-tile features outside the chosen area (or retired grids) are hidden. */
+      function tileStyle(layer, props) {
+        var filter = areaParams(layer);
+        for (var key in filter) {
+          if (props[key] !== undefined && props[key] !== filter[key]) return null;
+        }
+        if (layer.versioned && props.valid_to && new Date(props.valid_to) <= new Date()) return null;
+        return GG.pathStyle(layer, props);
+      }
+
+      function refreshAll(areaChanged) {
+        Object.keys(entries).forEach(function (id) { refresh(entries[id], areaChanged); });
+      }
+
+      function refresh(entry, areaChanged) {
+        if (!entry.enabled || !entry.leaflet) return;
+        var layer = entry.layer;
+        var visible = map.getZoom() >= layer.minZoom && map.getZoom() <= layer.maxZoom;
+        var row = document.querySelector('.gg-layer[data-layer="' + layer.id + '"]');
+        row.classList.toggle("gg-out-of-zoom", !visible);
+        if (layer.transport === "tiles") {
+          if (areaChanged) entry.leaflet.redraw();
+          return;
+        }
+        if (!visible) {
+          entry.leaflet.clearLayers();
+          entry.drawn = 0;
+          return;
+        }
+        var params = L.extend({ bbox: GG.datum.viewBBox(map), limit: config.geojsonLimit }, areaParams(layer));
+        entry.leaflet._gg_load(params).then(function (data) {
+          entry.leaflet.clearLayers();
+          entry.leaflet.addData(GG.datum.shiftGeoJSON(data));
+          entry.drawn = data.features.length;
+          var more = (data.links || []).some(function (l) { return l.rel === "next"; });
+          row.classList.toggle("gg-truncated", more);
+          row.title = more ? "仅显示前 " + config.geojsonLimit + " 个要素，请放大 (zoom in to see all)" : "";
+        }, function () { /* shown by GG.getJSON */ });
+      }
+    }
+  };
+})();
