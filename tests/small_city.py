@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, MetaData
+from sqlalchemy import Connection, MetaData, text
 
 from gridgov.layers.assignment import refresh_grid_units
 from gridgov.layers.registry import Registry
@@ -56,3 +56,37 @@ def build_small_city(connection: Connection, metadata: MetaData, registry: Regis
     add("emergency_unit", code="YJ1", geom=multi(township_box))
     refresh_grid_units(connection)
     return connection
+
+
+REDRAW = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def redraw_west_half(connection: Connection, metadata: MetaData, registry: Registry) -> None:
+    """From 2025 grid …001 keeps the west quarter; the rest becomes the new grid …003.
+
+    Every row it writes gets a fresh ``updated_at`` (clock time, not transaction time), so
+    that "changed since" queries see exactly this redraw.
+    """
+    connection.execute(
+        text(
+            "UPDATE grid SET valid_to = :t, updated_at = clock_timestamp() "
+            "WHERE code = '320213001001001'"
+        ),
+        {"t": REDRAW},
+    )
+    grid = registry.get("grid")
+    for code, shape in (
+        ("320213001001001", box(W, S, 120.305, N).difference(HOLE)),
+        ("320213001001003", box(120.305, S, MID, N)),
+    ):
+        insert_row(
+            connection,
+            metadata,
+            "grid",
+            valid_row(grid, code=code, geom=multi(shape), valid_from=REDRAW),
+        )
+    connection.execute(
+        text("UPDATE grid SET updated_at = clock_timestamp() WHERE valid_from = :t"),
+        {"t": REDRAW},
+    )
+    refresh_grid_units(connection)

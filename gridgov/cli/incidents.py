@@ -16,7 +16,8 @@ from gridgov.errors import GridgovError, InvalidInputError
 from gridgov.layers import incidents
 from gridgov.layers.assignment import refresh_grid_units
 from gridgov.layers.db import check_server, connect, make_engine
-from gridgov.layers.incident_import import IncidentImportRefusedError, import_incidents
+from gridgov.layers.incident_import import import_incidents
+from gridgov.layers.io.errors import ImportRefusedError
 from gridgov.layers.io.importer import rejects_path_for
 from gridgov.layers.registry import default_registry
 from gridgov.settings import Settings
@@ -143,7 +144,7 @@ def import_command(
                     progress=lambda n: progress.advance(task, n),
                 )
         engine.dispose()
-    except IncidentImportRefusedError as error:
+    except ImportRefusedError as error:
         for problem in error.report.problems[:50]:
             err_console.print(
                 f"第 {problem.row} 行 (row {problem.row}) {problem.field}: "

@@ -24,9 +24,9 @@ from sqlalchemy import Connection, text
 from gridgov.gis.coords import PROBLEM_MESSAGES, convert_with_problems, parse_crs
 from gridgov.layers import aggregates, assignment
 from gridgov.layers.io.encoding import codec_name, sniff
-from gridgov.layers.io.errors import ImportUsageError, UnreadableFileError
+from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
 from gridgov.layers.io.mapping import LAT_NAMES, LON_NAMES, parse_map
-from gridgov.layers.io.report import Problem
+from gridgov.layers.io.report import ImportReport, Problem
 from gridgov.layers.io.values import convert_column, targets
 from gridgov.layers.registry import Registry
 
@@ -43,50 +43,20 @@ Progress = Callable[[int], None]
 
 
 @dataclass
-class IncidentImportReport:
-    rows_read: int = 0
-    rows_written: int = 0
+class IncidentImportReport(ImportReport):
+    """An :class:`ImportReport` that also counts rows left unchanged and assignment rules."""
+
+    layer: str = "incident"
+    mode: str = "append"
     rows_unchanged: int = 0  # external id already stored: left as it is
-    problems: list[Problem] = field(default_factory=list)
     by_method: dict[str, int] = field(default_factory=dict)
-    encoding: str | None = None
-    rejects_file: str | None = None
-
-    @property
-    def rows_rejected(self) -> int:
-        return len({p.row for p in self.problems if p.row is not None})
-
-    def by_kind(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for p in self.problems:
-            counts[p.kind] = counts.get(p.kind, 0) + 1
-        return counts
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "rows_read": self.rows_read,
-            "rows_written": self.rows_written,
+            **super().as_dict(),
             "rows_unchanged": self.rows_unchanged,
-            "rows_rejected": self.rows_rejected,
             "by_method": self.by_method,
-            "by_kind": self.by_kind(),
-            "problems": [p.as_dict() for p in self.problems],
         }
-
-
-class IncidentImportRefusedError(ImportUsageError):
-    """Rows were refused and nothing was written; the report says which and why."""
-
-    code = "import-refused"
-    title_zh = "导入被拒绝"
-    title_en = "Import refused"
-
-    def __init__(self, report: IncidentImportReport) -> None:
-        super().__init__(
-            f"{report.rows_rejected} 行有问题，未写入任何数据",
-            f"{report.rows_rejected} rows have problems; nothing was written",
-        )
-        self.report = report
 
 
 @dataclass(frozen=True)
@@ -248,7 +218,7 @@ def import_incidents(
     report.problems.sort(key=lambda p: p.row or 0)
     if report.problems and not skip_invalid:
         report.rows_written = 0
-        raise IncidentImportRefusedError(report)
+        raise ImportRefusedError(report)
     aggregates.refresh(conn)  # heatmaps see the new incidents at once
     if rejected and rejects_path is not None:
         _write_rejects(rejects_path, rejected)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pytest
 import shapely
-from shapely.geometry import Point, box
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, MetaData, text
 
 from gridgov.layers import incidents
-from gridgov.layers.assignment import OutsideCityError, refresh_grid_units
+from gridgov.layers.assignment import OutsideCityError
 from gridgov.layers.incidents import NewIncident
 from gridgov.layers.registry import Registry
-from tests.factories import insert_row, valid_row
 from tests.small_city import (
     GRID_START,
     HOLE,
@@ -29,7 +28,7 @@ from tests.small_city import (
     S,
     W,
     build_small_city,
-    multi,
+    redraw_west_half,
 )
 
 
@@ -123,28 +122,7 @@ def test_outside_the_city_is_refused(city: Connection) -> None:
 def test_the_grid_version_in_force_at_the_time_wins(
     city: Connection, metadata: MetaData, registry: Registry
 ) -> None:
-    redraw = datetime(2025, 1, 1, tzinfo=UTC)
-    city.execute(
-        text("UPDATE grid SET valid_to = :t, updated_at = now() WHERE code = '320213001001001'"),
-        {"t": redraw},
-    )
-    west_quarter = box(W, S, 120.305, N).difference(HOLE)
-    grid = registry.get("grid")
-    insert_row(
-        city,
-        metadata,
-        "grid",
-        valid_row(grid, code="320213001001001", geom=multi(west_quarter), valid_from=redraw),
-    )
-    insert_row(
-        city,
-        metadata,
-        "grid",
-        valid_row(
-            grid, code="320213001001003", geom=multi(box(120.305, S, MID, N)), valid_from=redraw
-        ),
-    )
-    refresh_grid_units(city)
+    redraw_west_half(city, metadata, registry)
     old = report(city, 120.308, 31.575, at=T2024)
     new = report(city, 120.308, 31.575, at=T2025)
     assert old["grid_code"] == "320213001001001"
@@ -162,38 +140,7 @@ def test_reassign_touches_only_what_the_redraw_changed(
     untouched_east = report(city, 120.315, 31.575, at=T2025)
     untouched_past = report(city, 120.308, 31.575, at=T2024)
     since = city.execute(text("SELECT clock_timestamp()")).scalar_one()
-    redraw = datetime(2025, 1, 1, tzinfo=UTC)
-    city.execute(
-        text(
-            "UPDATE grid SET valid_to = :t, updated_at = clock_timestamp() "
-            "WHERE code = '320213001001001'"
-        ),
-        {"t": redraw},
-    )
-    grid = registry.get("grid")
-    insert_row(
-        city,
-        metadata,
-        "grid",
-        valid_row(
-            grid,
-            code="320213001001001",
-            geom=multi(box(W, S, 120.305, N).difference(HOLE)),
-            valid_from=redraw,
-        ),
-    )
-    insert_row(
-        city,
-        metadata,
-        "grid",
-        valid_row(
-            grid, code="320213001001003", geom=multi(box(120.305, S, MID, N)), valid_from=redraw
-        ),
-    )
-    city.execute(
-        text("UPDATE grid SET updated_at = clock_timestamp() WHERE valid_from = :t"), {"t": redraw}
-    )
-    refresh_grid_units(city)
+    redraw_west_half(city, metadata, registry)
     affected = incidents.affected_by_changes(city, since, TOLERANCE)
     assert moved["id"] in affected
     assert untouched_east["id"] not in affected

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from gridgov.cli import app
 from gridgov.gis.coords import wgs84_to_gcj02
-from gridgov.layers.incident_import import IncidentImportRefusedError, import_incidents
+from gridgov.layers.incident_import import import_incidents
+from gridgov.layers.io.errors import ImportRefusedError
 from gridgov.layers.registry import Registry
 from tests.small_city import TOLERANCE, build_small_city
 
@@ -122,7 +123,7 @@ def test_every_bad_row_is_named_and_nothing_is_written(
 ) -> None:
     rows = good_rows(5)[0] + [row for row, _ in BAD]
     path = write_csv(tmp_path / "bad.csv", rows)
-    with pytest.raises(IncidentImportRefusedError) as caught:
+    with pytest.raises(ImportRefusedError) as caught:
         run(city, registry, path)
     report = caught.value.report
     kinds = {p.row: p.kind for p in report.problems}

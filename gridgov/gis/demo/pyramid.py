@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -49,52 +52,64 @@ def _split(
     return [(members.iloc[mapping[i]], piece) for i, piece in enumerate(pieces)]
 
 
+def _partition_parents(
+    parents: gpd.GeoDataFrame,
+    children: pd.DataFrame,
+    parent_column: str,
+    rank: Callable[[pd.DataFrame], pd.Series],
+    row: Callable[[pd.Series, Any], dict[str, object]],
+    rng: np.random.Generator,
+) -> gpd.GeoDataFrame:
+    """Each parent split among its real children (most urban child in the densest part)."""
+    rows = []
+    for parent in parents.itertuples():
+        members = children[children[parent_column] == parent.code].reset_index(drop=True)
+        if members.empty:
+            raise ValueError(f"{parent_column[:-5]} {parent.code} has no children")
+        for child, piece in _split(parent.geometry, members, rank(members), rng):
+            rows.append({**row(child, parent), "geometry": piece})
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=PROJECTED)
+
+
 def build_townships(
     districts: gpd.GeoDataFrame, townships: pd.DataFrame, rng: np.random.Generator
 ) -> gpd.GeoDataFrame:
     """Real townships of each district over a synthetic partition of the district."""
-    rows = []
-    for district in districts.itertuples():
-        members = townships[townships["district_code"] == district.code].reset_index(drop=True)
-        if members.empty:
-            raise ValueError(f"district {district.code} has no townships")
-        kinds = members["name"].map(township_kind)
-        rank = kinds.map({"street": 0, "other": 1, "town": 2})
-        for row, piece in _split(district.geometry, members, rank, rng):
-            rows.append(
-                {
-                    "code": row["code"],
-                    "name": row["name"],
-                    "district_code": district.code,
-                    "kind": township_kind(str(row["name"])),
-                    "geometry": piece,
-                }
-            )
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=PROJECTED)
+    return _partition_parents(
+        districts,
+        townships,
+        "district_code",
+        lambda members: (
+            members["name"].map(township_kind).map({"street": 0, "other": 1, "town": 2})
+        ),
+        lambda child, district: {
+            "code": child["code"],
+            "name": child["name"],
+            "district_code": district.code,
+            "kind": township_kind(str(child["name"])),
+        },
+        rng,
+    )
 
 
 def build_communities(
     townships: gpd.GeoDataFrame, communities: pd.DataFrame, rng: np.random.Generator
 ) -> gpd.GeoDataFrame:
     """Real communities of each township over a synthetic partition of the township."""
-    rows = []
-    for township in townships.itertuples():
-        members = communities[communities["township_code"] == township.code].reset_index(drop=True)
-        if members.empty:
-            raise ValueError(f"township {township.code} has no communities")
-        rank = members["kind"].map({"urban": 0, "rural": 1})
-        for row, piece in _split(township.geometry, members, rank, rng):
-            rows.append(
-                {
-                    "code": row["code"],
-                    "name": row["name"],
-                    "township_code": township.code,
-                    "district_code": township.district_code,
-                    "kind": row["kind"],
-                    "geometry": piece,
-                }
-            )
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=PROJECTED)
+    return _partition_parents(
+        townships,
+        communities,
+        "township_code",
+        lambda members: members["kind"].map({"urban": 0, "rural": 1}),
+        lambda child, township: {
+            "code": child["code"],
+            "name": child["name"],
+            "township_code": township.code,
+            "district_code": township.district_code,
+            "kind": child["kind"],
+        },
+        rng,
+    )
 
 
 def build_buildings(communities: gpd.GeoDataFrame, rng: np.random.Generator) -> gpd.GeoDataFrame:

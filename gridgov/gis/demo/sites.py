@@ -120,6 +120,20 @@ def _footprint(x: float, y: float, half: float, rng: np.random.Generator) -> Bas
     return rotated
 
 
+def _site_shape(
+    x: float,
+    y: float,
+    area: BaseGeometry,
+    grounds: bool,
+    half_size: tuple[float, float],
+    rng: np.random.Generator,
+) -> BaseGeometry:
+    """A point, or (``grounds``) a footprint of random size clipped to its community."""
+    if not grounds:
+        return Point(x, y)
+    return _clip(_footprint(x, y, rng.uniform(*half_size), rng), area)
+
+
 def _clip(shape: BaseGeometry, community_geom: BaseGeometry) -> BaseGeometry:
     clipped: BaseGeometry = shape.intersection(community_geom)
     if isinstance(clipped, MultiPolygon):
@@ -158,11 +172,7 @@ def build_key_sites(communities: gpd.GeoDataFrame, rng: np.random.Generator) -> 
         for n, ((x, y), index) in enumerate(zip(placed.xy, placed.community, strict=True), start=1):
             community = communities.iloc[int(index)]
             big = category in {"school", "hospital", "heritage"} and rng.uniform() < 0.5
-            geometry = (
-                _clip(_footprint(x, y, rng.uniform(60, 150), rng), community.geometry)
-                if big
-                else Point(x, y)
-            )
+            geometry = _site_shape(x, y, community.geometry, big, (60, 150), rng)
             rows.append(
                 {
                     "category": category,
@@ -187,11 +197,7 @@ def build_hazards(
         index = int(placed.community[n])
         community = communities.iloc[index]
         polygon = rng.uniform() < 0.4
-        geometry = (
-            _clip(_footprint(x, y, rng.uniform(40, 200), rng), community.geometry)
-            if polygon
-            else Point(x, y)
-        )
+        geometry = _site_shape(x, y, community.geometry, polygon, (40, 200), rng)
         rows.append(
             {
                 "name": f"{community['name']}危险源{n + 1}（合成）",
@@ -253,7 +259,7 @@ def build_shelters(
         x, y = placed.xy[n]
         index = int(placed.community[n])
         community = communities.iloc[index]
-        geometry = _clip(_footprint(x, y, rng.uniform(80, 250), rng), community.geometry)
+        geometry = _site_shape(x, y, community.geometry, True, (80, 250), rng)
         area = geometry.area if geometry.geom_type == "Polygon" else 5000.0
         rows.append(
             {
