@@ -20,13 +20,27 @@ community policing area, urban-management unit, emergency unit) come for free fr
 ``grid_unit`` when the grid lies wholly in one unit; otherwise, and for fallbacks, by a
 point test with the same lowest-code rule on boundaries.
 
-Everything is set-based: callers fill the temporary table ``assign_input`` (id, geom, at)
-and read ``assign_output``; the single-incident path uses the same statements with one
-row, so there is exactly one implementation of the rules.
+Two drivers, one set of rules:
+
+* **Exact engine** (:func:`run`): callers fill the temporary table ``assign_input``
+  (id, geom, at) and read ``assign_output``; every rule above, step by step.
+* **Fast path** (:func:`assign_table`, :data:`FAST_SINGLE`): ``grid_atom`` holds every grid
+  version cut by each department layer it straddles (a grid wholly in one unit stays
+  whole, so its unit still comes "for free"). A piece is *clean* when it has a unit in
+  every layer and its interior meets no other piece in force at the same time. A point
+  strictly inside a clean piece is inside exactly one grid and strictly inside one unit of
+  each layer, so rules 1 and the unit point tests give exactly that piece's grid and units:
+  one point-in-polygon test per point. Every other point (on any piece boundary, in a
+  sliver between units, outside every grid, or while the pieces are stale) goes through
+  the exact engine. Pieces are stale once any grid or unit is written after they were
+  computed (``layer_state`` generations); stale pieces are never used.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
@@ -106,7 +120,307 @@ def refresh_grid_units(conn: Connection, grid_ids: list[int] | None = None) -> i
         )
         written += result.rowcount
     conn.execute(text("DELETE FROM grid_unit WHERE share <= 0"))
+    refresh_atoms(conn, grid_ids)
     return written
+
+
+ATOM_LAYERS = ("grid", "police_unit", "urban_unit", "emergency_unit")
+_ATOM_COLUMNS = ", ".join(UNIT_COLUMNS)
+# Pieces are fresh while no grid or unit has been written since they were computed.
+FRESH_SQL = f"""(
+    SELECT count(*) = {len(ATOM_LAYERS)} FROM grid_atom_state s
+    JOIN layer_state l ON l.layer = s.layer AND l.generation = s.generation
+)"""
+
+
+# A piece is shrunk by this much (degrees, about 1 mm) before use: a point within it of
+# a piece's edge goes to the exact engine, so float noise along shared edges can never
+# decide a fast-path answer.
+INNER_DEGREES = 1e-8
+# Pieces thinner than that (slivers along nearly shared unit and grid edges) are dropped.
+_MIN_PIECE_AREA = 1e-13  # square degrees, about 0.001 m²
+
+
+def refresh_atoms(conn: Connection, grid_ids: list[int] | None = None) -> int:
+    """Cut grid versions by the units they straddle (``grid_atom``); returns pieces written.
+
+    Needs ``grid_unit`` up to date (:func:`refresh_grid_units` calls this). With
+    ``grid_ids`` only those versions are cut again; the pieces count as fresh only after
+    a full refresh.
+
+    A piece is its grid's *core* (the grid minus any other grid version in force at an
+    overlapping time whose interior meets it) cut, in every layer the grid straddles, by
+    one unit's core (the unit minus the other units of its layer that overlap it), then
+    shrunk by :data:`INNER_DEGREES`. A point inside a piece is therefore inside exactly
+    one grid and strictly inside one unit of each straddled layer, and the rules give
+    exactly the piece's grid and units (in a layer the grid does not straddle, its unit
+    comes for free anyway). Pieces need not cover their grid: a point in no piece goes
+    through the exact engine.
+    """
+    params = {"ids": grid_ids} if grid_ids is not None else {}
+    only = "WHERE g.id = ANY(:ids)" if grid_ids is not None else ""
+    conn.execute(
+        text("DELETE FROM grid_atom" + (" WHERE grid_id = ANY(:ids)" if grid_ids else "")),
+        params,
+    )
+    conn.execute(text("DROP TABLE IF EXISTS atom_work"))
+    conn.execute(
+        text(
+            f"""
+            CREATE TEMP TABLE atom_work ON COMMIT DROP AS
+            SELECT g.id AS grid_id,
+                   {", ".join(f"NULL::text AS {c}" for c in UNIT_COLUMNS)},
+                   FALSE AS repaired,
+                   COALESCE(ST_Difference(g.geom, o.others), g.geom)::geometry AS geom
+            FROM grid g
+            LEFT JOIN LATERAL (
+                SELECT ST_Union(h.geom) AS others FROM grid h
+                WHERE h.id <> g.id AND h.geom && g.geom
+                  AND tstzrange(h.valid_from, h.valid_to) && tstzrange(g.valid_from, g.valid_to)
+                  AND gridgov_interiors_meet(g.geom, h.geom)
+            ) o ON TRUE
+            {only}
+            """
+        ),
+        params,
+    )
+    for target in UNIT_TARGETS:
+        column = target.column
+        conn.execute(
+            text(
+                f"""
+                UPDATE atom_work a SET {column} = w.unit_code FROM grid_unit w
+                WHERE w.grid_id = a.grid_id AND w.unit_layer = :layer
+                  AND w.unit_level = :level AND w.share >= :whole
+                """
+            ),
+            {"layer": target.layer, "level": target.level, "whole": WHOLE_SHARE},
+        )
+        cut = ", ".join("u.code" if c == column else f"a.{c}" for c in UNIT_COLUMNS)
+        conn.execute(text("DROP TABLE IF EXISTS unit_core, atom_next"))
+        conn.execute(
+            text(
+                f"""
+                CREATE TEMP TABLE unit_core ON COMMIT DROP AS
+                SELECT u.code, COALESCE(ST_Difference(u.geom, o.others), u.geom) AS geom
+                FROM {target.layer} u
+                LEFT JOIN LATERAL (
+                    SELECT ST_Union(v.geom) AS others FROM {target.layer} v
+                    WHERE {target.level_filter.replace("u.", "v.")} AND v.code <> u.code
+                      AND v.geom && u.geom AND gridgov_interiors_meet(u.geom, v.geom)
+                ) o ON TRUE
+                WHERE {target.level_filter}
+                """
+            )
+        )
+        conn.execute(
+            text(
+                f"""
+                CREATE TEMP TABLE atom_next ON COMMIT DROP AS
+                SELECT * FROM atom_work WHERE {column} IS NOT NULL
+                UNION ALL
+                SELECT a.grid_id, {cut}, a.repaired,
+                       ST_Multi(ST_CollectionExtract(ST_Intersection(a.geom, u.geom), 3))
+                FROM atom_work a JOIN unit_core u ON a.geom && u.geom
+                WHERE a.{column} IS NULL
+                """
+            )
+        )
+        # Repeated overlays can leave a piece invalid: repair it so that the next cut
+        # works, and keep its points on the exact engine (a repaired piece is not used).
+        conn.execute(
+            text(
+                "UPDATE atom_next SET repaired = TRUE, "
+                "geom = ST_Multi(ST_CollectionExtract(ST_MakeValid(geom), 3)) "
+                "WHERE NOT ST_IsValid(geom)"
+            )
+        )
+        conn.execute(
+            text("DELETE FROM atom_next WHERE ST_Area(geom) < :min"), {"min": _MIN_PIECE_AREA}
+        )
+        conn.execute(text("DROP TABLE atom_work, unit_core"))
+        conn.execute(text("ALTER TABLE atom_next RENAME TO atom_work"))
+    written = conn.execute(
+        text(
+            f"""
+            INSERT INTO grid_atom (grid_id, {_ATOM_COLUMNS}, clean, geom)
+            SELECT grid_id, {_ATOM_COLUMNS}, NOT repaired, geom
+            FROM (
+                SELECT grid_id, {_ATOM_COLUMNS}, repaired,
+                       ST_Multi(ST_CollectionExtract(
+                           ST_Buffer(geom, -:inner, 'join=mitre'), 3)) AS geom
+                FROM atom_work
+            ) shrunk
+            WHERE NOT ST_IsEmpty(geom) AND ST_IsValid(geom)
+            """
+        ),
+        {"inner": INNER_DEGREES},
+    ).rowcount
+    conn.execute(text("DROP TABLE atom_work"))
+    if grid_ids is None:
+        conn.execute(text("DELETE FROM grid_atom_state"))
+        conn.execute(
+            text(
+                "INSERT INTO grid_atom_state (layer, generation) "
+                "SELECT layer, generation FROM layer_state WHERE layer = ANY(:layers)"
+            ),
+            {"layers": list(ATOM_LAYERS)},
+        )
+    return written
+
+
+def atoms_fresh(conn: Connection) -> bool:
+    """Whether ``grid_atom`` still matches every grid and unit (see :data:`FRESH_SQL`)."""
+    return bool(conn.execute(text("SELECT " + FRESH_SQL)).scalar_one())
+
+
+# Below this many points, starting parallel workers costs more than it saves.
+PARALLEL_MIN_ROWS = 50_000
+
+
+@contextmanager
+def parallel_plan(conn: Connection, enabled: bool = True) -> Iterator[None]:
+    """Let the planner use parallel workers for the duration (then restore the settings).
+
+    The tables involved are small (grids) or just loaded (the staging table), so the
+    default thresholds would keep these statements on one core. ``enabled`` False: as is.
+    """
+    if not enabled:
+        yield
+        return
+    settings = {
+        "max_parallel_workers_per_gather": "2",
+        "parallel_setup_cost": "0",
+        "parallel_tuple_cost": "0.001",
+        "min_parallel_table_scan_size": "0",
+        "jit": "off",
+        "work_mem": "256MB",
+    }
+    before = {
+        name: conn.execute(text("SELECT current_setting(:n)"), {"n": name}).scalar_one()
+        for name in settings
+    }
+    for name, value in settings.items():
+        conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+
+
+def fast_single_sql(point: str, at: str) -> str:
+    """The fast path for one point (SQL expressions ``point``, ``at``): the clean piece
+    whose interior holds it, if the pieces are fresh; no row means the exact engine."""
+    return f"""
+        SELECT a.grid_id, g.code AS grid_code, g.community_code, g.township_code,
+               g.district_code, 'inside'::text AS assign_method,
+               NULL::float8 AS assign_distance_m,
+               {", ".join("a." + c for c in UNIT_COLUMNS)}
+        FROM grid_atom a JOIN grid g ON g.id = a.grid_id
+        WHERE a.clean AND a.geom && {point} AND ST_Contains(a.geom, {point})
+          AND {at} >= g.valid_from AND (g.valid_to IS NULL OR {at} < g.valid_to)
+          AND {FRESH_SQL}
+    """
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """Where :func:`assign_table` put its answer, and how it got there."""
+
+    source: str
+    fast: int  # rows placed by the fast path
+    exact: int  # rows that went through the exact engine
+    outside: list[int]  # ids outside the city (absent from :meth:`relation`)
+
+    @property
+    def tables(self) -> tuple[str, str, str]:
+        return (f"{self.source}_fast", f"{self.source}_rest", f"{self.source}_exact")
+
+    def relation(self) -> str:
+        """SQL for the answer: id + OUTPUT_COLUMNS, one row per placed source row."""
+        fast, _rest, exact = self.tables
+        return f"""(
+            SELECT f.id, a.grid_id, g.code AS grid_code, g.community_code, g.township_code,
+                   g.district_code, 'inside'::text AS assign_method,
+                   NULL::float8 AS assign_distance_m,
+                   {", ".join("a." + c for c in UNIT_COLUMNS)}
+            FROM {fast} f JOIN grid_atom a ON a.id = f.atom_id JOIN grid g ON g.id = a.grid_id
+            UNION ALL
+            SELECT id, {", ".join(OUTPUT_COLUMNS)} FROM {exact}
+        )"""
+
+    def drop(self, conn: Connection) -> None:
+        conn.execute(text("DROP TABLE IF EXISTS " + ", ".join(self.tables)))
+
+
+def scratch_name(prefix: str) -> str:
+    """A table name no other transaction can be using."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def assign_table(conn: Connection, source: str, tolerance_m: float) -> BulkResult:
+    """Assign every row of ``source`` (a regular table: id bigint, geom, at timestamptz,
+    with a GiST index on geom); the answer is :meth:`BulkResult.relation`, in UNLOGGED
+    tables named after ``source`` that the caller drops with :meth:`BulkResult.drop`.
+
+    The fast path runs grid piece by grid piece, each probing the index on the points,
+    so that the piece stays in PostGIS's prepared-geometry cache, with parallel workers
+    (which a temporary table would forbid); it writes only (id, piece).
+    """
+    result = BulkResult(source, 0, 0, [])
+    fast, rest, exact = result.tables
+    fresh = atoms_fresh(conn)
+    conn.execute(text(f"ANALYZE {source}"))
+    rows = conn.execute(
+        text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": source}
+    ).scalar_one()
+    with parallel_plan(conn, enabled=rows >= PARALLEL_MIN_ROWS):
+        placed = conn.execute(
+            text(
+                f"""
+                CREATE UNLOGGED TABLE {fast} AS
+                SELECT s.id, a.id AS atom_id
+                FROM grid_atom a JOIN grid g ON g.id = a.grid_id
+                CROSS JOIN LATERAL (
+                    SELECT i.id FROM {source} i
+                    WHERE i.geom && a.geom AND ST_Contains(a.geom, i.geom)
+                      AND i.at >= g.valid_from AND (g.valid_to IS NULL OR i.at < g.valid_to)
+                ) s
+                WHERE a.clean AND {"TRUE" if fresh else "FALSE"}
+                """
+            )
+        ).rowcount
+        left = conn.execute(
+            text(
+                f"""
+                CREATE UNLOGGED TABLE {rest} AS
+                SELECT i.id, i.geom, i.at FROM {source} i
+                WHERE NOT EXISTS (SELECT 1 FROM {fast} f WHERE f.id = i.id)
+                """
+            )
+        ).rowcount
+    conn.execute(text(f"CREATE UNLOGGED TABLE {exact} ({_OUTPUT_DDL})"))
+    missing: list[int] = []
+    if left:
+        prepare_input(conn)
+        conn.execute(text(f"INSERT INTO assign_input (id, geom, at) SELECT * FROM {rest}"))
+        run(conn, tolerance_m)
+        columns = ", ".join(OUTPUT_COLUMNS)
+        conn.execute(
+            text(f"INSERT INTO {exact} (id, {columns}) SELECT id, {columns} FROM assign_output")
+        )
+        missing = outside(conn)
+        finish(conn)
+    return BulkResult(source, placed, left, missing)
+
+
+# The exact engine's answers, as a table.
+_OUTPUT_DDL = (
+    "id bigint, grid_id bigint, grid_code text, community_code text, township_code text, "
+    "district_code text, assign_method text, assign_distance_m float8, "
+    + ", ".join(f"{c} text" for c in UNIT_COLUMNS)
+)
 
 
 def prepare_input(conn: Connection) -> None:

@@ -54,6 +54,9 @@ SELECT = (
 )
 
 
+IMPLIED_CREATION = "批量导入 (batch import)"
+
+
 @dataclass(frozen=True)
 class NewIncident:
     """A validated incident to store; ``lon``/``lat`` are already CGCS2000."""
@@ -79,7 +82,39 @@ def _stage_input(conn: Connection, rows: list[tuple[int, float, float, datetime]
 
 
 def create(conn: Connection, incident: NewIncident, tolerance_m: float, actor: str | None) -> int:
-    """Store one incident with its full assignment; refuses a point outside the city."""
+    """Store one incident with its full assignment; refuses a point outside the city.
+
+    The common case (a point well inside a grid piece, see :mod:`gridgov.layers.assignment`)
+    is one statement: assignment, insert and history row in one round trip. Anything else
+    (a boundary, a sliver, outside every grid, a repeated external id) takes the exact
+    engine below.
+    """
+    values = {name: getattr(incident, name) for name in INPUT_COLUMNS}
+    params = {**values, "lon": incident.lon, "lat": incident.lat, "actor": actor}
+    point = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)"
+    at = "CAST(:reported_at AS timestamptz)"
+    row = conn.execute(
+        text(
+            f"""
+            WITH placed AS ({assignment.fast_single_sql(point, at)}),
+            created AS (
+                INSERT INTO incident ({", ".join(INPUT_COLUMNS)}, status, geom, assigned_at,
+                                      {", ".join(OUTPUT_COLUMNS)})
+                SELECT {", ".join(":" + n for n in INPUT_COLUMNS)}, 'reported', {point}, now(),
+                       {", ".join("p." + n for n in OUTPUT_COLUMNS)}
+                FROM placed p
+                ON CONFLICT (external_id) DO NOTHING
+                RETURNING id
+            )
+            INSERT INTO incident_transition (incident_id, from_status, to_status, at, actor)
+            SELECT id, NULL, 'reported', {at}, :actor FROM created
+            RETURNING incident_id
+            """
+        ),
+        params,
+    ).first()
+    if row is not None:
+        return int(row.incident_id)
     if incident.external_id is not None:
         clash = conn.execute(
             text("SELECT id FROM incident WHERE external_id = :e"), {"e": incident.external_id}
@@ -98,20 +133,18 @@ def create(conn: Connection, incident: NewIncident, tolerance_m: float, actor: s
             "该位置不在任何镇街范围内，无法分派（属地兜底也不适用）",
             "the point lies outside every township of the city, so it cannot be assigned",
         )
-    values = {name: getattr(incident, name) for name in INPUT_COLUMNS}
     new_id = conn.execute(
         text(
             f"""
             INSERT INTO incident ({", ".join(INPUT_COLUMNS)}, status, geom, assigned_at,
                                   {", ".join(OUTPUT_COLUMNS)})
             SELECT {", ".join(":" + n for n in INPUT_COLUMNS)}, 'reported',
-                   ST_SetSRID(ST_MakePoint(:lon, :lat), 4490), now(),
-                   {", ".join("o." + n for n in OUTPUT_COLUMNS)}
+                   {point}, now(), {", ".join("o." + n for n in OUTPUT_COLUMNS)}
             FROM assign_output o WHERE o.id = 0
             RETURNING id
             """
         ),
-        {**values, "lon": incident.lon, "lat": incident.lat},
+        params,
     ).scalar_one()
     assignment.finish(conn)
     _record(conn, int(new_id), None, "reported", incident.reported_at, actor, None)
@@ -231,12 +264,26 @@ def transition(
 
 
 def history(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
+    """Every lifecycle move, oldest first. Batch imports store no row for the creation
+    (a million history rows would double the import's cost): it is implied by the
+    incident itself, reported at ``reported_at``, and shown as such."""
     rows = conn.execute(
         text(
-            "SELECT from_status, to_status, at, actor, note FROM incident_transition "
-            "WHERE incident_id = :id ORDER BY at, id"
+            """
+            SELECT from_status, to_status, at, actor, note FROM (
+                SELECT from_status, to_status, at, actor, note, id AS seq
+                FROM incident_transition WHERE incident_id = :id
+                UNION ALL
+                SELECT NULL, 'reported', i.reported_at, NULL, :implied, 0
+                FROM incident i
+                WHERE i.id = :id AND NOT EXISTS (
+                    SELECT 1 FROM incident_transition t
+                    WHERE t.incident_id = i.id AND t.from_status IS NULL)
+            ) h
+            ORDER BY at, seq
+            """
         ),
-        {"id": incident_id},
+        {"id": incident_id, "implied": IMPLIED_CREATION},
     ).mappings()
     return [dict(r) for r in rows]
 

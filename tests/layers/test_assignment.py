@@ -229,3 +229,99 @@ def test_matches_a_shapely_reference_on_random_points(city: Connection) -> None:
     assert mismatches == [], mismatches[:10]
     methods = {m for _, m in expected}
     assert methods == {"inside", "boundary", "nearest", "fallback", "outside"}
+
+
+def _exact_answers(city: Connection, rows: list[dict[str, Any]]) -> dict[int, tuple[Any, ...]]:
+    from gridgov.layers import assignment
+
+    assignment.prepare_input(city)
+    city.execute(
+        text(
+            "INSERT INTO assign_input (id, geom, at) "
+            "VALUES (:i, ST_SetSRID(ST_MakePoint(:x, :y), 4490), :t)"
+        ),
+        rows,
+    )
+    assignment.run(city, TOLERANCE)
+    columns = ", ".join(assignment.OUTPUT_COLUMNS)
+    answers = {
+        int(r[0]): tuple(r[1:])
+        for r in city.execute(text(f"SELECT id, {columns} FROM assign_output"))
+    }
+    assignment.finish(city)
+    return answers
+
+
+@pytest.mark.parametrize("when", [T2024, T2025], ids=["before-redraw", "after-redraw"])
+def test_fast_path_gives_the_exact_engines_answer_for_every_column(
+    city: Connection, metadata: MetaData, registry: Registry, when: datetime
+) -> None:
+    """The bulk path (pieces + exact engine for the rest) against the exact engine alone,
+    on random points, a third of them exactly on grid edges, the policing-area line and
+    the hole's edges, before and after a redraw (two grid versions in force at times)."""
+    from gridgov.layers import assignment
+
+    redraw_west_half(city, metadata, registry)
+    assert assignment.atoms_fresh(city)
+    rng = np.random.default_rng(7)
+    lons = rng.uniform(120.298, 120.322, 800)
+    lats = rng.uniform(31.558, 31.582, 800)
+    lons[:150] = rng.choice([W, MID, E, 120.302, 120.304, 120.305], 150)
+    lats[150:300] = rng.choice([S, 31.57, N, 31.562, 31.564], 150)
+    rows = [
+        {"i": i, "x": float(x), "y": float(y), "t": when}
+        for i, (x, y) in enumerate(zip(lons, lats, strict=True))
+    ]
+    expected = _exact_answers(city, rows)
+    city.execute(
+        text("CREATE TABLE fast_src (id bigint, geom geometry(Point, 4490), at timestamptz)")
+    )
+    city.execute(
+        text("INSERT INTO fast_src VALUES (:i, ST_SetSRID(ST_MakePoint(:x, :y), 4490), :t)"),
+        rows,
+    )
+    city.execute(text("CREATE INDEX ON fast_src USING gist (geom)"))
+    result = assignment.assign_table(city, "fast_src", TOLERANCE)
+    columns = ", ".join(assignment.OUTPUT_COLUMNS)
+    got = {
+        int(r[0]): tuple(r[1:])
+        for r in city.execute(text(f"SELECT id, {columns} FROM {result.relation()} o"))
+    }
+    assert result.fast > 300  # the fast path really ran …
+    assert result.exact > 200  # … and the edges really went to the exact engine
+    assert set(result.outside) == set(range(800)) - set(expected)
+    mismatches = [
+        (i, rows[i], expected.get(i), got.get(i))
+        for i in range(800)
+        if expected.get(i) != got.get(i)
+    ]
+    assert mismatches == [], mismatches[:5]
+    # The single-incident path gives the same answers, through the fast path or not.
+    for i in range(0, 800, 20):
+        if i in expected:
+            new_id = incidents.create(
+                city,
+                NewIncident(rows[i]["x"], rows[i]["y"], "dispute", "hotline", when),
+                TOLERANCE,
+                actor="test",
+            )
+            stored = incidents.get(city, new_id)
+            assert tuple(stored[c] for c in assignment.OUTPUT_COLUMNS) == expected[i], rows[i]
+    result.drop(city)
+
+
+def test_stale_pieces_are_never_used(city: Connection) -> None:
+    """A unit redrawn after the pieces were cut: every point takes the exact engine."""
+    from gridgov.layers import assignment
+
+    city.execute(
+        text(
+            "UPDATE police_unit SET geom = ST_Multi(ST_MakeEnvelope(120.2, 31.5, 120.4, 31.575,"
+            " 4490)) WHERE code = 'JWQ-S'"
+        )
+    )
+    assert not assignment.atoms_fresh(city)
+    row = report(city, 120.305, 31.572)  # north of the old line, inside the new JWQ-S
+    assert row["policing_area_code"] == "JWQ-N"  # lowest code of the two overlapping areas
+    row = report(city, 120.305, 31.565)
+    assert row["policing_area_code"] == "JWQ-S"
