@@ -9,11 +9,15 @@ recomputes only those days.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Connection,
     Date,
     DateTime,
     Index,
@@ -103,4 +107,42 @@ def build_map_support_tables(metadata: MetaData) -> None:
     )
 
 
-__all__ = ["LOCAL_TIME_ZONE", "OPEN_STATUSES_SQL", "build_map_support_tables"]
+@contextmanager
+def bulk_insert(conn: Connection, layer: str, new_rows: str) -> Iterator[None]:
+    """Insert many rows into ``layer`` without its per-statement trigger's transition
+    table, then do the trigger's work once, set-based.
+
+    The ``AFTER INSERT … REFERENCING NEW TABLE`` trigger copies every inserted row into a
+    tuple store before it runs: for a million incidents that copy costs more than the
+    insert itself. Inside the caller's transaction the trigger is disabled around the
+    block (``ALTER TABLE … DISABLE TRIGGER`` holds a SHARE ROW EXCLUSIVE lock until
+    commit, so other writers of the layer wait; readers do not), and afterwards this does
+    exactly what the trigger does for an insert of over 1,000 rows: bump the layer's
+    generation, drop its cached tiles and, for incidents, mark the local days of
+    ``new_rows`` (SQL yielding a ``reported_at`` column) for the pre-aggregate. Others
+    never see the trigger disabled: the change is rolled back or re-enabled before commit.
+    """
+    trigger = f"gridgov_{layer}_changed_ins"
+    conn.execute(text(f"ALTER TABLE {layer} DISABLE TRIGGER {trigger}"))
+    yield
+    conn.execute(text(f"ALTER TABLE {layer} ENABLE TRIGGER {trigger}"))
+    conn.execute(
+        text(
+            "INSERT INTO layer_state AS s (layer, generation, changed_at) "
+            "VALUES (:layer, 1, now()) ON CONFLICT (layer) DO UPDATE "
+            "SET generation = s.generation + 1, changed_at = now()"
+        ),
+        {"layer": layer},
+    )
+    conn.execute(text("DELETE FROM tile_cache WHERE layer = :layer"), {"layer": layer})
+    if layer == "incident":
+        conn.execute(
+            text(
+                "INSERT INTO incident_agg_dirty_day (day) "
+                f"SELECT DISTINCT (reported_at AT TIME ZONE '{LOCAL_TIME_ZONE}')::date "
+                f"FROM ({new_rows}) n ON CONFLICT DO NOTHING"
+            )
+        )
+
+
+__all__ = ["LOCAL_TIME_ZONE", "OPEN_STATUSES_SQL", "build_map_support_tables", "bulk_insert"]
