@@ -162,7 +162,9 @@ def import_command(
         f"读取 (read) {report.rows_read:,} 行，写入 (written) {report.rows_written:,}，"
         f"已存在未变 (unchanged) {report.rows_unchanged:,}，"
         f"拒绝 (rejected) {report.rows_rejected:,}；"
-        f"分派方式 (by rule): {report.by_method}"
+        f"分派方式 (by rule): {report.by_method}；"
+        f"快速路径 (fast path) {report.assigned_fast:,}，精确引擎 (exact engine) "
+        f"{report.assigned_exact:,}"
     )
     if report.rejects_file:
         console.print(f"被拒绝的行及原因见 (rejected rows in) {report.rejects_file}")

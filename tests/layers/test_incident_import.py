@@ -215,3 +215,46 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     result = runner.invoke(app, ["incidents", "import", str(path), "--crs", "gcj02", "--test"])
     assert result.exit_code == 1, result.output
     assert "outside" in result.output
+
+
+def _schema_of_incident(conn: Connection) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    indexes = conn.execute(
+        text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'incident' ORDER BY 1")
+    ).all()
+    keys = conn.execute(
+        text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'incident'::regclass ORDER BY 1"
+        )
+    ).all()
+    return [tuple(r) for r in indexes], [tuple(r) for r in keys]
+
+
+def test_a_first_load_rebuilds_indexes_and_keys_exactly(
+    city: Connection, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path a million rows into an empty table take (indexes and foreign keys dropped
+    and created again), taken here by a small file: same schema after, same rows."""
+    from gridgov.layers import assignment
+
+    monkeypatch.setattr(assignment, "PARALLEL_MIN_ROWS", 10)
+    before = _schema_of_incident(city)
+    rows, lon, _lat = good_rows(60)
+    report = run(city, registry, write_csv(tmp_path / "first.csv", rows))
+    assert report.rows_written == 60
+    assert _schema_of_incident(city) == before
+    stored = dict(city.execute(text("SELECT external_id, grid_code FROM incident")).all())
+    for i in range(60):
+        assert stored[f"GCJ-{i}"] == ("320213001001001" if lon[i] < 120.31 else "320213001001002")
+    # The layer's statement trigger is back on, and the import did its work once.
+    generation = city.execute(
+        text("SELECT generation FROM layer_state WHERE layer = 'incident'")
+    ).scalar_one()
+    city.execute(text("DELETE FROM incident WHERE external_id = 'GCJ-0'"))
+    assert (
+        city.execute(
+            text("SELECT generation FROM layer_state WHERE layer = 'incident'")
+        ).scalar_one()
+        == generation + 1
+    )
+    assert city.execute(text("SELECT count(*) FROM incident_agg_dirty_day")).scalar_one() >= 1
