@@ -289,8 +289,8 @@ def _create_stage(conn: Connection, stage: str) -> None:
 # ISO 8601 times that pandas and datetime.fromisoformat read alike; anything else goes
 # through the row-by-row converter (the one every other importer uses).
 _ISO_TIME = (
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
-    r"(?P<zone>Z|[+-]\d{2}:\d{2})?"
+    r"^(?P<time>\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?)"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?$"
 )
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 _NOT_YET = np.iinfo(np.int64).min
@@ -300,8 +300,9 @@ def _times(raw: pd.Series) -> tuple[np.ndarray, list[tuple[int, object]]]:
     """Epoch microseconds (``_NOT_YET`` where blank or left to the converter), and the
     rows (index, value) that the row-by-row converter must see."""
     values = raw.astype(str).str.strip().str.replace("/", "-", regex=False)
-    iso = values.str.fullmatch(_ISO_TIME).fillna(False).to_numpy(dtype=bool)
-    zone = values.str.extract(_ISO_TIME)["zone"].notna().to_numpy(dtype=bool)
+    parts = values.str.extract(_ISO_TIME)  # one regex pass: which rows, with a zone?
+    iso = parts["time"].notna().to_numpy(dtype=bool)
+    zone = parts["zone"].notna().to_numpy(dtype=bool)
     out = np.full(len(raw), _NOT_YET, dtype=np.int64)
     naive = iso & ~zone
     if naive.any():
@@ -400,7 +401,9 @@ def _stage_chunk(
             values[name] = converted_values
             blank[name] |= value_bad
         else:  # free text: stripped, blank is missing
-            values[name] = np.where(blank[name], None, stripped.to_numpy(dtype=object))
+            text_values = stripped.to_numpy(dtype=object)
+            text_values[blank[name]] = None
+            values[name] = text_values
         if target.required:
             for i in np.flatnonzero(blank[name] & ~bad).tolist():
                 problems.append(
@@ -459,18 +462,19 @@ def _stage_chunk(
 
 
 def _morton(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """16-bit Z-order key of each point inside the chunk's bounding box."""
+    """32-bit Z-order key of each point (16 bits a coordinate, within the chunk's box)."""
     if len(lon) == 0:
-        return np.zeros(0, dtype=np.uint32)
+        return np.zeros(0, dtype=np.uint64)
 
-    def spread(v: np.ndarray, low: float, high: float) -> np.ndarray:
-        q = ((v - low) / max(high - low, 1e-12) * 65535).astype(np.uint32)
-        q = (q | (q << 8)) & 0x00FF00FF
-        q = (q | (q << 4)) & 0x0F0F0F0F
-        q = (q | (q << 2)) & 0x33333333
-        return (q | (q << 1)) & 0x55555555
+    def spread(v: np.ndarray) -> np.ndarray:
+        span = max(float(v.max() - v.min()), 1e-12)
+        q: np.ndarray = ((v - v.min()) / span * 65535).astype(np.uint64)
+        for shift, mask in ((8, 0x00FF00FF), (4, 0x0F0F0F0F), (2, 0x33333333), (1, 0x55555555)):
+            q = (q | (q << np.uint64(shift))) & np.uint64(mask)
+        return q
 
-    return spread(lon, lon.min(), lon.max()) | (spread(lat, lat.min(), lat.max()) << 1)
+    key: np.ndarray = spread(lon) | (spread(lat) << np.uint64(1))
+    return key
 
 
 def _repeats_across_chunks(conn: Connection, stage: str) -> list[tuple[Problem, dict[str, str]]]:

@@ -301,7 +301,7 @@ def test_fast_path_gives_the_exact_engines_answer_for_every_column(
         if i in expected:
             new_id = incidents.create(
                 city,
-                NewIncident(rows[i]["x"], rows[i]["y"], "dispute", "hotline", when),
+                NewIncident(float(lons[i]), float(lats[i]), "dispute", "hotline", when),
                 TOLERANCE,
                 actor="test",
             )

@@ -243,7 +243,9 @@ def test_a_first_load_rebuilds_indexes_and_keys_exactly(
     report = run(city, registry, write_csv(tmp_path / "first.csv", rows))
     assert report.rows_written == 60
     assert _schema_of_incident(city) == before
-    stored = dict(city.execute(text("SELECT external_id, grid_code FROM incident")).all())
+    stored: dict[str, str] = dict(
+        city.execute(text("SELECT external_id, grid_code FROM incident")).all()
+    )
     for i in range(60):
         assert stored[f"GCJ-{i}"] == ("320213001001001" if lon[i] < 120.31 else "320213001001002")
     # The layer's statement trigger is back on, and the import did its work once.
