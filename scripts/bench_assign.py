@@ -123,7 +123,8 @@ def baseline(database_url: str, csv_path: str) -> None:
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) of that child alone, and its last output line."""
+    """Wall seconds, peak RSS (MiB) of that child alone, and its last output line (the
+    import's time per phase)."""
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None

@@ -166,5 +166,9 @@ def import_command(
         f"快速路径 (fast path) {report.assigned_fast:,}，精确引擎 (exact engine) "
         f"{report.assigned_exact:,}"
     )
+    console.print(
+        "用时 (seconds): " + "; ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()),
+        highlight=False,
+    )
     if report.rejects_file:
         console.print(f"被拒绝的行及原因见 (rejected rows in) {report.rejects_file}")

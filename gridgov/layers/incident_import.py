@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +62,7 @@ class IncidentImportReport(ImportReport):
     by_method: dict[str, int] = field(default_factory=dict)
     assigned_fast: int = 0  # placed by the fast path (one point-in-piece test)
     assigned_exact: int = 0  # placed by the exact engine (boundaries, slivers, outside)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each phase
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +71,7 @@ class IncidentImportReport(ImportReport):
             "by_method": self.by_method,
             "assigned_fast": self.assigned_fast,
             "assigned_exact": self.assigned_exact,
+            "seconds": self.seconds,
         }
 
 
@@ -204,6 +207,14 @@ def import_incidents(
     offset = 0
     columns: Columns | None = None
     result: assignment.BulkResult | None = None
+    clock = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        report.seconds[phase] = round(now - clock, 2)
+        clock = now
+
     try:
         try:
             for chunk in chunks:
@@ -223,6 +234,7 @@ def import_incidents(
                 f"第 {offset + 1} 行之后的文字不是 {codec} 编码，请用 --encoding 指定",
                 f"text after row {offset + 1} is not {codec}: give --encoding",
             ) from exc
+        lap("read, check and stage")
         for problem, raw in _repeats_across_chunks(conn, stage):
             report.problems.append(problem)
             assert problem.row is not None
@@ -233,12 +245,15 @@ def import_incidents(
         report.rows_unchanged = conn.execute(
             text(f"DELETE FROM {stage} s USING incident i WHERE i.external_id = s.external_id")
         ).rowcount
+        lap("repeats and stored ids")
         conn.execute(text(f"CREATE INDEX ON {stage} USING gist (geom)"))
+        lap("index the staged points")
         if offset >= assignment.PARALLEL_MIN_ROWS and not assignment.atoms_fresh(conn):
             # Grids or units changed since the pieces were cut: cutting them again takes
             # seconds, sending every row through the exact engine would take minutes.
             assignment.refresh_grid_units(conn)
         result = assignment.assign_table(conn, stage, tolerance_m)
+        lap("assign")
         report.assigned_fast, report.assigned_exact = result.fast, result.exact
         placed = _outside_problems(conn, stage, result.outside)
         for problem, raw in placed:
@@ -249,7 +264,7 @@ def import_incidents(
         if report.problems and not skip_invalid:
             raise ImportRefusedError(report)
         report.by_method = _methods(conn, result)
-        report.rows_written = _insert(conn, stage, result)
+        report.rows_written = _insert(conn, stage, result, lap)
     finally:
         if conn.in_transaction() and not _failed(conn):
             if result is not None:
@@ -538,7 +553,9 @@ def _methods(conn: Connection, result: assignment.BulkResult) -> dict[str, int]:
     return methods
 
 
-def _insert(conn: Connection, stage: str, result: assignment.BulkResult) -> int:
+def _insert(
+    conn: Connection, stage: str, result: assignment.BulkResult, lap: Callable[[str], None]
+) -> int:
     """One statement: every staged row with its assignment (the creation is implied by
     the row itself: ``history`` shows it without a stored transition).
 
@@ -590,12 +607,15 @@ def _insert(conn: Connection, stage: str, result: assignment.BulkResult) -> int:
                 """
             )
         ).rowcount
+    lap("insert")
     if rebuild:
         conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
         for _name, definition in rebuild:
             conn.execute(text(definition))
     for name, definition, _parent in keys:
         conn.execute(text(f"ALTER TABLE incident ADD CONSTRAINT {name} {definition}"))
+    if rebuild or keys:
+        lap("rebuild indexes and keys")
     return int(written)
 
 
