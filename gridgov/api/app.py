@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from gridgov import __version__
 from gridgov.api import docs
 from gridgov.api.errors import install_error_handlers
+from gridgov.api.limits import BodyLimitMiddleware
 from gridgov.api.routes import aggregates, docking, health, incidents, layer_io, maps, ogc, tiles
 from gridgov.layers.db import make_engine
 from gridgov.layers.registry import Registry, default_registry
@@ -47,6 +48,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.registry = registry or default_registry()
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=settings.max_body_bytes,
+        larger=[(layer_io.IMPORT_PATH, settings.max_upload_bytes)],
+    )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(docs.router)
     app.include_router(health.router)

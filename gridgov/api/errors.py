@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridgov.errors import (
@@ -91,6 +93,14 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def retry_after(request: Request, response: JSONResponse) -> JSONResponse:
+    """A 503 says when to come back (RFC 9110 `Retry-After`, in seconds)."""
+    if response.status_code == 503:
+        settings = getattr(request.app.state, "settings", None)
+        response.headers["Retry-After"] = str(getattr(settings, "retry_after_s", 5))
+    return response
+
+
 def _http_title(status: int) -> str:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     return f"{HTTP_TITLES_ZH.get(status, '错误')} ({phrase})"
@@ -101,7 +111,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     if status >= 500:
         log.error("%s on %s: %s", exc.code, request.url.path, exc.detail_en or exc.detail_zh)
-    return problem(
+    response = problem(
         status,
         f"{exc.title_zh} ({exc.title_en})",
         exc.detail,
@@ -109,6 +119,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         instance=request.url.path,
         **{k: v for k, v in exc.public.items() if k not in RESERVED_MEMBERS},
     )
+    return retry_after(request, response)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -121,7 +132,7 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     )
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
-    return response
+    return retry_after(request, response)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -130,7 +141,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     errors = [
         {
             "loc": [str(part) for part in err.get("loc", ())],
-            "msg": err.get("msg", ""),
+            "msg": _message(err),
             "type": err.get("type", ""),
         }
         for err in exc.errors()
@@ -146,16 +157,39 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+def _message(err: Any) -> str:
+    """Pydantic's message; for unparseable JSON also the parser's reason (never the input)."""
+    msg = str(err.get("msg", ""))
+    reason = (err.get("ctx") or {}).get("error")
+    if err.get("type") == "json_invalid" and isinstance(reason, str):
+        msg = f"{msg}: {reason}"
+    return msg
+
+
+QUERY_CANCELED = "57014"  # statement_timeout (or a cancel request)
+
+
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("database error on %s", request.url.path)
-    if isinstance(exc, OperationalError):
-        return problem(
+    # A lost connection (killed backend, restarted server) or an operational failure is
+    # temporary: 503 with Retry-After. The request's transaction was rolled back with it.
+    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, OperationalError | PoolTimeoutError) or lost:
+        sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+        if sqlstate == QUERY_CANCELED:
+            detail = "数据库查询超时，请稍后重试或缩小查询范围 (the query timed out; retry later)"
+        elif isinstance(exc, PoolTimeoutError):
+            detail = "数据库连接已全部占用，请稍后重试 (every database connection is busy)"
+        else:
+            detail = "数据库暂时无法访问，请稍后重试 (the database is unreachable; retry later)"
+        response = problem(
             503,
             "数据库不可用 (Database unavailable)",
-            "数据库暂时无法访问，请稍后重试 (the database is unreachable; retry later)",
+            detail,
             code=DatabaseUnavailableError.code,
             instance=request.url.path,
         )
+        return retry_after(request, response)
     return problem(
         500,
         _http_title(500),
@@ -181,4 +215,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(PoolTimeoutError, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gridgov.api.deps import ConnectionDep, SettingsDep
+from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.errors import InvalidInputError
 from gridgov.gis.coords import to_cgcs2000
 from gridgov.layers import incidents
 from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_SOURCES, INCIDENT_STATUSES
 
-router = APIRouter(prefix="/incidents", tags=["incidents 事件"])
+router = APIRouter(prefix="/incidents", tags=["incidents 事件"], route_class=StrictJSONRoute)
 
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 Category = Literal[tuple(c.value for c in INCIDENT_CATEGORIES)]  # type: ignore[valid-type]

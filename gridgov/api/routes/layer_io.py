@@ -1,15 +1,15 @@
 """``/layers/{layer}/import`` and ``/layers/{layer}/export``: the CLI's code paths over HTTP.
 
 Uploads are parsed while streaming and refused with 413 as soon as they pass
-``max_upload_bytes``; the file is spooled to a temporary directory, never held whole in
-memory. An import that refuses rows answers 422 with every problem in ``errors``.
+``max_upload_bytes`` (``gridgov.api.limits`` counts the bytes); the file is spooled to a
+temporary directory, never held whole in memory. An import that refuses rows answers 422
+with every problem in ``errors``.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +18,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
@@ -69,21 +68,8 @@ _IMPORT_BODY: dict[str, Any] = {
 }
 
 
-def _too_large(limit: int) -> HTTPException:
-    return HTTPException(
-        413,
-        f"上传文件超过 {limit} 字节的上限 (upload exceeds the limit of {limit} bytes)",
-    )
-
-
-async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
-    """The request body, refused as soon as it passes ``limit`` bytes."""
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise _too_large(limit)
-        yield chunk
+# The path whose bodies may reach ``max_upload_bytes`` rather than ``max_body_bytes``.
+IMPORT_PATH = r"/layers/[^/]+/import"
 
 
 @router.post(
@@ -104,17 +90,13 @@ async def import_layer(
     settings: SettingsDep,
 ) -> JSONResponse:
     spec = registry.get(layer)  # 404 before a byte of the body is read
-    limit = settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidInputError(
             "请以 multipart/form-data 上传文件（字段 file）",
             "upload the file as multipart/form-data (field `file`)",
         )
     try:
-        form = await MultiPartParser(request.headers, _limited(request, limit)).parse()
+        form = await MultiPartParser(request.headers, request.stream()).parse()
     except MultiPartException as exc:
         raise InvalidInputError("上传内容格式错误", "malformed multipart body") from exc
     upload = form.get("file")
