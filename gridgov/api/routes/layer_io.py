@@ -120,6 +120,7 @@ async def import_layer(
         mapping=tuple(v for v in form.getlist("map") if isinstance(v, str) and v.strip()),
         mode="replace" if mode == "replace" else "append",
         skip_invalid=(text("skip_invalid") or "").lower() in _TRUE,
+        max_vertices=settings.max_geometry_vertices,
     )
     if mode not in ("append", "replace"):
         raise InvalidInputError("mode 须为 append 或 replace", "mode must be append or replace")

@@ -59,6 +59,7 @@ class ImportOptions:
     mapping: tuple[str, ...] = ()
     mode: Mode = "append"
     skip_invalid: bool = False
+    max_vertices: int | None = None  # per geometry; None: no limit
     rejects_path: Path | None = None  # where --skip-invalid lists the refused rows
 
 
@@ -123,7 +124,7 @@ def import_file(
     problems = _Collector()
     geoms, geometry_field = _geometries(source, plan, problems)
     progress("validate", 0, source.count)
-    geoms = _check_and_convert(spec, geoms, geometry_field, crs, problems)
+    geoms = _check_and_convert(spec, geoms, geometry_field, crs, problems, options.max_vertices)
     data = _check_values(spec, targets, source, plan, problems)
     progress("validate", source.count, source.count)
 
@@ -173,6 +174,8 @@ def _geometries(
     source: SourceTable, plan: FieldPlan, problems: _Collector
 ) -> tuple[ObjectArray, str]:
     if source.geometry is not None:
+        for index, zh, en in source.geometry_problems:
+            problems.add(index, "geometry", "geometry-invalid", zh, en)
         return source.geometry, "geometry"
     if plan.wkt is not None:
         geoms, found = geometries_from_wkt(source.columns[plan.wkt])
@@ -192,9 +195,14 @@ def _geometries(
 
 
 def _check_and_convert(
-    spec: LayerSpec, geoms: ObjectArray, field: str, crs: str, problems: _Collector
+    spec: LayerSpec,
+    geoms: ObjectArray,
+    field: str,
+    crs: str,
+    problems: _Collector,
+    max_vertices: int | None,
 ) -> ObjectArray:
-    checked, found = check_geometries(geoms, ALLOWED_TYPES[spec.geometry])
+    checked, found = check_geometries(geoms, ALLOWED_TYPES[spec.geometry], max_vertices)
     for p in found:
         if p.index not in problems.bad:
             problems.add(p.index, field, p.kind, p.reason_zh, p.reason_en)
