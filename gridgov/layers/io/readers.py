@@ -61,6 +61,10 @@ def _declared_crs(crs: Any) -> str | None:
     if crs is None:
         return None
     parsed = CRS.from_user_input(crs)
+    if len(parsed.axis_info) > 2:
+        # GDAL declares a file with Z values as 3-D (EPSG:4979): name its horizontal CRS,
+        # so that the Z values themselves are what gets refused, feature by feature.
+        parsed = parsed.to_2d()
     code = parsed.to_epsg(min_confidence=25)
     try:
         if code is None:
