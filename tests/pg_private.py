@@ -14,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,10 +87,8 @@ class PrivatePostgres:
         self._pg_ctl("-m", mode, "-w", "-t", "60", "stop")
 
     def destroy(self) -> None:
-        try:
+        with suppress(subprocess.CalledProcessError):  # already stopped
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         shutil.rmtree(self.root, ignore_errors=True)
 
 
