@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -64,6 +65,52 @@ HTTP_TITLES_ZH = {
     500: "服务器内部错误",
     503: "服务暂不可用",
 }
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, as every error of this API is answered."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description="urn:gridgov:problem:<code>")
+    title: str = Field(description="标题 (Chinese first, English in brackets)")
+    status: int
+    detail: str = Field(description="说明 (Chinese first, English in brackets)")
+    instance: str | None = None
+
+
+_PROBLEM_SCHEMA = Problem.model_json_schema()
+_PROBLEM_TEXT = {
+    400: "请求参数无效 (invalid query parameter)",
+    404: "未找到 (no such resource)",
+    409: "冲突 (conflicts with the stored state)",
+    413: "请求体过大 (request body over the limit)",
+    422: "输入无效 (invalid input)",
+    503: "数据库不可用，稍后重试 (database unavailable; retry after `Retry-After` seconds)",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting problem+json answers (and 503's Retry-After)."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
+            "description": _PROBLEM_TEXT.get(status, HTTP_TITLES_ZH.get(status, "错误")),
+            "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
+        }
+        if status == 503:
+            entry["headers"] = {
+                "Retry-After": {
+                    "description": "seconds to wait before retrying",
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                }
+            }
+        documented[status] = entry
+    return documented
+
+
+# Every operation can answer these: bad parameters or body, unknown ids, oversized bodies,
+# and a database that is unusable for the moment.
+COMMON_PROBLEMS = problem_responses(400, 404, 413, 422, 503)
 
 
 def status_for(error: GridgovError) -> int:

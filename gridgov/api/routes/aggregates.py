@@ -147,7 +147,16 @@ FILTER_DOC = (
 
 
 @router.get(
-    "/h3", summary="H3 六边形热力 (incident counts per H3 cell, GeoJSON)", description=FILTER_DOC
+    "/h3",
+    summary="H3 六边形热力 (incident counts per H3 cell, GeoJSON)",
+    description=FILTER_DOC,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "GeoJSON FeatureCollection of hexagons with `count` and `overdue`",
+            "content": {"application/geo+json": {"schema": {"type": "object"}}},
+        }
+    },
 )
 def h3_cells(
     request: Request,

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gridgov.api.deps import ConnectionDep, SettingsDep
+from gridgov.api.errors import problem_responses
 from gridgov.api.query import shown_name
 from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.errors import InvalidInputError
@@ -20,7 +21,12 @@ from gridgov.gis.coords import to_cgcs2000
 from gridgov.layers import incidents
 from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_SOURCES, INCIDENT_STATUSES
 
-router = APIRouter(prefix="/incidents", tags=["incidents 事件"], route_class=StrictJSONRoute)
+router = APIRouter(
+    prefix="/incidents",
+    tags=["incidents 事件"],
+    route_class=StrictJSONRoute,
+    responses=problem_responses(409),  # a duplicate external id, a move the lifecycle forbids
+)
 
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 Category = Literal[tuple(c.value for c in INCIDENT_CATEGORIES)]  # type: ignore[valid-type]

@@ -158,7 +158,16 @@ async def import_layer(
     "/layers/{layer}/export",
     summary="导出图层 (export a layer as a file)",
     response_class=FileResponse,
-    responses={404: {"description": "未知图层 (unknown layer)"}},
+    responses={
+        200: {
+            "description": "导出的文件 (the exported file, as an attachment)",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in (*(f.media_type for f in Format), "text/csv")
+            },
+        },
+        404: {"description": "未知图层 (unknown layer)"},
+    },
 )
 def export_layer_file(
     layer: str,
