@@ -65,3 +65,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.include_router(aggregates.router, responses=COMMON_PROBLEMS)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for settings from the environment: a factory for multi-worker servers
+    (``uvicorn gridgov.api.app:app_from_environment --factory --workers N``)."""
+    return create_app(Settings())
