@@ -9,6 +9,7 @@ client timeout only as a guard against hanging; no test asserts a duration.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -247,3 +248,40 @@ def test_restart_during_requests_is_503_then_recovers(
         created = client.post("/incidents", json=REPORT)
         assert created.status_code == 201, created.text
     assert incidents(admin) == before + 1
+
+
+def test_killed_import_is_503_not_a_refusal(
+    settings: Settings, pg: PrivatePostgres, admin: Engine
+) -> None:
+    """The connection dies while the checked rows are being inserted: the database
+    failed, not the rows, so the answer is a 503 (not a 422 'refused') and nothing stays."""
+    square = [[120.301, 31.561], [120.302, 31.561], [120.302, 31.562], [120.301, 31.562]]
+    feature = {
+        "type": "Feature",
+        "properties": {"code": "320213001001009", "name": "新网格"},
+        "geometry": {"type": "Polygon", "coordinates": [[*square, square[0]]]},
+    }
+    body = json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
+
+    def grids() -> int:
+        with admin.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM grid")).scalar_one())
+
+    before = grids()
+    with running(settings, pg) as base, httpx.Client(base_url=base, timeout=GUARD_S) as client:
+        with admin.connect() as conn, conn.begin():
+            # SHARE mode: the import may read grids (its checks) but not insert any.
+            conn.execute(text("LOCK TABLE grid IN SHARE MODE"))
+            pending = in_background(
+                lambda: client.post("/layers/grid/import", files={"file": ("g.geojson", body)})
+            )
+            pids = wait_for(
+                lambda: app_backends(admin, "wait_event_type = 'Lock'"), "the blocked insert"
+            )
+            for pid in pids:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            assert_503(pending.result(timeout=GUARD_S))
+        assert grids() == before
+        again = client.post("/layers/grid/import", files={"file": ("g.geojson", body)})
+        assert again.status_code == 200, again.text
+    assert grids() == before + 1

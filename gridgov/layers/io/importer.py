@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import shapely
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gridgov.errors import ConflictError
 from gridgov.gis.coords import DEFAULT_PROJECTED_EPSG, gauss_kruger_epsg
@@ -149,6 +149,8 @@ def import_file(
             conn, spec, stage, [i + 1 for i in sorted(problems.bad)]
         )
     except DBAPIError as exc:
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            raise  # the database failed, not the rows: a 503 for the caller, not a refusal
         # A constraint this module does not mirror: name it, never the SQL or the values.
         name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or "?"
         report.problems.append(
