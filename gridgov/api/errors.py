@@ -174,8 +174,16 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else _http_title(exc.status_code)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"没有这个地址 (no such path): {request.url.path}"
+    # An HTTPException may carry its own problem code and public members (see limits.py).
+    code = str(getattr(exc, "problem_code", "about-blank"))
+    extra: dict[str, object] = dict(getattr(exc, "problem_extra", {}))
     response = problem(
-        exc.status_code, _http_title(exc.status_code), detail, instance=request.url.path
+        exc.status_code,
+        _http_title(exc.status_code),
+        detail,
+        code=code,
+        instance=request.url.path,
+        **{k: v for k, v in extra.items() if k not in RESERVED_MEMBERS},
     )
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value

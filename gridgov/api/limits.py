@@ -24,8 +24,11 @@ def _too_large_detail(limit: int) -> str:
 class BodyTooLargeError(HTTPException):
     """Raised from ``receive`` inside a route; the app's HTTP error handler answers it."""
 
+    problem_code = "body-too-large"
+
     def __init__(self, limit: int) -> None:
         super().__init__(413, _too_large_detail(limit))
+        self.problem_extra = {"limit_bytes": limit}
 
 
 class BodyLimitMiddleware:

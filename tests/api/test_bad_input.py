@@ -123,6 +123,7 @@ def test_chunked_body_is_cut_off_while_streaming(settings: Settings) -> None:
             answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"application/problem+json" in answer
+    assert b'"limit_bytes":%d' % BODY_LIMIT in answer
     assert sent < 10 * BODY_LIMIT, sent
 
 

@@ -238,6 +238,7 @@ def test_restart_during_requests_is_503_then_recovers(
             # While the server is down: quick 503s, for reads and writes alike.
             assert_503(client.get("/health"))
             assert_503(client.get("/collections/incident/items"))
+            assert_503(client.get("/aggregates/incidents/by/grid"))
             assert_503(client.post("/incidents", json=REPORT))
         finally:
             pg.start()
@@ -245,6 +246,7 @@ def test_restart_during_requests_is_503_then_recovers(
         # detected by the pre-ping and replaced.
         assert client.get("/health").status_code == 200
         assert client.get("/incidents").status_code == 200
+        assert client.get("/aggregates/incidents/by/grid").status_code == 200
         created = client.post("/incidents", json=REPORT)
         assert created.status_code == 201, created.text
     assert incidents(admin) == before + 1
