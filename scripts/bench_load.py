@@ -25,12 +25,14 @@ import secrets
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx2 as httpx
 from sqlalchemy import Engine, text
@@ -95,6 +97,10 @@ def free_port() -> int:
 def server(database_url: str, workers: int) -> Iterator[str]:
     """uvicorn with ``workers`` processes on a free loopback port, until the block ends."""
     port = free_port()
+    # The server's log outlives the run (its path is printed): no context manager here.
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+        prefix="gridgov-bench-load-", suffix=".log", delete=False
+    )
     process = subprocess.Popen(
         [
             sys.executable,
@@ -114,7 +120,7 @@ def server(database_url: str, workers: int) -> Iterator[str]:
         ],
         env={**os.environ, "DATABASE_URL": database_url},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,  # a file, not a pipe: a full pipe would stall the server's logging
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -125,13 +131,19 @@ def server(database_url: str, workers: int) -> Iterator[str]:
                 break
             except httpx.HTTPError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    err = process.stderr.read().decode() if process.stderr else ""
+                    err = Path(log.name).read_text(errors="replace")
                     raise RuntimeError(f"the server did not start: {err[-2000:]}") from None
                 time.sleep(0.2)
         yield base
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+        log.close()
+        print(f"server log: {log.name}")
 
 
 @dataclass(frozen=True)
@@ -215,9 +227,10 @@ async def user_loop(
     run_id: str,
     until: float,
     tally: Tally,
+    mix: dict[str, int],
 ) -> None:
     rng = random.Random(seed * 1000 + user)  # noqa: S311 - a reproducible mix, not a secret
-    kinds, weights = list(MIX), list(MIX.values())
+    kinds, weights = list(mix), list(mix.values())
     mine: list[int] = []  # this user's reported incidents still to be registered
     n = 0
     while time.monotonic() < until:
@@ -245,7 +258,14 @@ async def user_loop(
 
 
 async def drive(
-    base: str, users: int, seconds: float, seed: int, s: Samples, run_id: str, token: str | None
+    base: str,
+    users: int,
+    seconds: float,
+    seed: int,
+    s: Samples,
+    run_id: str,
+    token: str | None,
+    mix: dict[str, int],
 ) -> tuple[Tally, float]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
@@ -256,7 +276,7 @@ async def drive(
         started = time.monotonic()
         until = started + seconds
         await asyncio.gather(
-            *(user_loop(client, u, seed, s, run_id, until, tally) for u in range(users))
+            *(user_loop(client, u, seed, s, run_id, until, tally, mix) for u in range(users))
         )
         elapsed = time.monotonic() - started
     return tally, elapsed
@@ -324,6 +344,16 @@ def report(tally: Tally, elapsed: float, stored: int, moved: int, users: int) ->
     return errors == 0 and stored == accepted and moved == transitions
 
 
+def parse_mix(text_: str) -> dict[str, int]:
+    mix = dict(MIX)
+    for part in filter(None, (p.strip() for p in text_.split(","))):
+        kind, _, weight = part.partition("=")
+        if kind not in MIX or not weight.isdigit():
+            raise SystemExit(f"--mix: {part!r} is not KIND=WEIGHT with KIND one of {list(MIX)}")
+        mix[kind] = int(weight)
+    return mix
+
+
 def database(args: argparse.Namespace, settings: Settings) -> URL:
     if args.test:
         return settings.require_test_database_url()
@@ -340,11 +370,18 @@ def main() -> None:
     parser.add_argument("--test", action="store_true", help="use the test database")
     parser.add_argument("--keep", action="store_true", help="keep the run's incidents")
     parser.add_argument(
+        "--mix",
+        default=",".join(f"{k}={v}" for k, v in MIX.items()),
+        help="weights of the request kinds, e.g. items=30,tiles=30,aggregates=20,report=15,"
+        "transition=5 (the default)",
+    )
+    parser.add_argument(
         "--token",
         default=os.environ.get("GRIDGOV_BENCH_TOKEN"),
         help="bearer token sent with every request (or GRIDGOV_BENCH_TOKEN)",
     )
     args = parser.parse_args()
+    mix = parse_mix(args.mix)
     settings = Settings()
     url = database(args, settings)
     engine = make_engine(settings, url)
@@ -352,19 +389,19 @@ def main() -> None:
     run_id = secrets.token_hex(4)
     print(
         f"Database {url.database}; {args.users} users, {args.duration:.0f} s, mix "
-        + ", ".join(f"{k} {v}%" for k, v in MIX.items())
+        + ", ".join(f"{k} {v}" for k, v in mix.items())
     )
     try:
         if args.url:
             tally, elapsed = asyncio.run(
-                drive(args.url, args.users, args.duration, args.seed, s, run_id, args.token)
+                drive(args.url, args.users, args.duration, args.seed, s, run_id, args.token, mix)
             )
         else:
             database_url = url.render_as_string(hide_password=False)
             with server(database_url, args.workers) as base:
                 print(f"server: uvicorn, {args.workers} workers, {base}")
                 tally, elapsed = asyncio.run(
-                    drive(base, args.users, args.duration, args.seed, s, run_id, args.token)
+                    drive(base, args.users, args.duration, args.seed, s, run_id, args.token, mix)
                 )
         stored, moved = verify(engine, run_id, args.keep)
     finally:
