@@ -22,6 +22,7 @@ import asyncio
 import os
 import random
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -121,6 +122,7 @@ def server(database_url: str, workers: int) -> Iterator[str]:
         env={**os.environ, "DATABASE_URL": database_url},
         stdout=subprocess.DEVNULL,
         stderr=log,  # a file, not a pipe: a full pipe would stall the server's logging
+        start_new_session=True,  # its own process group: the workers are stopped with it
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -136,11 +138,11 @@ def server(database_url: str, workers: int) -> Iterator[str]:
                 time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
         log.close()
         print(f"server log: {log.name}")
