@@ -14,6 +14,7 @@ bench:            ## benchmarks on the gridgov_bench database; they print ratios
 	scripts/bootstrap.sh bench
 	.venv/bin/python scripts/bench_assign.py
 	.venv/bin/python scripts/bench_tiles.py
+	.venv/bin/python scripts/bench_load.py
 
 lint:             ## ruff and mypy only
 	.venv/bin/ruff check .

@@ -62,8 +62,41 @@ class Settings(BaseSettings):
     db_connect_timeout_s: int = Field(default=5, ge=1, le=120)
     db_pool_size: int = Field(default=5, ge=1, le=100)
     db_statement_timeout_ms: int = Field(default=60_000, ge=0)
+    db_pool_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="How long a request waits for a free pooled connection before a 503.",
+    )
+    db_max_overflow: int = Field(
+        default=10, ge=0, le=100, description="Connections opened beyond the pool under load."
+    )
+    retry_after_s: int = Field(
+        default=5,
+        ge=1,
+        le=3600,
+        description="`Retry-After` (seconds) of a 503 answered while the database is unusable.",
+    )
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1,
+        description="Largest request body (bytes) of every route except layer imports: 413.",
+    )
     max_upload_bytes: int = Field(
-        default=200 * 1024 * 1024, ge=1, description="Largest accepted upload (bytes)."
+        default=200 * 1024 * 1024,
+        ge=1,
+        description="Largest layer import upload (bytes): 413.",
+    )
+    max_geometry_vertices: int = Field(
+        default=50_000,
+        ge=4,
+        description="Most vertices one submitted geometry may have; more is a 422.",
+    )
+    max_bbox_area_km2: float = Field(
+        default=100_000.0,
+        gt=0,
+        description="Largest area (km²) a `bbox` query may cover; larger is a 400 (leave "
+        "`bbox` out to page through a whole layer).",
     )
     assign_tolerance_m: float = Field(
         default=50.0,

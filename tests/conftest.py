@@ -87,3 +87,13 @@ def artifacts() -> Path:
     """Where page tests leave their screenshots (git-ignored)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def auth_headers() -> dict[str, str]:
+    """Headers that let a test request act as an administrator.
+
+    Empty while the API has no accounts; tests that drive every route (the schemathesis
+    fuzz run) send these, so only this fixture changes when authentication arrives.
+    """
+    return {}

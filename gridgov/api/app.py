@@ -11,7 +11,8 @@ from fastapi.staticfiles import StaticFiles
 
 from gridgov import __version__
 from gridgov.api import docs
-from gridgov.api.errors import install_error_handlers
+from gridgov.api.errors import COMMON_PROBLEMS, install_error_handlers
+from gridgov.api.limits import BodyLimitMiddleware
 from gridgov.api.routes import aggregates, docking, health, incidents, layer_io, maps, ogc, tiles
 from gridgov.layers.db import make_engine
 from gridgov.layers.registry import Registry, default_registry
@@ -47,15 +48,26 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.registry = registry or default_registry()
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=settings.max_body_bytes,
+        larger=[(layer_io.IMPORT_PATH, settings.max_upload_bytes)],
+    )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(docs.router)
-    app.include_router(health.router)
-    app.include_router(layer_io.router)
-    app.include_router(incidents.router)
-    app.include_router(maps.router)
-    app.include_router(docking.router)
-    app.include_router(ogc.router)  # includes the landing page `/`
-    app.include_router(tiles.router)
-    app.include_router(aggregates.router)
+    app.include_router(docs.router, responses=COMMON_PROBLEMS)
+    app.include_router(health.router, responses=COMMON_PROBLEMS)
+    app.include_router(layer_io.router, responses=COMMON_PROBLEMS)
+    app.include_router(incidents.router, responses=COMMON_PROBLEMS)
+    app.include_router(maps.router, responses=COMMON_PROBLEMS)
+    app.include_router(docking.router, responses=COMMON_PROBLEMS)
+    app.include_router(ogc.router, responses=COMMON_PROBLEMS)  # includes the landing page `/`
+    app.include_router(tiles.router, responses=COMMON_PROBLEMS)
+    app.include_router(aggregates.router, responses=COMMON_PROBLEMS)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for settings from the environment: a factory for multi-worker servers
+    (``uvicorn gridgov.api.app:app_from_environment --factory --workers N``)."""
+    return create_app(Settings())

@@ -29,11 +29,16 @@ def get_registry(request: Request) -> Registry:
 
 
 def get_connection(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
-    """One connection and transaction per request, committed only if the route succeeds."""
+    """One connection and transaction per request, committed only if the route succeeds.
+
+    Used with ``scope="function"``: the commit runs before the response is sent, so that
+    a commit that fails (a killed connection, a restarted server) is answered 503, never
+    a 201 for a write that was lost.
+    """
     with connect(engine) as conn, conn.begin():
         yield conn
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
-ConnectionDep = Annotated[Connection, Depends(get_connection)]
+ConnectionDep = Annotated[Connection, Depends(get_connection, scope="function")]

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridgov.errors import (
@@ -64,6 +67,52 @@ HTTP_TITLES_ZH = {
 }
 
 
+class Problem(BaseModel):
+    """An RFC 9457 problem document, as every error of this API is answered."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description="urn:gridgov:problem:<code>")
+    title: str = Field(description="标题 (Chinese first, English in brackets)")
+    status: int
+    detail: str = Field(description="说明 (Chinese first, English in brackets)")
+    instance: str | None = None
+
+
+_PROBLEM_SCHEMA = Problem.model_json_schema()
+_PROBLEM_TEXT = {
+    400: "请求参数无效 (invalid query parameter)",
+    404: "未找到 (no such resource)",
+    409: "冲突 (conflicts with the stored state)",
+    413: "请求体过大 (request body over the limit)",
+    422: "输入无效 (invalid input)",
+    503: "数据库不可用，稍后重试 (database unavailable; retry after `Retry-After` seconds)",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting problem+json answers (and 503's Retry-After)."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
+            "description": _PROBLEM_TEXT.get(status, HTTP_TITLES_ZH.get(status, "错误")),
+            "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
+        }
+        if status == 503:
+            entry["headers"] = {
+                "Retry-After": {
+                    "description": "seconds to wait before retrying",
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                }
+            }
+        documented[status] = entry
+    return documented
+
+
+# Every operation can answer these: bad parameters or body, unknown ids, oversized bodies,
+# and a database that is unusable for the moment.
+COMMON_PROBLEMS = problem_responses(400, 404, 413, 422, 503)
+
+
 def status_for(error: GridgovError) -> int:
     return next(status for cls, status in STATUS_OF if isinstance(error, cls))
 
@@ -91,6 +140,14 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def retry_after(request: Request, response: JSONResponse) -> JSONResponse:
+    """A 503 says when to come back (RFC 9110 `Retry-After`, in seconds)."""
+    if response.status_code == 503:
+        settings = getattr(request.app.state, "settings", None)
+        response.headers["Retry-After"] = str(getattr(settings, "retry_after_s", 5))
+    return response
+
+
 def _http_title(status: int) -> str:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     return f"{HTTP_TITLES_ZH.get(status, '错误')} ({phrase})"
@@ -101,7 +158,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     if status >= 500:
         log.error("%s on %s: %s", exc.code, request.url.path, exc.detail_en or exc.detail_zh)
-    return problem(
+    response = problem(
         status,
         f"{exc.title_zh} ({exc.title_en})",
         exc.detail,
@@ -109,6 +166,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         instance=request.url.path,
         **{k: v for k, v in exc.public.items() if k not in RESERVED_MEMBERS},
     )
+    return retry_after(request, response)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -116,12 +174,20 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else _http_title(exc.status_code)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"没有这个地址 (no such path): {request.url.path}"
+    # An HTTPException may carry its own problem code and public members (see limits.py).
+    code = str(getattr(exc, "problem_code", "about-blank"))
+    extra: dict[str, object] = dict(getattr(exc, "problem_extra", {}))
     response = problem(
-        exc.status_code, _http_title(exc.status_code), detail, instance=request.url.path
+        exc.status_code,
+        _http_title(exc.status_code),
+        detail,
+        code=code,
+        instance=request.url.path,
+        **{k: v for k, v in extra.items() if k not in RESERVED_MEMBERS},
     )
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
-    return response
+    return retry_after(request, response)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -130,7 +196,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     errors = [
         {
             "loc": [str(part) for part in err.get("loc", ())],
-            "msg": err.get("msg", ""),
+            "msg": _message(err),
             "type": err.get("type", ""),
         }
         for err in exc.errors()
@@ -146,16 +212,39 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+def _message(err: Any) -> str:
+    """Pydantic's message; for unparseable JSON also the parser's reason (never the input)."""
+    msg = str(err.get("msg", ""))
+    reason = (err.get("ctx") or {}).get("error")
+    if err.get("type") == "json_invalid" and isinstance(reason, str):
+        msg = f"{msg}: {reason}"
+    return msg
+
+
+QUERY_CANCELED = "57014"  # statement_timeout (or a cancel request)
+
+
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("database error on %s", request.url.path)
-    if isinstance(exc, OperationalError):
-        return problem(
+    # A lost connection (killed backend, restarted server) or an operational failure is
+    # temporary: 503 with Retry-After. The request's transaction was rolled back with it.
+    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, OperationalError | PoolTimeoutError) or lost:
+        sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+        if sqlstate == QUERY_CANCELED:
+            detail = "数据库查询超时，请稍后重试或缩小查询范围 (the query timed out; retry later)"
+        elif isinstance(exc, PoolTimeoutError):
+            detail = "数据库连接已全部占用，请稍后重试 (every database connection is busy)"
+        else:
+            detail = "数据库暂时无法访问，请稍后重试 (the database is unreachable; retry later)"
+        response = problem(
             503,
             "数据库不可用 (Database unavailable)",
-            "数据库暂时无法访问，请稍后重试 (the database is unreachable; retry later)",
+            detail,
             code=DatabaseUnavailableError.code,
             instance=request.url.path,
         )
+        return retry_after(request, response)
     return problem(
         500,
         _http_title(500),
@@ -181,4 +270,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(PoolTimeoutError, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)

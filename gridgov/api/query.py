@@ -22,15 +22,24 @@ def bad(parameter: str, zh: str, en: str) -> InvalidParameterError:
     )
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+
+def shown_name(name: str) -> str:
+    """A parameter name fit to repeat in an answer; anything else is not echoed back."""
+    return name if _PLAIN_NAME.fullmatch(name) else "(?)"
+
+
 def reject_unknown(params: QueryParams, allowed: Iterable[str]) -> None:
     """400 naming the first query parameter the route does not know (or a repeated one)."""
     known = set(allowed)
     for name in params:
         if name not in known:
+            shown = shown_name(name)
             raise InvalidParameterError(
-                f"未知的查询参数：{name}",
-                f"unknown query parameter: {name}",
-                public={"parameter": name},
+                f"未知的查询参数：{shown}",
+                f"unknown query parameter: {shown}",
+                public={"parameter": shown},
             )
         if len(params.getlist(name)) > 1:
             raise bad(name, "只能出现一次", "may appear only once")
@@ -99,4 +108,4 @@ def parse_datetime(value: str | None, parameter: str = "datetime") -> TimeFilter
     return TimeFilter(moment, moment)
 
 
-__all__ = ["bad", "parse_bool", "parse_datetime", "parse_int", "reject_unknown"]
+__all__ = ["bad", "parse_bool", "parse_datetime", "parse_int", "reject_unknown", "shown_name"]

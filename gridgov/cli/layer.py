@@ -95,6 +95,7 @@ def layer_import(
         mode="replace" if mode == "replace" else "append",
         skip_invalid=skip_invalid,
         rejects_path=rejects_path_for(path),
+        max_vertices=Settings().max_geometry_vertices,
     )
     if mode not in ("append", "replace"):
         raise fail(ImportUsageError("--mode 须为 append 或 replace", "--mode: append|replace"), 2)

@@ -114,6 +114,32 @@ def parse_bbox(value: str, crs: OgcCrs) -> tuple[float, float, float, float]:
     return x1, y1, x2, y2
 
 
+EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
+
+
+def bbox_area_km2(bbox: tuple[float, float, float, float], crs: OgcCrs) -> float:
+    """Area of a (west, south, east, north) box: on the sphere for degrees (exact for a
+    lon/lat rectangle), plain width × height for metres."""
+    west, south, east, north = bbox
+    if not crs.geographic:
+        return (east - west) * (north - south) / 1e6
+    band = abs(math.sin(math.radians(north)) - math.sin(math.radians(south)))
+    return EARTH_RADIUS_KM**2 * math.radians(east - west) * band
+
+
+def check_bbox_area(
+    bbox: tuple[float, float, float, float], crs: OgcCrs, max_km2: float
+) -> tuple[float, float, float, float]:
+    """``bbox`` unchanged, or a 400 when it covers more than ``max_km2``."""
+    if bbox_area_km2(bbox, crs) > max_km2:
+        raise _bad_bbox(
+            f"范围超过 {max_km2:,.0f} 平方千米的上限，请缩小范围，或不带 bbox 分页读取",
+            f"covers more than the limit of {max_km2:,.0f} km²; narrow it, or page "
+            "through the layer without bbox",
+        )
+    return bbox
+
+
 def _bad_bbox(zh: str, en: str) -> InvalidParameterError:
     return InvalidParameterError(f"bbox 无效：{zh}", f"bbox {en}", public={"parameter": "bbox"})
 
@@ -122,6 +148,8 @@ __all__ = [
     "CRS84",
     "STORAGE_SRID",
     "OgcCrs",
+    "bbox_area_km2",
+    "check_bbox_area",
     "crs84",
     "parse_bbox",
     "parse_crs",

@@ -39,10 +39,12 @@ _TYPE_ZH = {
 
 
 def check_geometries(
-    geoms: GeometryArray, allowed: tuple[str, ...]
+    geoms: GeometryArray, allowed: tuple[str, ...], max_vertices: int | None = None
 ) -> tuple[GeometryArray, list[GeometryProblem]]:
     """Structure checks; returns the geometries (Polygons promoted where only
-    MultiPolygon is allowed) and the problems. ``allowed`` holds shapely type names."""
+    MultiPolygon is allowed) and the problems. ``allowed`` holds shapely type names;
+    a geometry of more than ``max_vertices`` vertices is refused before the (costly)
+    validity check."""
     problems: list[GeometryProblem] = []
     out = geoms.copy()
     missing = shapely.is_missing(out)
@@ -83,6 +85,18 @@ def check_geometries(
             )
         )
     usable &= ~(has_z | has_m)
+    if max_vertices is not None:
+        vertices = np.where(usable, shapely.get_num_coordinates(out), 0)
+        for i in np.flatnonzero(vertices > max_vertices):
+            problems.append(
+                GeometryProblem(
+                    int(i),
+                    "geometry-too-many-vertices",
+                    f"几何图形有 {int(vertices[i])} 个顶点，超过 {max_vertices} 个的上限",
+                    f"geometry has {int(vertices[i])} vertices, over the limit of {max_vertices}",
+                )
+            )
+        usable &= vertices <= max_vertices
     finite = _finite(out, usable)
     for i in np.flatnonzero(usable & ~finite):
         zh, en = PROBLEM_MESSAGES[PROBLEM_NAN]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from gridgov.errors import DatabaseUnavailableError, PostgisMissingError
 from gridgov.settings import Settings
@@ -16,13 +17,17 @@ def make_engine(settings: Settings, url: URL | None = None) -> Engine:
     """An engine for the working database (or ``url``); it connects lazily.
 
     Every session runs in UTC with a statement timeout, so that one runaway query cannot
-    hold a connection for ever.
+    hold a connection for ever. A pooled connection is pinged before use (a restarted or
+    killed server costs one failed ping, not a failed request), and a request waits at most
+    ``db_pool_timeout_s`` for a free one, so that an exhausted pool is a quick 503.
     """
     target = url if url is not None else settings.require_database_url()
     return create_engine(
         target,
         pool_pre_ping=True,
         pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
         connect_args={
             "connect_timeout": settings.db_connect_timeout_s,
             "application_name": "gridgov",
@@ -41,6 +46,12 @@ def connect(engine: Engine) -> Connection:
             "cannot connect to the database",
             server=server_label(engine.url),
             cause=_first_line(exc.orig),
+        ) from exc
+    except PoolTimeoutError as exc:
+        raise DatabaseUnavailableError(
+            "数据库连接已全部占用，请稍后重试",
+            "every database connection is busy; retry later",
+            server=server_label(engine.url),
         ) from exc
 
 

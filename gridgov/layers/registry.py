@@ -6,6 +6,7 @@ derived; it refuses specs whose references or ids would clash.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from types import MappingProxyType
@@ -123,10 +124,12 @@ class Registry:
         try:
             return self._specs[layer_id]
         except KeyError:
+            # Only an id-like name is repeated back; anything else came from a stranger.
+            shown = layer_id if re.fullmatch(r"[a-z][a-z0-9_]{0,62}", layer_id) else "(?)"
             raise NotFoundError(
-                f"没有名为 {layer_id!r} 的图层",
-                f"no layer named {layer_id!r}",
-                public={"layer": layer_id},
+                f"没有名为 {shown!r} 的图层",
+                f"no layer named {shown!r}",
+                public={"layer": shown},
             ) from None
 
     def for_level(self, level: AdminLevel) -> LayerSpec | None:

@@ -106,6 +106,7 @@ def map_config(settings: Settings, synthetic: Mapping[str, bool]) -> dict[str, A
         "synthetic": dict(synthetic),
         "minZoom": MIN_ZOOM,
         "maxZoom": MAX_ZOOM,
+        "maxBBoxAreaKm2": settings.max_bbox_area_km2,
     }
 
 

@@ -61,13 +61,24 @@ class CubeCache:
         self._generation: int | None = None
         self._cube: Cube | None = None
 
+    def _fresh(self, current: int | None) -> bool:
+        """Loaded at (or after) the generation this request saw: it holds every write
+        committed before the request began, so requests queued behind one reload share it
+        rather than each reloading again while writes go on."""
+        return (
+            self._cube is not None
+            and current is not None
+            and self._generation is not None
+            and self._generation >= current
+        )
+
     def get(self, conn: Connection) -> Cube:
         current = aggregates.generation(conn)
         cube = self._cube
-        if cube is not None and current is not None and current == self._generation:
+        if cube is not None and self._fresh(current):
             return cube
         with self._lock:
-            if self._cube is not None and current is not None and current == self._generation:
+            if self._cube is not None and self._fresh(current):
                 return self._cube
             aggregates.refresh(conn)
             self._cube = aggregates.load_cube(conn)
@@ -147,7 +158,16 @@ FILTER_DOC = (
 
 
 @router.get(
-    "/h3", summary="H3 六边形热力 (incident counts per H3 cell, GeoJSON)", description=FILTER_DOC
+    "/h3",
+    summary="H3 六边形热力 (incident counts per H3 cell, GeoJSON)",
+    description=FILTER_DOC,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "GeoJSON FeatureCollection of hexagons with `count` and `overdue`",
+            "content": {"application/geo+json": {"schema": {"type": "object"}}},
+        }
+    },
 )
 def h3_cells(
     request: Request,

@@ -13,12 +13,20 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gridgov.api.deps import ConnectionDep, SettingsDep
+from gridgov.api.errors import problem_responses
+from gridgov.api.query import shown_name
+from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.errors import InvalidInputError
 from gridgov.gis.coords import to_cgcs2000
 from gridgov.layers import incidents
 from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_SOURCES, INCIDENT_STATUSES
 
-router = APIRouter(prefix="/incidents", tags=["incidents 事件"])
+router = APIRouter(
+    prefix="/incidents",
+    tags=["incidents 事件"],
+    route_class=StrictJSONRoute,
+    responses=problem_responses(409),  # a duplicate external id, a move the lifecycle forbids
+)
 
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 Category = Literal[tuple(c.value for c in INCIDENT_CATEGORIES)]  # type: ignore[valid-type]
@@ -136,7 +144,7 @@ def list_incidents(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     allowed = set(incidents.LIST_FILTERS) | {"from", "to", "limit", "offset"}
-    unknown = sorted(set(request.query_params) - allowed)
+    unknown = sorted(shown_name(name) for name in set(request.query_params) - allowed)
     if unknown:
         raise InvalidInputError(
             f"未知的查询参数：{'、'.join(unknown)}",

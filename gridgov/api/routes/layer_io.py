@@ -1,15 +1,15 @@
 """``/layers/{layer}/import`` and ``/layers/{layer}/export``: the CLI's code paths over HTTP.
 
 Uploads are parsed while streaming and refused with 413 as soon as they pass
-``max_upload_bytes``; the file is spooled to a temporary directory, never held whole in
-memory. An import that refuses rows answers 422 with every problem in ``errors``.
+``max_upload_bytes`` (``gridgov.api.limits`` counts the bytes); the file is spooled to a
+temporary directory, never held whole in memory. An import that refuses rows answers 422
+with every problem in ``errors``.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +18,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
@@ -69,21 +68,8 @@ _IMPORT_BODY: dict[str, Any] = {
 }
 
 
-def _too_large(limit: int) -> HTTPException:
-    return HTTPException(
-        413,
-        f"上传文件超过 {limit} 字节的上限 (upload exceeds the limit of {limit} bytes)",
-    )
-
-
-async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
-    """The request body, refused as soon as it passes ``limit`` bytes."""
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise _too_large(limit)
-        yield chunk
+# The path whose bodies may reach ``max_upload_bytes`` rather than ``max_body_bytes``.
+IMPORT_PATH = r"/layers/[^/]+/import"
 
 
 @router.post(
@@ -104,17 +90,13 @@ async def import_layer(
     settings: SettingsDep,
 ) -> JSONResponse:
     spec = registry.get(layer)  # 404 before a byte of the body is read
-    limit = settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidInputError(
             "请以 multipart/form-data 上传文件（字段 file）",
             "upload the file as multipart/form-data (field `file`)",
         )
     try:
-        form = await MultiPartParser(request.headers, _limited(request, limit)).parse()
+        form = await MultiPartParser(request.headers, request.stream()).parse()
     except MultiPartException as exc:
         raise InvalidInputError("上传内容格式错误", "malformed multipart body") from exc
     upload = form.get("file")
@@ -138,6 +120,7 @@ async def import_layer(
         mapping=tuple(v for v in form.getlist("map") if isinstance(v, str) and v.strip()),
         mode="replace" if mode == "replace" else "append",
         skip_invalid=(text("skip_invalid") or "").lower() in _TRUE,
+        max_vertices=settings.max_geometry_vertices,
     )
     if mode not in ("append", "replace"):
         raise InvalidInputError("mode 须为 append 或 replace", "mode must be append or replace")
@@ -175,7 +158,16 @@ async def import_layer(
     "/layers/{layer}/export",
     summary="导出图层 (export a layer as a file)",
     response_class=FileResponse,
-    responses={404: {"description": "未知图层 (unknown layer)"}},
+    responses={
+        200: {
+            "description": "导出的文件 (the exported file, as an attachment)",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in (*(f.media_type for f in Format), "text/csv")
+            },
+        },
+        404: {"description": "未知图层 (unknown layer)"},
+    },
 )
 def export_layer_file(
     layer: str,

@@ -17,7 +17,15 @@ from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.map_deps import BaseUrlDep, MetadataDep
 from gridgov.api.query import bad, parse_bool, parse_datetime, parse_int, reject_unknown
 from gridgov.errors import InvalidParameterError, NotFoundError
-from gridgov.gis.ogc_crs import CRS84, OgcCrs, parse_bbox, parse_crs, storage_crs, supported
+from gridgov.gis.ogc_crs import (
+    CRS84,
+    OgcCrs,
+    check_bbox_area,
+    parse_bbox,
+    parse_crs,
+    storage_crs,
+    supported,
+)
 from gridgov.layers.features import (
     FeatureQuery,
     Filter,
@@ -394,7 +402,11 @@ def items(
         out=out,
         limit=parse_int(limit, "limit", DEFAULT_LIMIT, 1, settings.max_items_limit),
         offset=parse_int(offset, "offset", 0, 0, 10**12),
-        bbox=parse_bbox(bbox, query_bbox_crs) if bbox is not None else None,
+        bbox=check_bbox_area(
+            parse_bbox(bbox, query_bbox_crs), query_bbox_crs, settings.max_bbox_area_km2
+        )
+        if bbox is not None
+        else None,
         bbox_crs=query_bbox_crs,
         time=time,
         equals=equals,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import shapely
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gridgov.errors import ConflictError
 from gridgov.gis.coords import DEFAULT_PROJECTED_EPSG, gauss_kruger_epsg
@@ -59,6 +59,7 @@ class ImportOptions:
     mapping: tuple[str, ...] = ()
     mode: Mode = "append"
     skip_invalid: bool = False
+    max_vertices: int | None = None  # per geometry; None: no limit
     rejects_path: Path | None = None  # where --skip-invalid lists the refused rows
 
 
@@ -123,7 +124,7 @@ def import_file(
     problems = _Collector()
     geoms, geometry_field = _geometries(source, plan, problems)
     progress("validate", 0, source.count)
-    geoms = _check_and_convert(spec, geoms, geometry_field, crs, problems)
+    geoms = _check_and_convert(spec, geoms, geometry_field, crs, problems, options.max_vertices)
     data = _check_values(spec, targets, source, plan, problems)
     progress("validate", source.count, source.count)
 
@@ -148,6 +149,8 @@ def import_file(
             conn, spec, stage, [i + 1 for i in sorted(problems.bad)]
         )
     except DBAPIError as exc:
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            raise  # the database failed, not the rows: a 503 for the caller, not a refusal
         # A constraint this module does not mirror: name it, never the SQL or the values.
         name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or "?"
         report.problems.append(
@@ -173,6 +176,8 @@ def _geometries(
     source: SourceTable, plan: FieldPlan, problems: _Collector
 ) -> tuple[ObjectArray, str]:
     if source.geometry is not None:
+        for index, zh, en in source.geometry_problems:
+            problems.add(index, "geometry", "geometry-invalid", zh, en)
         return source.geometry, "geometry"
     if plan.wkt is not None:
         geoms, found = geometries_from_wkt(source.columns[plan.wkt])
@@ -192,9 +197,14 @@ def _geometries(
 
 
 def _check_and_convert(
-    spec: LayerSpec, geoms: ObjectArray, field: str, crs: str, problems: _Collector
+    spec: LayerSpec,
+    geoms: ObjectArray,
+    field: str,
+    crs: str,
+    problems: _Collector,
+    max_vertices: int | None,
 ) -> ObjectArray:
-    checked, found = check_geometries(geoms, ALLOWED_TYPES[spec.geometry])
+    checked, found = check_geometries(geoms, ALLOWED_TYPES[spec.geometry], max_vertices)
     for p in found:
         if p.index not in problems.bad:
             problems.add(p.index, field, p.kind, p.reason_zh, p.reason_en)

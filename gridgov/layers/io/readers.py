@@ -12,7 +12,7 @@ import csv
 import io
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class SourceTable:
     geometry: ObjectArray | None = None  # shapely geometries (None where missing)
     crs: str | None = None  # the file's own CRS, normalised by ``parse_crs``
     encoding: str | None = None
+    # (row, reason_zh, reason_en) of geometries GEOS could not even build from the file
+    geometry_problems: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 def _unreadable(path: Path, cause: object) -> UnreadableFileError:
@@ -59,6 +61,10 @@ def _declared_crs(crs: Any) -> str | None:
     if crs is None:
         return None
     parsed = CRS.from_user_input(crs)
+    if len(parsed.axis_info) > 2:
+        # GDAL declares a file with Z values as 3-D (EPSG:4979): name its horizontal CRS,
+        # so that the Z values themselves are what gets refused, feature by feature.
+        parsed = parsed.to_2d()
     code = parsed.to_epsg(min_confidence=25)
     try:
         if code is None:
@@ -121,31 +127,91 @@ def read_source(path: Path, encoding: str | None, layer_hint: str | None = None)
 
 
 def _read_vector(path: Path, fmt: Format, codec: str | None, hint: str | None) -> SourceTable:
-    layer: str | None = None
+    source: Path | bytes = path
+    options: dict[str, Any] = {}
     try:
         if fmt is Format.GPKG:
             names = [str(row[0]) for row in pyogrio.list_layers(path)]
-            layer = hint if hint in names else None
+            options["layer"] = hint if hint in names else None
         if fmt is Format.SHP:
-            frame = pyogrio.read_dataframe(path, encoding=RAW)
+            options["encoding"] = RAW
         elif fmt is Format.GEOJSON:
             text, _ = enc.decode_text(path.read_bytes(), codec)
+            source = text.encode("utf-8")
             # Dates stay text: GDAL would cut timestamps to milliseconds.
-            frame = pyogrio.read_dataframe(io.BytesIO(text.encode("utf-8")), DATE_AS_STRING="YES")
-        else:
-            frame = pyogrio.read_dataframe(path, layer=layer)
+            options["DATE_AS_STRING"] = "YES"
+        frame, geometry, declared, broken = _read_frame(source, options)
     except (InvalidInputError, MemoryError):
         raise
     except Exception as exc:  # GDAL's errors are many; all mean "cannot read"
         raise _unreadable(path, exc) from exc
-    crs = _declared_crs(frame.crs)
-    geometry: ObjectArray = np.asarray(frame.geometry.array, dtype=object)
-    names = [str(c) for c in frame.columns if c != frame.geometry.name]
+    crs = _declared_crs(declared)
+    names = [str(c) for c in frame.columns if c != "geometry"]
     columns = {name: _values(frame[name]) for name in names}
     chosen = enc.UTF8
     if fmt is Format.SHP:
         names, columns, chosen = _decode_shapefile(path, names, columns, codec)
-    return SourceTable(fmt, names, columns, len(frame), geometry, crs, chosen)
+    return SourceTable(fmt, names, columns, len(frame), geometry, crs, chosen, broken)
+
+
+def _opened(source: Path | bytes) -> Path | io.BytesIO:
+    return io.BytesIO(source) if isinstance(source, bytes) else source
+
+
+def _read_frame(
+    source: Path | bytes, options: dict[str, Any]
+) -> tuple[pd.DataFrame, ObjectArray, Any, list[tuple[int, str, str]]]:
+    """Attributes, geometries, the declared CRS, and the features whose geometry GEOS could
+    not build at all (a ring that is not closed, a ring of fewer than 4 points).
+
+    Normally one read; only when a geometry is unbuildable are the attributes and the raw
+    WKB read apart, so that the bad feature is named instead of the whole file refused.
+    """
+    try:
+        frame = pyogrio.read_dataframe(_opened(source), **options)
+    except shapely.errors.GEOSException:
+        pass
+    else:
+        return frame, np.asarray(frame.geometry.array, dtype=object), frame.crs, []
+    frame = pyogrio.read_dataframe(_opened(source), read_geometry=False, **options)
+    meta, _, wkb, _ = pyogrio.raw.read(_opened(source), columns=[], **options)
+    geometry: ObjectArray = np.asarray(shapely.from_wkb(wkb, on_invalid="ignore"), dtype=object)
+    broken = [
+        (int(i), *unbuildable_reason(wkb[i]))
+        for i in np.flatnonzero(shapely.is_missing(geometry))
+        if wkb[i] is not None
+    ]
+    return frame, geometry, meta.get("crs"), broken
+
+
+_GEOS_REASONS = {
+    "closed linestring": ("环未闭合（首尾点不同）", "Ring not closed"),
+    "number of points in LinearRing": ("环的点数少于 4 个", "Too few points in ring"),
+    "must be 0 or >= 2": ("线的点数少于 2 个", "Too few points in line"),
+}
+
+
+def unbuildable_reason(wkb: bytes) -> tuple[str, str]:
+    """Why GEOS refused this WKB, and where (the first vertex, as ST_IsValidDetail would)."""
+    try:
+        shapely.from_wkb(wkb)
+    except shapely.errors.GEOSException as exc:
+        message = str(exc)
+    else:  # pragma: no cover - only called for WKB that failed
+        message = "unknown"
+    zh, en = next(
+        (pair for key, pair in _GEOS_REASONS.items() if key in message),
+        ("几何图形无法解析", message.split(":", 1)[-1].strip()),
+    )
+    where = ""
+    fixed = shapely.from_wkb(wkb, on_invalid="fix")
+    if fixed is not None and not fixed.is_empty:
+        x, y = shapely.get_coordinates(fixed)[0]
+        where = f"[{x:.7g} {y:.7g}]"
+    return (
+        f"几何图形无效（{zh}{where}），请在源数据中修正（不会自动修复）",
+        f"invalid geometry ({en}{where}); fix it at the source (never repaired here)",
+    )
 
 
 def _decode_shapefile(

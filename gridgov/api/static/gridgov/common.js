@@ -248,6 +248,12 @@
   /* ------------------------------------------------------------------ styles */
 
   /** The colour of a feature: by its ``style.by`` choice, else the layer's stroke. */
+  /** Area in km² of a "west,south,east,north" lon/lat bbox (on the sphere, as the server counts). */
+  GG.bboxAreaKm2 = function (bbox) {
+    var b = bbox.split(",").map(Number), r = 6371.0088, rad = Math.PI / 180;
+    return r * r * (b[2] - b[0]) * rad * Math.abs(Math.sin(b[3] * rad) - Math.sin(b[1] * rad));
+  };
+
   GG.colourOf = function (layer, props) {
     var by = layer.style.by;
     if (by && props) {

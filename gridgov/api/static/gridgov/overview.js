@@ -132,7 +132,10 @@
           entry.drawn = 0;
           return;
         }
-        var params = L.extend({ bbox: GG.datum.viewBBox(map), limit: config.geojsonLimit }, areaParams(layer));
+        var params = L.extend({ limit: config.geojsonLimit }, areaParams(layer));
+        // A view wider than the server's bbox cap asks for the layer without bbox (paged).
+        var bbox = GG.datum.viewBBox(map);
+        if (GG.bboxAreaKm2(bbox) <= config.maxBBoxAreaKm2) params.bbox = bbox;
         entry.leaflet._gg_load(params).then(function (data) {
           entry.leaflet.clearLayers();
           entry.leaflet.addData(GG.datum.shiftGeoJSON(data));
