@@ -12,7 +12,18 @@ from fastapi.staticfiles import StaticFiles
 from gridgov import __version__
 from gridgov.api import docs
 from gridgov.api.errors import install_error_handlers
-from gridgov.api.routes import aggregates, docking, health, incidents, layer_io, maps, ogc, tiles
+from gridgov.api.routes import (
+    aggregates,
+    docking,
+    grids,
+    health,
+    incidents,
+    layer_io,
+    maps,
+    measures,
+    ogc,
+    tiles,
+)
 from gridgov.layers.db import make_engine
 from gridgov.layers.registry import Registry, default_registry
 from gridgov.settings import Settings
@@ -54,6 +65,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.include_router(incidents.router)
     app.include_router(maps.router)
     app.include_router(docking.router)
+    app.include_router(measures.router)
+    app.include_router(grids.router)
     app.include_router(ogc.router)  # includes the landing page `/`
     app.include_router(tiles.router)
     app.include_router(aggregates.router)
