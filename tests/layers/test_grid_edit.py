@@ -114,7 +114,8 @@ def test_gap_given_back_goes_to_the_neighbour(city: Connection, registry: Regist
     gap, overlap, outside = coverage_m2(city, registry)
     # only the hole nobody grids
     assert gap == pytest.approx(gap_before, abs=1.0)
-    assert overlap < 1.0 and outside < 1.0
+    assert overlap < 1.0
+    assert outside < 1.0
     # Versions: the old ones closed at the instant the new ones start.
     for code in (G1, G2):
         versions = grid_edit.history(city, code)
@@ -150,7 +151,8 @@ def test_outside_the_community_invalid_and_too_many_vertices_are_422(
         edit(city, registry, Replace(G2, box(MID, S, 120.33, N)), options=Options(overlap="take"))
     assert outside.value.problems[0].kind == "outside-community"
     piece = outside.value.problems[0].geometry
-    assert piece is not None and piece.symmetric_difference(box(E, S, 120.33, N)).area < 1e-12
+    assert piece is not None
+    assert piece.symmetric_difference(box(E, S, 120.33, N)).area < 1e-12
     bowtie = Polygon([(MID, S), (E, N), (E, S), (MID, N)])
     with pytest.raises(InvalidEditError) as invalid:
         edit(city, registry, Replace(G2, bowtie))
