@@ -70,7 +70,7 @@ def test_take_and_give_together_keep_a_partition() -> None:
                 ],
             },
             "geometry-zm",
-        ),  # fmt: skip
+        ),
         ({"type": "Point", "coordinates": [120.3, 31.5]}, "geometry-type"),
         ({"type": "Polygon", "coordinates": [[[1, 2], [3, 4]]]}, "geometry-malformed"),
         (
@@ -79,16 +79,14 @@ def test_take_and_give_together_keep_a_partition() -> None:
                 "coordinates": [[[31.5, 120.3], [31.5, 120.4], [31.6, 120.4], [31.5, 120.3]]],
             },
             "coordinates-swapped",
-        ),  # fmt: skip
+        ),
         (
             {
                 "type": "Polygon",
-                "coordinates": [
-                    [[120.3, 31.5], [120.4, math.nan], [120.4, 31.6], [120.3, 31.5]]
-                ],
+                "coordinates": [[[120.3, 31.5], [120.4, math.nan], [120.4, 31.6], [120.3, 31.5]]],
             },
             "coordinates-nan",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_geojson_is_refused_never_repaired(geometry: dict[str, object], kind: str) -> None:
