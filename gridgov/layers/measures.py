@@ -30,7 +30,7 @@ from gridgov.gis.measures import (
     balance,
     grid_measures,
 )
-from gridgov.layers import docking
+from gridgov.layers import docking, grid_edit
 from gridgov.layers.assignment import UNIT_TARGETS
 from gridgov.layers.registry import Registry
 
@@ -230,12 +230,19 @@ def grid_report(
     conn: Connection,
     registry: Registry,
     code: str,
-    geom: BaseGeometry,
     period: Period,
     weights: WorkloadWeights,
 ) -> dict[str, Any]:
-    """Measures of one stored grid, with its docking against each unit kind."""
-    counts = gather(conn, {code: geom}, period)
+    """Measures of one grid in force, with its docking against each unit kind.
+
+    Counted among its community's grids, so that a building on a shared edge counts for
+    the grid the rule gives it to (the lowest code), as in the area report.
+    """
+    version = grid_edit.current(conn, code)
+    neighbours = {v.code: v.geometry for v in grid_edit.in_force(conn, version.community_code)}
+    neighbours[code] = version.geometry
+    geom = version.geometry
+    counts = gather(conn, neighbours, period)
     shares = unit_shares(conn, registry, {code: geom})
     dock = _docking(registry, {code: geom}, shares, with_items=True)
     return {

@@ -16,7 +16,7 @@ from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.errors import InvalidInputError
 from gridgov.gis.grid_edit import geometry_from_geojson
 from gridgov.gis.measures import WorkloadWeights
-from gridgov.layers import grid_edit, measures
+from gridgov.layers import measures
 from gridgov.layers.measures import Period
 from gridgov.settings import Settings
 
@@ -70,10 +70,7 @@ def grid_measures(
     start: FromQ = None,
     end: ToQ = None,
 ) -> dict[str, Any]:
-    version = grid_edit.current(conn, code)
-    return measures.grid_report(
-        conn, registry, code, version.geometry, period(start, end), weights(settings)
-    )
+    return measures.grid_report(conn, registry, code, period(start, end), weights(settings))
 
 
 @router.get(
