@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import bindparam
 
 from gridgov.errors import (
+    ConflictError,
     InvalidInputError,
     NotFoundError,
     PreconditionFailedError,
@@ -300,6 +301,17 @@ def _write(
     tolerance_m: float,
 ) -> EditResult:
     touched = changes.touched
+    scheduled = conn.execute(
+        text("SELECT DISTINCT code FROM grid WHERE code = ANY(:codes) AND valid_from > :t"),
+        {"codes": touched, "t": at},
+    ).scalars()
+    later = sorted(scheduled)
+    if later:
+        raise ConflictError(
+            f"网格 {'、'.join(later)} 已有尚未生效的新版本，不能再直接修改",
+            f"grid {', '.join(later)} already has a version scheduled to take force later",
+            public={"codes": ",".join(later)},
+        )
     closed = conn.execute(
         text(
             f"UPDATE grid g SET valid_to = :t, updated_at = clock_timestamp() "

@@ -14,7 +14,7 @@ import shapely
 from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, Polygon, box
 from sqlalchemy import Connection, MetaData, text
 
-from gridgov.errors import PreconditionFailedError, PreconditionRequiredError
+from gridgov.errors import ConflictError, PreconditionFailedError, PreconditionRequiredError
 from gridgov.gis.grid_edit import (
     Create,
     EditConflictError,
@@ -335,3 +335,18 @@ def test_derived_neighbour_shapes_are_valid_multipolygons(
     gap, overlap, _ = coverage_m2(city, registry)
     assert overlap < 1.0
     assert gap == pytest.approx(area_m2(MultiPolygon([HOLE])), abs=1.0)
+
+
+def test_a_grid_with_a_scheduled_version_is_not_edited_live(
+    city: Connection, metadata: MetaData, registry: Registry
+) -> None:
+    later = datetime(2099, 1, 1, tzinfo=UTC)
+    city.execute(text("UPDATE grid SET valid_to = :t WHERE code = :c"), {"t": later, "c": G2})
+    insert_row(
+        city,
+        metadata,
+        "grid",
+        valid_row(registry.get("grid"), code=G2, geom=multi(box(MID, S, E, N)), valid_from=later),
+    )
+    with pytest.raises(ConflictError, match="scheduled"):
+        edit(city, registry, Update(G2, attrs={"name": "改"}))
