@@ -20,14 +20,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+import numpy as np
 import shapely
+import shapely.geometry
 import shapely.ops
 from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from gridgov.errors import ConflictError, InvalidInputError
-from gridgov.gis.coverage import TOLERANCE_M2, is_sliver, overlaps
+from gridgov.gis.coverage import TOLERANCE_M2, adjacent, connected, is_sliver, overlaps
 from gridgov.gis.measures import area_m2, polygon_parts
+from gridgov.gis.validation import check_geometries, to_cgcs2000_all
 
 OverlapChoice = Literal["refuse", "take"]
 GapChoice = Literal["refuse", "give"]
@@ -302,8 +305,6 @@ class Merge:
         return self.codes
 
     def build(self, state: CommunityState) -> Changes:
-        from gridgov.gis.coverage import connected
-
         if len(set(self.codes)) < 2:
             raise InvalidEditError(
                 [EditProblem("merge", "合并至少需要两个不同的网格", "a merge needs two grids")]
@@ -348,8 +349,6 @@ class MoveBoundary:
         return (self.code, self.neighbour)
 
     def build(self, state: CommunityState) -> Changes:
-        from gridgov.gis.coverage import adjacent
-
         a, b = state.require(self.code), state.require(self.neighbour)
         if self.code == self.neighbour or not adjacent(a, b):
             raise InvalidEditError(
@@ -587,7 +586,41 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
     for code, geom in cleaned.items():
         result.geometries[code] = geom
         result.attrs.setdefault(code, dict(state.attrs.get(code, {})))
+    _verify(state, result, tol)
     return result
+
+
+def _verify(state: CommunityState, result: Changes, tol: float) -> None:
+    """The final shapes, neighbours included, once more: no overlap, no new gap. A take or
+    give that fails this (it should not) is refused rather than stored."""
+    final: dict[str, BaseGeometry] = {
+        code: geom for code, geom in state.grids.items() if code not in result.geometries
+    }
+    final.update({c: g for c, g in result.geometries.items() if g is not None})
+    final.update({f"new-{i}": g for i, (g, _) in enumerate(result.new, start=1)})
+    changed = [c for c in final if c in result.geometries or c.startswith("new-")]
+    problems = [
+        EditProblem(
+            "overlap",
+            f"调整后网格 {p.codes[0]} 与 {p.codes[1]} 仍有重叠（{p.area_m2:.1f} 平方米）",
+            f"after the edit, {p.codes[0]} and {p.codes[1]} still overlap ({p.area_m2:.1f} m²)",
+            p.geometry,
+            p.codes,
+            p.area_m2,
+        )
+        for p in overlaps(final, tol)
+        if p.codes[0] in changed or p.codes[1] in changed
+    ]
+    before = [state.grids[c] for c in result.geometries if c in state.grids]
+    if before:
+        left = shapely.difference(
+            shapely.union_all(before), shapely.union_all(list(final.values()))
+        )
+        problems += _pieces_as_problems(
+            left, "gap", "调整后仍留有空隙", "the edit still leaves a gap", (), tol
+        )
+    if problems:
+        raise EditConflictError(problems)
 
 
 def _give_back(
@@ -629,11 +662,6 @@ def geometry_from_geojson(
     """A GeoJSON geometry from a request, in CGCS2000 lon/lat; refused (never repaired) when
     malformed, of the wrong type, Z/M, NaN or outside China. Validity of the polygon is
     checked later with the edit, so that the refusal can point at the self-intersection."""
-    import numpy as np
-    import shapely.geometry
-
-    from gridgov.gis.validation import check_geometries, to_cgcs2000_all
-
     try:
         geom = shapely.geometry.shape(dict(obj))
     except Exception as exc:
