@@ -15,6 +15,7 @@ from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, P
 from sqlalchemy import Connection, MetaData, text
 
 from gridgov.errors import ConflictError, PreconditionFailedError, PreconditionRequiredError
+from gridgov.gis.coverage import coverage_pieces, totals
 from gridgov.gis.grid_edit import (
     Create,
     EditConflictError,
@@ -29,11 +30,10 @@ from gridgov.gis.grid_edit import (
     Update,
 )
 from gridgov.gis.measures import area_m2
-from gridgov.layers import checks, grid_edit, incidents
+from gridgov.layers import grid_edit, incidents
 from gridgov.layers.grid_edit import EditResult
 from gridgov.layers.incidents import NewIncident
 from gridgov.layers.registry import Registry
-from gridgov.layers.spec import AdminLevel
 from tests.factories import insert_row, valid_row
 from tests.small_city import HOLE, MID, TOLERANCE, E, N, S, W, build_small_city, multi
 
@@ -79,11 +79,13 @@ def in_force(conn: Connection) -> dict[str, Any]:
 
 
 def coverage_m2(conn: Connection, registry: Registry) -> tuple[float, float, float]:
-    """The SQL check of the whole layer (gridgov.layers.checks) for the community."""
-    row = next(
-        c for c in checks.coverage(conn, registry, AdminLevel.GRID) if c.parent_code == COMMUNITY
-    )
-    return row.gap_m2, row.overlap_m2, row.outside_m2
+    """Gap, overlap and spill-over of the stored grids in force, overlaid in lon/lat."""
+    community = conn.execute(
+        text("SELECT ST_AsBinary(geom) FROM community WHERE code = :c"), {"c": COMMUNITY}
+    ).scalar_one()
+    grids = {code: v.geometry for code, v in in_force(conn).items()}
+    found = totals(coverage_pieces(shapely.from_wkb(bytes(community)), grids, tolerance_m2=0.0))
+    return found["gap"], found["overlap"], found["outside"]
 
 
 def test_replace_that_leaves_a_gap_is_refused_with_the_gap(
