@@ -98,7 +98,8 @@ def test_replace_that_leaves_a_gap_is_refused_with_the_gap(
     assert problem.kind == "gap"
     assert problem.geometry is not None
     assert problem.geometry.symmetric_difference(box(MID, S, 120.312, N)).area < 1e-12
-    assert refused.value.members()["problems"]["features"][0]["geometry"]["type"] == "Polygon"
+    drawn: Any = refused.value.members()["problems"]
+    assert drawn["features"][0]["geometry"]["type"] == "Polygon"
     assert set(in_force(city)) == {G1, G2}
     assert in_force(city)[G2].geometry.equals(multi(box(MID, S, E, N)))
 
