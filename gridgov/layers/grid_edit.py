@@ -280,9 +280,19 @@ def apply_edit(
     check_etags(versions, operation.named, if_match)
     changes = validate(state, operation.build(state), options)
     return _write(
-        conn, registry, operation.operation, state, versions, synthetic, changes, at,
-        actor=actor, reason=reason, options=options, tolerance_m=tolerance_m,
-    )  # fmt: skip
+        conn,
+        registry,
+        operation.operation,
+        state,
+        versions,
+        synthetic,
+        changes,
+        at,
+        actor=actor,
+        reason=reason,
+        options=options,
+        tolerance_m=tolerance_m,
+    )
 
 
 def _write(
@@ -339,11 +349,15 @@ def _write(
         values = changes.attrs.get(code, old.attrs)
         rows.append(
             _row(
-                code, state.community_code, values, geom, old.attrs["synthetic"],
+                code,
+                state.community_code,
+                values,
+                geom,
+                old.attrs["synthetic"],
                 old.attrs["households"] if keep_counts else None,
                 old.attrs["population"] if keep_counts else None,
             )
-        )  # fmt: skip
+        )
     for code, (geom, values) in zip(new_codes, changes.new, strict=True):
         reshaped.append(code)
         rows.append(_row(code, state.community_code, values, geom, synthetic, None, None))

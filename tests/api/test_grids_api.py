@@ -92,9 +92,10 @@ def test_outside_the_community_and_bad_geometry_are_422(client: TestClient) -> N
     assert shape(piece["geometry"]).symmetric_difference(box(E, S, 120.33, N)).area < 1e-12
     bowtie = {"type": "Polygon", "coordinates": [[[MID, S], [E, N], [E, S], [MID, N], [MID, S]]]}
     invalid = client.put(
-        f"/grids/{G2}", json={"type": "Feature", "geometry": bowtie, "reason": "x"},
+        f"/grids/{G2}",
+        json={"type": "Feature", "geometry": bowtie, "reason": "x"},
         headers={"If-Match": tag},
-    )  # fmt: skip
+    )
     assert invalid.status_code == 422
     where = invalid.json()["problems"]["features"][0]["geometry"]
     assert where["type"] == "Point"
@@ -110,11 +111,15 @@ def test_create_split_merge_boundary_retire_and_the_log(client: TestClient) -> N
     _, tag2 = read(client, G2)
     split = client.post(
         f"/grids/{G2}/split",
-        json={"line": {"type": "LineString",
-                       "coordinates": [[MID - 0.001, 31.57], [E + 0.001, 31.57]]},
-              "reason": "拆分"},
+        json={
+            "line": {
+                "type": "LineString",
+                "coordinates": [[MID - 0.001, 31.57], [E + 0.001, 31.57]],
+            },
+            "reason": "拆分",
+        },
         headers={"If-Match": tag2, **actor},
-    )  # fmt: skip
+    )
     assert split.status_code == 200, split.text
     assert split.json()["created"] == ["320213001001003"]
     _, tag1 = read(client, G1)
@@ -123,10 +128,9 @@ def test_create_split_merge_boundary_retire_and_the_log(client: TestClient) -> N
     west = box(W, S, 120.312, 31.57).union(box(W, 31.57, MID, N)).difference(HOLE)
     moved = client.post(
         f"/grids/{G1}/boundary",
-        json={"neighbour": G2, "reason": "对齐道路",
-              "geometry": mapping(west)},
+        json={"neighbour": G2, "reason": "对齐道路", "geometry": mapping(west)},
         headers={"If-Match": f"{tag1}, {tag2}", **actor},
-    )  # fmt: skip
+    )
     assert moved.status_code == 200, moved.text
     _, tag2 = read(client, G2)
     _, tag3 = read(client, "320213001001003")
@@ -147,10 +151,13 @@ def test_create_split_merge_boundary_retire_and_the_log(client: TestClient) -> N
     assert client.get(f"/grids/{G2}").status_code == 404
     created = client.post(
         "/grids?overlap=take",
-        json={**feature(box(E - 0.002, S, E, N), name="新网格"), "community_code": "320213001001",
-              "reason": "新建"},
+        json={
+            **feature(box(E - 0.002, S, E, N), name="新网格"),
+            "community_code": "320213001001",
+            "reason": "新建",
+        },
         headers=actor,
-    )  # fmt: skip
+    )
     assert created.status_code == 201, created.text
     assert created.json()["created"] == ["320213001001004"]  # …002 and …003 never reused
     assert created.headers["Location"] == "/grids/320213001001004"
@@ -175,11 +182,14 @@ def test_measures_endpoints(client: TestClient) -> None:
     assert client.get("/areas/3202/measures").status_code == 422
     proposed = client.post(
         "/measures",
-        json={"type": "FeatureCollection", "features": [
-            {"type": "Feature", "id": "n", "geometry": mapping(box(W, 31.57, E, N))},
-            {"type": "Feature", "id": "s", "geometry": mapping(box(W, S, E, 31.57))},
-        ]},
-    )  # fmt: skip
+        json={
+            "type": "FeatureCollection",
+            "features": [
+                {"type": "Feature", "id": "n", "geometry": mapping(box(W, 31.57, E, N))},
+                {"type": "Feature", "id": "s", "geometry": mapping(box(W, S, E, 31.57))},
+            ],
+        },
+    )
     assert proposed.status_code == 200, proposed.text
     assert [g["key"] for g in proposed.json()["grids"]] == ["n", "s"]
     assert proposed.json()["balance"]["workload"]["n"] == 2

@@ -43,8 +43,11 @@ def test_retired_area_goes_to_the_neighbour_sharing_most_boundary() -> None:
 
 def test_taking_all_of_a_neighbour_is_refused() -> None:
     with pytest.raises(EditConflictError) as refused:
-        validate(state(), Replace("a", box(120.30, 31.56, 120.32, 31.58)).build(state()),
-                 Options(overlap="take", gap="give"))  # fmt: skip
+        validate(
+            state(),
+            Replace("a", box(120.30, 31.56, 120.32, 31.58)).build(state()),
+            Options(overlap="take", gap="give"),
+        )
     assert refused.value.problems[0].kind == "neighbour-vanishes"
     assert refused.value.problems[0].codes == ("b",)
 

@@ -310,9 +310,14 @@ def test_buildings_follow_and_households_are_recounted(
             city,
             metadata,
             "building",
-            valid_row(spec, grid_code=code, households=households, residents=2 * households,
-                      geom=Point(lon, 31.575)),
-        )  # fmt: skip
+            valid_row(
+                spec,
+                grid_code=code,
+                households=households,
+                residents=2 * households,
+                geom=Point(lon, 31.575),
+            ),
+        )
     edit(city, registry, MoveBoundary(G1, G2, box(W, S, 120.312, N).difference(HOLE)))
     now = in_force(city)
     assert (now[G1].attrs["households"], now[G2].attrs["households"]) == (140, 60)

@@ -52,12 +52,10 @@ def committed_city(engine: Engine, metadata: MetaData, registry: Registry) -> It
             insert_row(conn, metadata, layer, valid_row(registry.get(layer), **kw))
 
         add("district", code=DISTRICT, geom=MultiPolygon([box(120.3, 31.5, 120.5, 31.7)]))
-        add("township", code=TOWNSHIP, district_code=DISTRICT,
-            geom=MultiPolygon([box(W, S, E, N)]))  # fmt: skip
+        add("township", code=TOWNSHIP, district_code=DISTRICT, geom=MultiPolygon([box(W, S, E, N)]))
         add("community", code=COMMUNITY, **codes, geom=MultiPolygon([box(W, S, E, N)]))
         for code, shape in ((A, box(W, S, MIDW, N)), (B, box(MIDE, S, E, N))):
-            add("grid", code=code, community_code=COMMUNITY, **codes,
-                geom=MultiPolygon([shape]))  # fmt: skip
+            add("grid", code=code, community_code=COMMUNITY, **codes, geom=MultiPolygon([shape]))
     try:
         yield engine
     finally:

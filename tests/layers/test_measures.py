@@ -35,8 +35,7 @@ def city(connection: Connection, metadata: MetaData, registry: Registry) -> Conn
     add("rental_housing", grid_code=G2, is_group_rental=False, geom=Point(120.317, 31.571))
     add("key_site", grid_code=G2, category="school", geom=Point(120.318, 31.575))
     # A hazard area straddling both grids counts for both; one only touching …002 does not.
-    add("hazard_zone", grid_code=G1, risk_level="major",
-        geom=box(120.309, 31.565, 120.311, 31.566))  # fmt: skip
+    add("hazard_zone", grid_code=G1, risk_level="major", geom=box(120.309, 31.565, 120.311, 31.566))
     add("hazard_zone", grid_code=G1, risk_level="low", geom=box(120.300, 31.565, MID, 31.566))
     for at in (datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 9, 1, tzinfo=UTC)):
         incidents.create(

@@ -238,10 +238,16 @@ def create_grid(
 ) -> dict[str, Any]:
     geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
     result = _apply(
-        conn, registry, settings, Create(geometry, body.properties.model_dump()),
-        actor=actor, reason=body.reason, if_match=None, overlap=overlap,
+        conn,
+        registry,
+        settings,
+        Create(geometry, body.properties.model_dump()),
+        actor=actor,
+        reason=body.reason,
+        if_match=None,
+        overlap=overlap,
         community_code=body.community_code,
-    )  # fmt: skip
+    )
     return _answer(result, response, result.created[0])
 
 
@@ -262,9 +268,16 @@ def replace_grid(
     geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
     operation = Replace(code, geometry, body.properties.model_dump())
     result = _apply(
-        conn, registry, settings, operation, actor=actor, reason=body.reason,
-        if_match=if_match, overlap=overlap, gap=gap,
-    )  # fmt: skip
+        conn,
+        registry,
+        settings,
+        operation,
+        actor=actor,
+        reason=body.reason,
+        if_match=if_match,
+        overlap=overlap,
+        gap=gap,
+    )
     return _answer(result, response, code)
 
 
@@ -287,9 +300,16 @@ def update_grid(
         geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
     attrs = body.properties.model_dump(exclude_unset=True)
     result = _apply(
-        conn, registry, settings, Update(code, geometry, attrs), actor=actor,
-        reason=body.reason, if_match=if_match, overlap=overlap, gap=gap,
-    )  # fmt: skip
+        conn,
+        registry,
+        settings,
+        Update(code, geometry, attrs),
+        actor=actor,
+        reason=body.reason,
+        if_match=if_match,
+        overlap=overlap,
+        gap=gap,
+    )
     return _answer(result, response, code)
 
 
@@ -306,9 +326,15 @@ def retire_grid(
     gap: GapQ = "refuse",
 ) -> dict[str, Any]:
     result = _apply(
-        conn, registry, settings, Retire(code), actor=actor, reason=reason,
-        if_match=if_match, gap=gap,
-    )  # fmt: skip
+        conn,
+        registry,
+        settings,
+        Retire(code),
+        actor=actor,
+        reason=reason,
+        if_match=if_match,
+        gap=gap,
+    )
     return _answer(result, response, None)
 
 
@@ -326,9 +352,14 @@ def split_grid(
 ) -> dict[str, Any]:
     line = geometry_from_geojson(body.line, crs, LINEAR, what="line")
     result = _apply(
-        conn, registry, settings, Split(code, line), actor=actor, reason=body.reason,
+        conn,
+        registry,
+        settings,
+        Split(code, line),
+        actor=actor,
+        reason=body.reason,
         if_match=if_match,
-    )  # fmt: skip
+    )
     return _answer(result, response, code)
 
 
@@ -343,9 +374,14 @@ def merge_grids(
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
     result = _apply(
-        conn, registry, settings, Merge(tuple(body.codes)), actor=actor, reason=body.reason,
+        conn,
+        registry,
+        settings,
+        Merge(tuple(body.codes)),
+        actor=actor,
+        reason=body.reason,
         if_match=if_match,
-    )  # fmt: skip
+    )
     return _answer(result, response, min(body.codes))
 
 
@@ -363,7 +399,12 @@ def move_boundary(
 ) -> dict[str, Any]:
     geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
     result = _apply(
-        conn, registry, settings, MoveBoundary(code, body.neighbour, geometry), actor=actor,
-        reason=body.reason, if_match=if_match,
-    )  # fmt: skip
+        conn,
+        registry,
+        settings,
+        MoveBoundary(code, body.neighbour, geometry),
+        actor=actor,
+        reason=body.reason,
+        if_match=if_match,
+    )
     return _answer(result, response, code)
