@@ -34,6 +34,10 @@ class GridgovError(Exception):
         context = ", ".join(f"{k}={v}" for k, v in {**self.public, **self.private}.items())
         return f"{self.detail}" + (f" [{context}]" if context else "")
 
+    def members(self) -> dict[str, object]:
+        """Extension members of the problem+json body (the ``public`` ones by default)."""
+        return dict(self.public)
+
     @property
     def detail(self) -> str:
         """User-facing text: Chinese first, English after it."""
@@ -90,3 +94,19 @@ class RegistryError(GridgovError):
     code = "registry"
     title_zh = "图层注册表错误"
     title_en = "Layer registry error"
+
+
+class PreconditionFailedError(GridgovError):
+    """The client's ETag is stale: someone changed the resource since it was read (412)."""
+
+    code = "precondition-failed"
+    title_zh = "数据已被他人修改"
+    title_en = "Precondition failed"
+
+
+class PreconditionRequiredError(GridgovError):
+    """A write without ``If-Match``: refused so that no edit can overwrite an unseen one (428)."""
+
+    code = "precondition-required"
+    title_zh = "缺少 If-Match"
+    title_en = "Precondition required"

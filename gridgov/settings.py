@@ -118,6 +118,19 @@ class Settings(BaseSettings):
     grid_target_households: int = Field(
         default=400, ge=50, le=5_000, description="Households a grid is sized for (网格户数)."
     )
+    grid_max_vertices: int = Field(
+        default=5_000,
+        ge=4,
+        le=1_000_000,
+        description="Most vertices a grid may have after an edit (网格顶点上限).",
+    )
+    workload_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Weights of the grid workload index (工作量指数) as JSON, overriding the "
+        'defaults, e.g. {"households": 1, "incidents_per_year": 0.5, "group_rentals": 5, '
+        '"hazard_major": 30}; keys: households, population, incidents_per_year, rentals, '
+        "group_rentals, key_sites, hazard_major, hazard_high, hazard_moderate, hazard_low.",
+    )
     basemap_url: str | None = Field(
         default=None,
         description="Base-map tile URL template ({z}/{x}/{y}, optional {s}) of the map pages, "
@@ -136,6 +149,14 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise(cls, value: str | None) -> str | None:
         return None if not value else normalise_database_url(value)
+
+    @field_validator("workload_weights")
+    @classmethod
+    def _known_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        from gridgov.gis.measures import WorkloadWeights
+
+        WorkloadWeights.from_mapping(value)  # raises on an unknown or negative weight
+        return value
 
     def require_database_url(self) -> URL:
         """The working database URL, or a clear error naming how to set it."""

@@ -48,3 +48,17 @@ def test_missing_or_foreign_url_is_a_clear_error(clean_env: pytest.MonkeyPatch) 
     clean_env.setenv("DATABASE_URL", "mysql://u@h/gridgov")
     with pytest.raises(ValueError, match="must point at PostgreSQL"):
         Settings(_env_file=None)
+
+
+def test_workload_weights_from_json_and_bad_ones_refused(clean_env: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from gridgov.gis.measures import WorkloadWeights
+
+    clean_env.setenv("GRIDGOV_WORKLOAD_WEIGHTS", '{"households": 2, "hazard_major": 50}')
+    weights = WorkloadWeights.from_mapping(Settings(_env_file=None).workload_weights)
+    assert (weights.households, weights.hazards["major"], weights.rentals) == (2.0, 50.0, 0.5)
+    for bad in ('{"shoes": 1}', '{"households": -1}'):
+        clean_env.setenv("GRIDGOV_WORKLOAD_WEIGHTS", bad)
+        with pytest.raises(ValidationError, match="workload weight"):
+            Settings(_env_file=None)

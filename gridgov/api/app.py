@@ -13,7 +13,18 @@ from gridgov import __version__
 from gridgov.api import docs
 from gridgov.api.errors import COMMON_PROBLEMS, install_error_handlers
 from gridgov.api.limits import BodyLimitMiddleware
-from gridgov.api.routes import aggregates, docking, health, incidents, layer_io, maps, ogc, tiles
+from gridgov.api.routes import (
+    aggregates,
+    docking,
+    grids,
+    health,
+    incidents,
+    layer_io,
+    maps,
+    measures,
+    ogc,
+    tiles,
+)
 from gridgov.layers.db import make_engine
 from gridgov.layers.registry import Registry, default_registry
 from gridgov.settings import Settings
@@ -60,6 +71,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.include_router(incidents.router, responses=COMMON_PROBLEMS)
     app.include_router(maps.router, responses=COMMON_PROBLEMS)
     app.include_router(docking.router, responses=COMMON_PROBLEMS)
+    app.include_router(measures.router, responses=COMMON_PROBLEMS)
+    app.include_router(grids.router, responses=COMMON_PROBLEMS)
     app.include_router(ogc.router, responses=COMMON_PROBLEMS)  # includes the landing page `/`
     app.include_router(tiles.router, responses=COMMON_PROBLEMS)
     app.include_router(aggregates.router, responses=COMMON_PROBLEMS)

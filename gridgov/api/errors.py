@@ -27,6 +27,8 @@ from gridgov.errors import (
     InvalidParameterError,
     NotFoundError,
     PostgisMissingError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
     RegistryError,
 )
 
@@ -42,6 +44,8 @@ STATUS_OF: tuple[tuple[type[GridgovError], int], ...] = (
     (InvalidParameterError, 400),
     (InvalidInputError, 422),
     (ConflictError, 409),
+    (PreconditionFailedError, 412),
+    (PreconditionRequiredError, 428),
     (DatabaseUnavailableError, 503),
     (PostgisMissingError, 503),
     (ConfigurationError, 500),
@@ -58,9 +62,11 @@ HTTP_TITLES_ZH = {
     405: "不支持的请求方法",
     406: "不支持的响应格式",
     409: "冲突",
+    412: "数据已被他人修改",
     413: "请求体过大",
     415: "不支持的内容类型",
     422: "输入无效",
+    428: "缺少 If-Match",
     429: "请求过于频繁",
     500: "服务器内部错误",
     503: "服务暂不可用",
@@ -164,7 +170,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         exc.detail,
         code=exc.code,
         instance=request.url.path,
-        **{k: v for k, v in exc.public.items() if k not in RESERVED_MEMBERS},
+        **{k: v for k, v in exc.members().items() if k not in RESERVED_MEMBERS},
     )
     return retry_after(request, response)
 

@@ -45,3 +45,19 @@ def next_sequence(codes_ever_used: Iterable[str]) -> int:
     """The first sequence after every code ever used (retired ones included)."""
     used = [int(code[12:]) for code in codes_ever_used if GRID_CODE.match(code)]
     return max(used, default=0) + 1
+
+
+def codes_for_new(
+    community_code: str,
+    codes_ever_used: Iterable[str],
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    row_height: float = 200.0,
+) -> list[str]:
+    """Codes for new grids whose representative points are ``x``/``y`` (projected metres):
+    after every sequence ever used in the community, given in reading order."""
+    first = next_sequence(codes_ever_used)
+    codes = [""] * len(x)
+    for rank, index in enumerate(reading_order(x, y, row_height)):
+        codes[int(index)] = grid_code(community_code, first + rank)
+    return codes

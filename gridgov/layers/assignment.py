@@ -110,10 +110,14 @@ def refresh_grid_units(conn: Connection, grid_ids: list[int] | None = None) -> i
             text(
                 f"""
                 INSERT INTO grid_unit (grid_id, unit_layer, unit_level, unit_code, share)
-                SELECT g.id, '{layer}', {level}, u.code,
-                       LEAST(1.0, ST_Area(ST_Intersection(g.geom, u.geom)) / ST_Area(g.geom))
-                FROM grid g JOIN {layer} u ON ST_Intersects(g.geom, u.geom)
-                {only}
+                SELECT * FROM (
+                    SELECT g.id, '{layer}', {level}, u.code,
+                           LEAST(1.0, ST_Area(ST_Intersection(g.geom, u.geom)) / ST_Area(g.geom))
+                               AS share
+                    FROM grid g JOIN {layer} u ON ST_Intersects(g.geom, u.geom)
+                    {only}
+                ) s
+                WHERE s.share > 0  -- units that only touch the grid along an edge
                 """
             ),
             params,

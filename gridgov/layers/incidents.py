@@ -415,24 +415,28 @@ def affected_by_changes(conn: Connection, since: datetime, tolerance_m: float) -
     the incidents inside it.
     """
     degrees = tolerance_m / 60_000.0 + 1e-9
+    # A UNION of joins driven by the few changed rows, so that each part probes the
+    # incident point index (one OR over EXISTS scanned every incident: ~40 s on 200,000).
+    units = "\n".join(
+        f"""
+            UNION
+            SELECT i.id FROM {layer} u JOIN incident i ON ST_Intersects(u.geom, i.geom)
+            WHERE u.updated_at >= :since"""
+        for layer in ("police_unit", "urban_unit", "emergency_unit")
+    )
     rows = conn.execute(
         text(
-            """
+            f"""
+            SELECT i.id FROM grid g
+            JOIN incident i ON ST_DWithin(g.geom, i.geom, :degrees)
+                 AND i.reported_at >= g.valid_from
+                 AND (g.valid_to IS NULL OR i.reported_at < g.valid_to)
+            WHERE g.updated_at >= :since
+            UNION
             SELECT i.id FROM incident i
-            WHERE EXISTS (
-                SELECT 1 FROM grid g
-                WHERE g.updated_at >= :since
-                  AND i.reported_at >= g.valid_from
-                  AND (g.valid_to IS NULL OR i.reported_at < g.valid_to)
-                  AND ST_DWithin(g.geom, i.geom, :degrees))
-            OR i.grid_id IN (SELECT id FROM grid WHERE updated_at >= :since)
-            OR EXISTS (SELECT 1 FROM police_unit u
-                       WHERE u.updated_at >= :since AND ST_Intersects(u.geom, i.geom))
-            OR EXISTS (SELECT 1 FROM urban_unit u
-                       WHERE u.updated_at >= :since AND ST_Intersects(u.geom, i.geom))
-            OR EXISTS (SELECT 1 FROM emergency_unit u
-                       WHERE u.updated_at >= :since AND ST_Intersects(u.geom, i.geom))
-            ORDER BY i.id
+            WHERE i.grid_id IN (SELECT id FROM grid WHERE updated_at >= :since)
+            {units}
+            ORDER BY 1
             """
         ),
         {"since": since, "degrees": degrees},

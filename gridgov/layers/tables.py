@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.types import TypeEngine
 
+from gridgov.layers.edit_support import build_edit_tables
 from gridgov.layers.map_support import build_map_support_tables
 from gridgov.layers.registry import Registry
 from gridgov.layers.spec import SRID, AdminLevel, ColumnType, GeometryKind, LayerSpec
@@ -251,6 +252,7 @@ def build_metadata(registry: Registry) -> MetaData:
     if "incident" in registry and "grid" in registry:
         build_support_tables(metadata)
         build_map_support_tables(metadata)
+        build_edit_tables(metadata)
     return metadata
 
 

@@ -1,0 +1,197 @@
+"""``/grids`` and the measures over HTTP on the small city: ETags, refusals, every edit."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from shapely.geometry import box, mapping, shape
+from sqlalchemy import Connection, MetaData
+
+from gridgov.layers.registry import Registry
+from tests.small_city import HOLE, MID, E, N, S, W, build_small_city
+
+G1, G2 = "320213001001001", "320213001001002"
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def city(connection: Connection, metadata: MetaData, registry: Registry) -> Connection:
+    return build_small_city(connection, metadata, registry)
+
+
+def feature(geom: Any, **properties: Any) -> dict[str, Any]:
+    return {"type": "Feature", "geometry": mapping(geom), "properties": properties}
+
+
+def read(client: TestClient, code: str) -> tuple[dict[str, Any], str]:
+    response = client.get(f"/grids/{code}")
+    assert response.status_code == 200, response.text
+    return response.json(), response.headers["ETag"]
+
+
+@pytest.mark.usefixtures("city")
+def test_get_returns_the_feature_and_its_etag(client: TestClient) -> None:
+    body, tag = read(client, G2)
+    assert body["id"] == G2
+    assert body["properties"]["etag"] == tag
+    assert shape(body["geometry"]).equals(box(MID, S, E, N))
+    assert client.get("/grids/320213001001099").status_code == 404
+
+
+@pytest.mark.usefixtures("city")
+def test_if_match_missing_is_428_and_stale_is_412(client: TestClient) -> None:
+    _, tag = read(client, G2)
+    body = {**feature(box(MID, S, E, N), name="东片"), "reason": "改名"}
+    missing = client.put(f"/grids/{G2}", json=body)
+    assert missing.status_code == 428
+    assert missing.headers["content-type"].startswith(PROBLEM)
+    assert "If-Match" in missing.json()["detail"]
+    done = client.put(f"/grids/{G2}", json=body, headers={"If-Match": tag})
+    assert done.status_code == 200, done.text
+    new_tag = done.headers["ETag"]
+    assert new_tag != tag
+    assert read(client, G2)[1] == new_tag
+    stale = client.put(f"/grids/{G2}", json=body, headers={"If-Match": tag})
+    assert stale.status_code == 412
+    assert stale.json()["codes"] == G2
+    assert stale.json()["current_etags"] == new_tag
+
+
+@pytest.mark.usefixtures("city")
+def test_overlap_is_409_with_the_geometry_then_taken(client: TestClient) -> None:
+    _, tag = read(client, G1)
+    grown = box(W, S, 120.313, N).difference(HOLE)
+    body = {**feature(grown), "reason": "扩大"}
+    refused = client.put(f"/grids/{G1}", json=body, headers={"If-Match": tag})
+    assert refused.status_code == 409
+    problem = refused.json()
+    assert problem["reason"] == "overlap"
+    drawn = problem["problems"]["features"][0]
+    assert drawn["properties"]["codes"] == [G2]
+    assert shape(drawn["geometry"]).symmetric_difference(box(MID, S, 120.313, N)).area < 1e-12
+    taken = client.put(
+        f"/grids/{G1}?overlap=take", json=body, headers={"If-Match": tag, "X-Gridgov-Actor": "x"}
+    )
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["followers"] == [G2]
+    east, _ = read(client, G2)
+    assert shape(east["geometry"]).symmetric_difference(box(120.313, S, E, N)).area < 1e-12
+
+
+@pytest.mark.usefixtures("city")
+def test_outside_the_community_and_bad_geometry_are_422(client: TestClient) -> None:
+    _, tag = read(client, G2)
+    body = {**feature(box(MID, S, 120.33, N)), "reason": "越界"}
+    outside = client.put(f"/grids/{G2}?overlap=take", json=body, headers={"If-Match": tag})
+    assert outside.status_code == 422
+    piece = outside.json()["problems"]["features"][0]
+    assert piece["properties"]["kind"] == "outside-community"
+    assert shape(piece["geometry"]).symmetric_difference(box(E, S, 120.33, N)).area < 1e-12
+    bowtie = {"type": "Polygon", "coordinates": [[[MID, S], [E, N], [E, S], [MID, N], [MID, S]]]}
+    invalid = client.put(
+        f"/grids/{G2}",
+        json={"type": "Feature", "geometry": bowtie, "reason": "x"},
+        headers={"If-Match": tag},
+    )
+    assert invalid.status_code == 422
+    where = invalid.json()["problems"]["features"][0]["geometry"]
+    assert where["type"] == "Point"
+    no_reason = client.put(
+        f"/grids/{G2}", json=feature(box(MID, S, E, N)), headers={"If-Match": tag}
+    )
+    assert no_reason.status_code == 422
+
+
+@pytest.mark.usefixtures("city")
+def test_create_split_merge_boundary_retire_and_the_log(client: TestClient) -> None:
+    actor = {"X-Gridgov-Actor": quote("张规划")}
+    _, tag2 = read(client, G2)
+    split = client.post(
+        f"/grids/{G2}/split",
+        json={
+            "line": {
+                "type": "LineString",
+                "coordinates": [[MID - 0.001, 31.57], [E + 0.001, 31.57]],
+            },
+            "reason": "拆分",
+        },
+        headers={"If-Match": tag2, **actor},
+    )
+    assert split.status_code == 200, split.text
+    assert split.json()["created"] == ["320213001001003"]
+    _, tag1 = read(client, G1)
+    _, tag2 = read(client, G2)
+    # …002 is now the southern half only: the boundary moves east there.
+    west = box(W, S, 120.312, 31.57).union(box(W, 31.57, MID, N)).difference(HOLE)
+    moved = client.post(
+        f"/grids/{G1}/boundary",
+        json={"neighbour": G2, "reason": "对齐道路", "geometry": mapping(west)},
+        headers={"If-Match": f"{tag1}, {tag2}", **actor},
+    )
+    assert moved.status_code == 200, moved.text
+    _, tag2 = read(client, G2)
+    _, tag3 = read(client, "320213001001003")
+    merged = client.post(
+        "/grids/merge",
+        json={"codes": [G2, "320213001001003"], "reason": "合并"},
+        headers={"If-Match": f"{tag2},{tag3}", **actor},
+    )
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["retired"] == ["320213001001003"]
+    _, tag2 = read(client, G2)
+    retired = client.delete(
+        f"/grids/{G2}",
+        params={"reason": "撤销", "gap": "give"},
+        headers={"If-Match": tag2, **actor},
+    )
+    assert retired.status_code == 200, retired.text
+    assert client.get(f"/grids/{G2}").status_code == 404
+    created = client.post(
+        "/grids?overlap=take",
+        json={
+            **feature(box(E - 0.002, S, E, N), name="新网格"),
+            "community_code": "320213001001",
+            "reason": "新建",
+        },
+        headers=actor,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["created"] == ["320213001001004"]  # …002 and …003 never reused
+    assert created.headers["Location"] == "/grids/320213001001004"
+    log = client.get("/grids/edits", params={"community_code": "320213001001"}).json()["items"]
+    assert [e["operation"] for e in log] == ["create", "retire", "merge", "move_boundary", "split"]
+    assert {e["actor"] for e in log} == {"张规划"}
+    history = client.get(f"/grids/{G2}/versions").json()["features"]
+    assert history[-1]["properties"]["valid_to"] is not None
+
+
+@pytest.mark.usefixtures("city")
+def test_measures_endpoints(client: TestClient) -> None:
+    grid = client.get(f"/grids/{G2}/measures", params={"from": "2025-01-01", "to": "2025-12-31"})
+    assert grid.status_code == 200, grid.text
+    assert grid.json()["period"]["days"] == 365
+    assert {d["unit_level"] for d in grid.json()["docking"]} >= {"station", "policing_area"}
+    area = client.get("/areas/320213001001/measures")
+    assert area.status_code == 200
+    assert [g["code"] for g in area.json()["grids"]] == [G1, G2]
+    assert area.json()["coverage"]["pieces"]["features"][0]["properties"]["kind"] == "gap"
+    assert client.get("/areas/320213001/measures").json()["level"] == "township"
+    assert client.get("/areas/3202/measures").status_code == 422
+    proposed = client.post(
+        "/measures",
+        json={
+            "type": "FeatureCollection",
+            "features": [
+                {"type": "Feature", "id": "n", "geometry": mapping(box(W, 31.57, E, N))},
+                {"type": "Feature", "id": "s", "geometry": mapping(box(W, S, E, 31.57))},
+            ],
+        },
+    )
+    assert proposed.status_code == 200, proposed.text
+    assert [g["key"] for g in proposed.json()["grids"]] == ["n", "s"]
+    assert proposed.json()["balance"]["workload"]["n"] == 2
+    bad = client.get(f"/grids/{G2}/measures", params={"from": "2025-12-31", "to": "2025-01-01"})
+    assert bad.status_code == 422

@@ -1,0 +1,107 @@
+"""The pure edit rules: what take / give do, and what is refused (no database)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from shapely.geometry import MultiPolygon, box, mapping
+
+from gridgov.gis.coords import wgs84_to_gcj02
+from gridgov.gis.grid_edit import (
+    CommunityState,
+    EditConflictError,
+    InvalidEditError,
+    Options,
+    Replace,
+    Retire,
+    geometry_from_geojson,
+    validate,
+)
+
+# Community 0.03° wide: A | B | C, with B's edge to A twice as long as its edge to C.
+COMMUNITY = box(120.30, 31.56, 120.33, 31.58)
+A = box(120.30, 31.56, 120.31, 31.58)
+B = box(120.31, 31.56, 120.32, 31.58)
+C = box(120.32, 31.56, 120.33, 31.57)
+D = box(120.32, 31.57, 120.33, 31.58)
+
+
+def state() -> CommunityState:
+    grids = {"a": A, "b": B, "c": C, "d": D}
+    return CommunityState("320213001001", COMMUNITY, grids, {k: {} for k in grids})
+
+
+def test_retired_area_goes_to_the_neighbour_sharing_most_boundary() -> None:
+    changes = validate(state(), Retire("b").build(state()), Options(gap="give"))
+    assert changes.geometries["b"] is None
+    assert changes.followers == ("a",)
+    a = changes.geometries["a"]
+    assert a is not None
+    assert a.symmetric_difference(box(120.30, 31.56, 120.32, 31.58)).area < 1e-12
+
+
+def test_taking_all_of_a_neighbour_is_refused() -> None:
+    with pytest.raises(EditConflictError) as refused:
+        validate(
+            state(),
+            Replace("a", box(120.30, 31.56, 120.32, 31.58)).build(state()),
+            Options(overlap="take", gap="give"),
+        )
+    assert refused.value.problems[0].kind == "neighbour-vanishes"
+    assert refused.value.problems[0].codes == ("b",)
+
+
+def test_take_and_give_together_keep_a_partition() -> None:
+    shifted = box(120.30, 31.56, 120.311, 31.575).union(box(120.30, 31.575, 120.309, 31.58))
+    result = validate(state(), Replace("a", shifted).build(state()), Options("take", "give"))
+    b = result.geometries["b"]
+    assert b is not None
+    union = shifted.union(b).union(C).union(D)
+    assert union.symmetric_difference(COMMUNITY).area < 1e-12
+    assert shifted.intersection(b).area < 1e-14
+
+
+@pytest.mark.parametrize(
+    ("geometry", "kind"),
+    [
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [
+                    [[120.3, 31.5, 1], [120.4, 31.5, 1], [120.4, 31.6, 1], [120.3, 31.5, 1]]
+                ],
+            },
+            "geometry-zm",
+        ),
+        ({"type": "Point", "coordinates": [120.3, 31.5]}, "geometry-type"),
+        ({"type": "Polygon", "coordinates": [[[1, 2], [3, 4]]]}, "geometry-malformed"),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[31.5, 120.3], [31.5, 120.4], [31.6, 120.4], [31.5, 120.3]]],
+            },
+            "coordinates-swapped",
+        ),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[120.3, 31.5], [120.4, math.nan], [120.4, 31.6], [120.3, 31.5]]],
+            },
+            "coordinates-nan",
+        ),
+    ],
+)
+def test_bad_geojson_is_refused_never_repaired(geometry: dict[str, object], kind: str) -> None:
+    with pytest.raises(InvalidEditError) as refused:
+        geometry_from_geojson(geometry, "wgs84", ("Polygon", "MultiPolygon"))
+    assert refused.value.problems[0].kind == kind
+
+
+def test_gcj02_input_is_converted_to_cgcs2000() -> None:
+    lon, lat = wgs84_to_gcj02([120.30, 120.31, 120.31, 120.30], [31.56, 31.56, 31.57, 31.57])
+    ring = [[float(x), float(y)] for x, y in zip(lon, lat, strict=True)]
+    polygon = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    geom = geometry_from_geojson(polygon, "gcj02", ("Polygon", "MultiPolygon"))
+    assert geom.symmetric_difference(MultiPolygon([box(120.30, 31.56, 120.31, 31.57)])).area < 1e-14
+    assert mapping(geom)["type"] == "Polygon"  # made a MultiPolygon when stored
