@@ -6,13 +6,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gridgov import __version__
 from gridgov.api import docs
+from gridgov.api.auth import get_principal
 from gridgov.api.errors import install_error_handlers
-from gridgov.api.routes import aggregates, docking, health, incidents, layer_io, maps, ogc, tiles
+from gridgov.api.routes import (
+    aggregates,
+    auth,
+    docking,
+    health,
+    incidents,
+    layer_io,
+    maps,
+    ogc,
+    tiles,
+)
 from gridgov.layers.db import make_engine
 from gridgov.layers.registry import Registry, default_registry
 from gridgov.settings import Settings
@@ -27,7 +38,14 @@ GIS service for city grid management: layers, incident assignment and map APIs.
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
-    """Build the app for ``settings``; the database is reached lazily, per request."""
+    """Build the app for ``settings``; the database is reached lazily, per request.
+
+    Public without a session: ``/health``, ``/login`` and ``/auth/login``, the static
+    assets, the API description (``/docs``, ``/openapi.json``) and the OGC landing and
+    conformance documents (they describe the interface, never data). Every other route
+    needs a session (401 without one; the map pages redirect to ``/login``).
+    """
+    settings.require_secret_key()  # refuse to start without a signing key
     engine = make_engine(settings)
 
     @asynccontextmanager
@@ -50,12 +68,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(docs.router)
     app.include_router(health.router)
-    app.include_router(layer_io.router)
-    app.include_router(incidents.router)
-    app.include_router(maps.router)
-    app.include_router(docking.router)
-    app.include_router(ogc.router)  # includes the landing page `/`
-    app.include_router(tiles.router)
-    app.include_router(aggregates.router)
+    app.include_router(auth.router)
+    app.include_router(ogc.public_router)  # the landing page `/` and `/conformance`
+    app.include_router(maps.router)  # pages redirect to /login; data needs a session
+    session = [Depends(get_principal)]
+    for private in (layer_io, incidents, docking, ogc, tiles, aggregates):
+        app.include_router(private.router, dependencies=session)
 
     return app

@@ -31,6 +31,7 @@ from gridgov.layers.features import (
 from gridgov.layers.spec import ColumnType, GeometryKind, LayerSpec
 
 router = APIRouter(tags=["OGC API – Features 要素服务"])
+public_router = APIRouter(tags=["OGC API – Features 要素服务"])
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
@@ -75,7 +76,7 @@ def _crs_response(body: dict[str, Any], crs: OgcCrs, media_type: str = GEOJSON) 
     return Response(content, media_type=media_type, headers={"Content-Crs": f"<{crs.uri}>"})
 
 
-@router.get("/", summary="服务首页 (OGC API landing page)")
+@public_router.get("/", summary="服务首页 (OGC API landing page)")
 def landing(base: BaseUrlDep) -> JSONResponse:
     """Links to everything: API definition, docs, conformance, collections, tiles."""
     links = [
@@ -110,7 +111,7 @@ def landing(base: BaseUrlDep) -> JSONResponse:
     )
 
 
-@router.get("/conformance", summary="符合的标准 (conformance classes)")
+@public_router.get("/conformance", summary="符合的标准 (conformance classes)")
 def conformance() -> JSONResponse:
     return JSONResponse({"conformsTo": CONFORMANCE})
 
@@ -462,4 +463,4 @@ def item(
     return _crs_response(feature, out)
 
 
-__all__ = ["router"]
+__all__ = ["public_router", "router"]
