@@ -80,7 +80,7 @@ class AccountLockedError(AuthenticationError):
     title_en = "Account locked"
 
 
-class PageLoginRequired(AuthenticationError):
+class PageLoginRequiredError(AuthenticationError):
     """A map page asked for without a session: the browser is sent to the login page."""
 
 

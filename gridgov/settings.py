@@ -148,7 +148,8 @@ class Settings(BaseSettings):
         key = _secret(self.secret_key, SECRET_KEY_FILE)
         if key is None or len(key) < 32:
             raise ConfigurationError(
-                "未配置令牌签名密钥：请运行 make serve，或设置 GRIDGOV_SECRET_KEY（至少 32 个字符）",
+                "未配置令牌签名密钥：请运行 make serve，或设置 GRIDGOV_SECRET_KEY"
+                "（至少 32 个字符）",
                 "no token signing key: run `make serve`, or set GRIDGOV_SECRET_KEY "
                 "(at least 32 characters)",
             )

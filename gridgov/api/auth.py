@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection
 
 from gridgov.api.deps import ConnectionDep, SettingsDep
-from gridgov.errors import AuthenticationError, PageLoginRequired, PermissionDeniedError
+from gridgov.errors import AuthenticationError, PageLoginRequiredError, PermissionDeniedError
 from gridgov.layers import accounts, audit
 from gridgov.layers.accounts import User
 from gridgov.layers.scope import AreaScope
@@ -131,7 +131,7 @@ def get_page_principal(request: Request, conn: ConnectionDep, settings: Settings
     try:
         return authenticate(request, conn, settings)
     except AuthenticationError as exc:
-        raise PageLoginRequired(exc.detail_zh, exc.detail_en) from exc
+        raise PageLoginRequiredError(exc.detail_zh, exc.detail_en) from exc
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -149,7 +149,7 @@ AdminDep = Annotated[Principal, Depends(require_admin)]
 __all__ = [
     "COOKIE",
     "AdminDep",
-    "PageLoginRequired",
+    "PageLoginRequiredError",
     "PagePrincipalDep",
     "Principal",
     "PrincipalDep",

@@ -27,7 +27,7 @@ from gridgov.errors import (
     InvalidParameterError,
     NotFoundError,
     OutOfScopeError,
-    PageLoginRequired,
+    PageLoginRequiredError,
     PermissionDeniedError,
     PostgisMissingError,
     RegistryError,
@@ -132,10 +132,8 @@ async def _on_domain_error(request: Request, exc: Exception) -> Response:
     status = status_for(exc)
     if status in (401, 403, 423) or isinstance(exc, OutOfScopeError):
         _audit_refusal(request, exc, status)
-    if isinstance(exc, PageLoginRequired):
-        return RedirectResponse(
-            "/login?" + urlencode({"next": request.url.path}), status_code=303
-        )
+    if isinstance(exc, PageLoginRequiredError):
+        return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
     if status >= 500:
         log.error("%s on %s: %s", exc.code, request.url.path, exc.detail_en or exc.detail_zh)
     response = problem(

@@ -131,7 +131,8 @@ def insert_user(
     """Insert an account row as given (callers check the password rules and codes)."""
     row = conn.execute(
         text(
-            "INSERT INTO app_user (username, display_name, password_hash, role, area_codes, grants) "
+            "INSERT INTO app_user "
+            "(username, display_name, password_hash, role, area_codes, grants) "
             f"VALUES (:u, :d, :h, :r, :a, :g) RETURNING {_COLUMNS}"
         ),
         {
@@ -232,9 +233,7 @@ def record_failure(conn: Connection, user_id: int, max_failures: int, lock: time
 def is_locked(conn: Connection, user: User) -> bool:
     if user.locked_until is None:
         return False
-    return bool(
-        conn.execute(text("SELECT :t > now()"), {"t": user.locked_until}).scalar_one()
-    )
+    return bool(conn.execute(text("SELECT :t > now()"), {"t": user.locked_until}).scalar_one())
 
 
 def open_session(
@@ -311,7 +310,9 @@ def end_session(conn: Connection, session_id: str) -> None:
 
 def end_sessions(conn: Connection, user_id: int) -> None:
     conn.execute(
-        text("UPDATE user_session SET revoked_at = now() WHERE user_id = :u AND revoked_at IS NULL"),
+        text(
+            "UPDATE user_session SET revoked_at = now() WHERE user_id = :u AND revoked_at IS NULL"
+        ),
         {"u": user_id},
     )
 

@@ -50,8 +50,7 @@ _AREAS = frozenset({"district", "township", "community"})
 READ: dict[Role, frozenset[str]] = {
     Role.ADMIN: frozenset({ALL}),
     Role.SUPERVISOR: frozenset({ALL}),
-    Role.PLANNER: _AREAS
-    | {"grid", "building", "police_unit", "urban_unit", "emergency_unit"},
+    Role.PLANNER: _AREAS | {"grid", "building", "police_unit", "urban_unit", "emergency_unit"},
     Role.POLICE: _AREAS | {"grid", "police_unit"},
     Role.GRID_WORKER: _AREAS
     | {"grid", "building", "hazard_zone", "rental_housing", "key_site", "shelter", "incident"},

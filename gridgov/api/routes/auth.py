@@ -81,7 +81,11 @@ def attempt_login(
     if not verify_password(user.password_hash, password):
         lock = timedelta(minutes=settings.login_lock_minutes)
         locked = accounts.record_failure(conn, user.id, settings.login_max_failures, lock)
-        note("failed", 423 if locked else 401, "wrong password, locked" if locked else "wrong password")
+        note(
+            "failed",
+            423 if locked else 401,
+            "wrong password, locked" if locked else "wrong password",
+        )
         if locked:
             return LoginResult(
                 423,

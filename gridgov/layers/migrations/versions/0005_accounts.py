@@ -107,7 +107,8 @@ CREATE TABLE personal_vault (
     layer text NOT NULL,
     row_id bigint NOT NULL,
     column_name text NOT NULL,
-    ciphertext bytea NOT NULL,
+    masked text NOT NULL,
+    ciphertext bytea NOT NULL CHECK (length(ciphertext) > 28),
     PRIMARY KEY (layer, row_id, column_name)
 );
 
