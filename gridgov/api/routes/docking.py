@@ -62,17 +62,17 @@ def units(registry: RegistryDep) -> list[UnitKindOut]:
     ]
 
 
-@router.get(
-    "/grids",
-    summary="跨责任区网格及各部分面积占比 (grids straddling units, with shares)",
-    responses={200: {"content": {"application/geo+json": {}}}},
-)
 def _may_dock(principal: Principal, unit_layer: str) -> None:
     """Docking shows grids against a unit layer: the caller must read both."""
     principal.require_read("grid")
     principal.require_read(unit_layer)
 
 
+@router.get(
+    "/grids",
+    summary="跨责任区网格及各部分面积占比 (grids straddling units, with shares)",
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
 def straddling_grids(
     principal: PrincipalDep,
     conn: ConnectionDep,
