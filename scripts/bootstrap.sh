@@ -167,6 +167,37 @@ ENV
 )
 }
 
+ensure_keys() {
+    # The token signing key and the personal-data key, unless the environment gives them.
+    # Generated once per checkout and kept (back them up: without the data key, the
+    # encrypted personal data cannot be read again).
+    if [ -z "${GRIDGOV_SECRET_KEY:-}" ] && [ ! -s "$STATE/secret-key" ]; then
+        (umask 077; "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(48))' > "$STATE/secret-key")
+        say "generated the token signing key in .gridgov/secret-key"
+    fi
+    if [ -z "${GRIDGOV_DATA_KEY:-}" ] && [ ! -s "$STATE/data-key" ]; then
+        (umask 077; "$PYTHON" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())' > "$STATE/data-key")
+        say "generated the personal-data key in .gridgov/data-key (back it up)"
+    fi
+}
+
+protect_audit_log() {
+    # protect_audit_log DB: hand audit_log to a role nobody logs in as, so that the app role
+    # may only read and append (no UPDATE, DELETE, TRUNCATE, ALTER or DISABLE TRIGGER).
+    local db=$1
+    "${PSQL[@]}" -d "$db" -v app="$APP_ROLE" <<'SQL'
+SET client_min_messages = warning;
+SELECT 'CREATE ROLE gridgov_audit NOLOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gridgov_audit') \gexec
+SELECT 'ALTER TABLE audit_log OWNER TO gridgov_audit'
+ WHERE (SELECT tableowner FROM pg_tables WHERE tablename = 'audit_log') <> 'gridgov_audit' \gexec
+ALTER FUNCTION gridgov_audit_guard() OWNER TO gridgov_audit;
+ALTER FUNCTION gridgov_audit_stamp() OWNER TO gridgov_audit;
+GRANT SELECT, INSERT ON audit_log TO :"app";
+GRANT USAGE ON SEQUENCE audit_log_id_seq TO :"app";
+SQL
+}
+
 ensure_chromium() {
     # Page tests drive Debian's Chromium through Playwright (no browser download).
     local missing=()
@@ -194,8 +225,13 @@ main() {
         if [ "$MODE" = bench ]; then ensure_local_database gridgov_bench; fi
         write_local_env
     fi
+    ensure_keys
     case "$MODE" in
-        serve) "$VENV/bin/gridgov" db migrate ;;
+        serve)
+            "$VENV/bin/gridgov" db migrate
+            # Only with the local cluster is a superuser at hand (see README, Audit).
+            if [ -z "${DATABASE_URL:-}${GRIDGOV_DATABASE_URL:-}" ]; then protect_audit_log gridgov; fi
+            "$VENV/bin/gridgov" user ensure-admin ;;
         test) ensure_chromium ;;
         bench)
             "$VENV/bin/pip" install -q -e "$ROOT[dev,bench]"
