@@ -24,7 +24,7 @@ router = APIRouter(tags=["maps 地图页面"])
 
 def visible(registry: Registry, principal: Principal) -> Registry:
     """Only the layers the account may read appear on its pages (switcher, legends)."""
-    return Registry(spec for spec in registry if principal.can_read(spec.id))
+    return registry.only(lambda spec: principal.can_read(spec.id))
 
 
 @router.get("/map", response_class=HTMLResponse, include_in_schema=False)
