@@ -103,7 +103,7 @@ def city(connection: Connection, metadata: MetaData, registry: Registry) -> dict
 
 
 @pytest.fixture
-def as_role(client_as: ClientAs) -> Iterator[Any]:
+def as_role(client_as: ClientAs) -> Callable[[Role], TestClient]:
     def build(role: Role) -> TestClient:
         return client_as(role, SCOPE[role])
 
