@@ -142,7 +142,7 @@ def test_api_export_masks_personal_data_by_default(
     assert "3202**********1234" in text_body
     assert "138****5678" in text_body
     assert "320202198001011234" not in text_body
-    unmasked = {"format": "csv", "include_personal": True}
+    unmasked: dict[str, str | bool] = {"format": "csv", "include_personal": True}
     # Admins too need the personal_data grant to see personal data in clear.
     assert client.get("/layers/rental_housing/export", params=unmasked).status_code == 403
     granted = client_as("admin", grants=["personal_data"])
