@@ -69,7 +69,8 @@ def test_entries_cannot_be_back_dated_and_old_ones_may_go(connection: Connection
     connection.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_stamp"))
     connection.execute(
         text(
-            "INSERT INTO audit_log (at, action, outcome) VALUES (now() - interval '7 months', 'old', 'ok')"
+            "INSERT INTO audit_log (at, action, outcome) "
+            "VALUES (now() - interval '7 months', 'old', 'ok')"
         )
     )
     connection.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_stamp"))
