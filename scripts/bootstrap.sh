@@ -146,6 +146,9 @@ ensure_local_database() {
 SELECT format('CREATE ROLE %I LOGIN', :'role')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
 SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'role', :'pw') \gexec
+SELECT 'CREATE ROLE gridgov_api NOLOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gridgov_api') \gexec
+SELECT format('GRANT gridgov_api TO %I', :'role') \gexec
 SQL
     "${PSQL[@]}" -d postgres -v db="$db" -v role="$APP_ROLE" <<'SQL'
 SELECT format('CREATE DATABASE %I OWNER %I ENCODING ''UTF8''', :'db', :'role')
@@ -179,6 +182,17 @@ ensure_keys() {
         (umask 077; "$PYTHON" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())' > "$STATE/data-key")
         say "generated the personal-data key in .gridgov/data-key (back it up)"
     fi
+}
+
+grant_api_role() {
+    # grant_api_role DB: the tables to the row-level-security role the API reads as (a
+    # database migrated before the role existed did not grant them; see README, RLS).
+    "${PSQL[@]}" -d "$1" <<'SQL'
+SET client_min_messages = warning;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO gridgov_api;
+REVOKE UPDATE, DELETE ON audit_log FROM gridgov_api;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO gridgov_api;
+SQL
 }
 
 protect_audit_log() {
@@ -230,7 +244,10 @@ main() {
         serve)
             "$VENV/bin/gridgov" db migrate
             # Only with the local cluster is a superuser at hand (see README, Audit).
-            if [ -z "${DATABASE_URL:-}${GRIDGOV_DATABASE_URL:-}" ]; then protect_audit_log gridgov; fi
+            if [ -z "${DATABASE_URL:-}${GRIDGOV_DATABASE_URL:-}" ]; then
+                grant_api_role gridgov
+                protect_audit_log gridgov
+            fi
             "$VENV/bin/gridgov" user ensure-admin ;;
         test) ensure_chromium ;;
         bench)

@@ -8,6 +8,7 @@ scope down to ``gridgov.layers`` where the SQL predicate is built (``layers.scop
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from sqlalchemy import Connection
 from gridgov.api.deps import ConnectionDep, SettingsDep
 from gridgov.errors import AuthenticationError, PageLoginRequiredError, PermissionDeniedError
 from gridgov.layers import accounts, audit
+from gridgov.layers import scope as rls
 from gridgov.layers.accounts import User
 from gridgov.layers.scope import AreaScope
 from gridgov.security import tokens
@@ -122,16 +124,44 @@ def authenticate(request: Request, conn: Connection, settings: Any) -> Principal
     return principal
 
 
-def get_principal(request: Request, conn: ConnectionDep, settings: SettingsDep) -> Principal:
-    return authenticate(request, conn, settings)
+def _bound(request: Request, conn: Connection) -> bool:
+    """Reads run as the row-level-security role when the database has it (checked once)."""
+    if request.method not in SAFE_METHODS:
+        return False  # writes are checked by the app (403) and run as the login role
+    state = request.app.state
+    ready: bool | None = getattr(state, "api_role_ready", None)
+    if ready is None:
+        ready = rls.api_role_ready(conn)
+        state.api_role_ready = ready
+    return ready
 
 
-def get_page_principal(request: Request, conn: ConnectionDep, settings: SettingsDep) -> Principal:
+def _scoped(request: Request, conn: Connection, principal: Principal) -> Iterator[Principal]:
+    rls.enter(conn, principal.scope, _bound(request, conn))
+    try:
+        yield principal
+    except Exception:
+        raise  # the transaction (or savepoint) rolls back, and the settings with it
+    else:
+        rls.leave(conn)
+
+
+def get_principal(
+    request: Request, conn: ConnectionDep, settings: SettingsDep
+) -> Iterator[Principal]:
+    """The caller, with their area scope set in the database for row-level security."""
+    yield from _scoped(request, conn, authenticate(request, conn, settings))
+
+
+def get_page_principal(
+    request: Request, conn: ConnectionDep, settings: SettingsDep
+) -> Iterator[Principal]:
     """Like :func:`get_principal`, but a browser without a session goes to ``/login``."""
     try:
-        return authenticate(request, conn, settings)
+        principal = authenticate(request, conn, settings)
     except AuthenticationError as exc:
         raise PageLoginRequiredError(exc.detail_zh, exc.detail_en) from exc
+    yield from _scoped(request, conn, principal)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

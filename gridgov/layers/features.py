@@ -28,7 +28,7 @@ from sqlalchemy import (
 
 from gridgov.gis.ogc_crs import STORAGE_SRID, OgcCrs
 from gridgov.layers import vault
-from gridgov.layers.scope import AreaScope, scope_clause
+from gridgov.layers.scope import AreaScope, as_owner, scope_clause
 from gridgov.layers.spec import ColumnType, LayerSpec
 
 # Densify a projected bbox before reprojecting it, so that its edges stay close to true.
@@ -267,7 +267,8 @@ def feature_exists(conn: Connection, spec: LayerSpec, metadata: MetaData, featur
     """Whether the id exists at all (to audit an out-of-area attempt; never told the caller)."""
     table = metadata.tables[spec.table_name]
     statement = select(table.c.id).where(table.c.id == literal(feature_id))
-    return conn.execute(statement).first() is not None
+    with as_owner(conn):  # row-level security would hide it: that is the question here
+        return conn.execute(statement).first() is not None
 
 
 def layer_extent(

@@ -16,11 +16,12 @@ to be written) are three renderings of the same terms.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, false, or_, true
+from sqlalchemy import ColumnElement, Connection, Table, false, or_, text, true
 
 from gridgov.layers.spec import AdminLevel, LayerSpec
 
@@ -118,4 +119,69 @@ def row_in_scope(spec: LayerSpec, row: Mapping[str, Any], scope: AreaScope) -> b
     return any(row.get(column) in codes for column, codes in terms.items())
 
 
-__all__ = ["AreaScope", "row_in_scope", "scope_clause", "scope_sql", "scope_terms"]
+# --- row-level security: the database's own copy of the rule (migration 0005_accounts) ---
+
+API_ROLE = "gridgov_api"
+
+
+def setting(scope: AreaScope) -> str:
+    """The value of ``gridgov.scope``: ``*`` for every area, else the codes (``-``: none)."""
+    if scope.codes is None:
+        return "*"
+    return ",".join(sorted(scope.codes)) or "-"
+
+
+def api_role_ready(conn: Connection) -> bool:
+    """Whether the bound role exists, this login may become it and it was granted the tables."""
+    return bool(
+        conn.execute(
+            text(
+                "SELECT CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = :r) "
+                "THEN pg_has_role(current_user, :r, 'MEMBER') "
+                "AND has_table_privilege(:r, 'incident', 'SELECT') ELSE false END"
+            ),
+            {"r": API_ROLE},
+        ).scalar_one()
+    )
+
+
+def enter(conn: Connection, scope: AreaScope, bound: bool) -> None:
+    """Put the scope into the transaction; with ``bound``, continue as the bound role."""
+    conn.execute(text("SELECT set_config('gridgov.scope', :s, true)"), {"s": setting(scope)})
+    if bound:
+        conn.execute(text(f"SET LOCAL ROLE {API_ROLE}"))
+
+
+def leave(conn: Connection) -> None:
+    """Back to the login role, no scope (for connections that outlive a request: tests)."""
+    conn.execute(text("RESET ROLE"))
+    conn.execute(text("SELECT set_config('gridgov.scope', '', true)"))
+
+
+@contextmanager
+def as_owner(conn: Connection) -> Iterator[None]:
+    """Step out of the bound role for work that must see every row (shared caches,
+    refusal bookkeeping), and back in afterwards."""
+    bound = conn.execute(text("SELECT current_user = :r"), {"r": API_ROLE}).scalar_one()
+    if bound:
+        conn.execute(text("RESET ROLE"))
+    try:
+        yield
+    finally:
+        if bound:
+            conn.execute(text(f"SET LOCAL ROLE {API_ROLE}"))
+
+
+__all__ = [
+    "API_ROLE",
+    "AreaScope",
+    "api_role_ready",
+    "as_owner",
+    "enter",
+    "leave",
+    "row_in_scope",
+    "scope_clause",
+    "scope_sql",
+    "scope_terms",
+    "setting",
+]

@@ -27,7 +27,7 @@ from gridgov.gis.cube import Cube, CubeFilter, Totals, totals
 from gridgov.layers import aggregates
 from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_STATUSES, UNIT_CODE
 from gridgov.layers.registry import Registry
-from gridgov.layers.scope import scope_terms
+from gridgov.layers.scope import as_owner, scope_terms
 
 router = APIRouter(prefix="/aggregates/incidents", tags=["热力聚合 (incident aggregates)"])
 
@@ -73,8 +73,10 @@ class CubeCache:
         with self._lock:
             if self._cube is not None and current is not None and current == self._generation:
                 return self._cube
-            aggregates.refresh(conn)
-            self._cube = aggregates.load_cube(conn)
+            # Shared by every caller: built from every row, never under one caller's scope.
+            with as_owner(conn):
+                aggregates.refresh(conn)
+                self._cube = aggregates.load_cube(conn)
             self._generation = current
             return self._cube
 

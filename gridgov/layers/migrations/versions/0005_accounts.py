@@ -132,6 +132,78 @@ CREATE TRIGGER rental_housing_vault_truncate AFTER TRUNCATE ON rental_housing
     FOR EACH STATEMENT EXECUTE FUNCTION gridgov_vault_truncate();
 """
 
+# Row-level security, the second line behind the scope predicate of ``gridgov.layers.scope``.
+# It binds a non-owner role ``gridgov_api`` (made by a superuser: ``scripts/bootstrap.sh``)
+# that the API switches to for reads (``SET LOCAL ROLE``), with the account's codes in the
+# transaction-local setting ``gridgov.scope``. The owner (migrations, loaders, imports, the
+# CLI) is not bound (no FORCE), so COPY and the bulk paths are unchanged.
+RLS_TABLES = {"incident": 15, "rental_housing": 15}  # table: length of its finest code
+
+RLS = (
+    """
+CREATE FUNCTION gridgov_scope_ok(codes text[], finest integer) RETURNS boolean
+LANGUAGE sql STABLE AS $fn$
+    SELECT CASE coalesce(current_setting('gridgov.scope', true), '')
+        WHEN '*' THEN true
+        WHEN '' THEN false  -- a bound role without a scope sees nothing
+        ELSE EXISTS (
+            SELECT 1 FROM unnest(string_to_array(current_setting('gridgov.scope', true), ','))
+                AS s(code)
+            WHERE (length(s.code) <= finest AND s.code = ANY(codes))
+               OR (length(s.code) > finest AND left(s.code, finest) = ANY(codes)))
+    END
+$fn$;
+"""
+    + "".join(
+        f"""
+ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+CREATE POLICY area_scope ON {table}
+    USING (gridgov_scope_ok(ARRAY[district_code, township_code, community_code, grid_code], {n}))
+    WITH CHECK (
+        gridgov_scope_ok(ARRAY[district_code, township_code, community_code, grid_code], {n}));
+"""
+        for table, n in RLS_TABLES.items()
+    )
+    + """
+DO $do$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'gridgov_api') THEN
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO gridgov_api;
+        REVOKE UPDATE, DELETE ON audit_log FROM gridgov_api;
+        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO gridgov_api;
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public
+            GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO gridgov_api;
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO gridgov_api;
+    END IF;
+END
+$do$;
+"""
+)
+
+RLS_DOWN = (
+    "".join(
+        f"""
+DROP POLICY IF EXISTS area_scope ON {table};
+ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
+"""
+        for table in RLS_TABLES
+    )
+    + """
+DO $do$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'gridgov_api') THEN
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public
+            REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM gridgov_api;
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE USAGE, SELECT ON SEQUENCES FROM gridgov_api;
+        REVOKE ALL ON ALL TABLES IN SCHEMA public FROM gridgov_api;
+        REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM gridgov_api;
+    END IF;
+END
+$do$;
+DROP FUNCTION IF EXISTS gridgov_scope_ok(text[], integer);
+"""
+)
+
 DOWNGRADE = """
 DROP TRIGGER IF EXISTS rental_housing_vault_truncate ON rental_housing;
 DROP TRIGGER IF EXISTS rental_housing_vault_forget ON rental_housing;
@@ -148,7 +220,9 @@ DROP TABLE IF EXISTS app_user;
 
 def upgrade() -> None:
     op.execute(UPGRADE)
+    op.execute(RLS)
 
 
 def downgrade() -> None:
+    op.execute(RLS_DOWN)
     op.execute(DOWNGRADE)
