@@ -15,6 +15,7 @@ from sqlalchemy import Connection, text
 
 from gridgov.errors import ConflictError, InvalidInputError, NotFoundError
 from gridgov.layers.scope import LEVEL_OF_LENGTH, AreaScope
+from gridgov.security import tokens
 from gridgov.security.passwords import check_password, hash_password
 from gridgov.security.roles import Grant, Role
 
@@ -301,6 +302,26 @@ def touch_session(conn: Connection, session_id: str, user_id: int, idle: timedel
     return SessionCheck(user, "ok")
 
 
+def service_token(
+    conn: Connection,
+    secret_key: str,
+    username: str = "bench_admin",
+    role: Role = Role.ADMIN,
+    lifetime: timedelta = timedelta(hours=2),
+) -> str:
+    """A session token for scripts (benchmarks, load tests) driving a live server.
+
+    The account is made if missing, with a random password nobody knows (it can only be
+    used through tokens made here, by whoever may write to the database anyway).
+    """
+    user = get_user(conn, username)
+    if user is None:
+        user = insert_user(conn, username, hash_password(secrets.token_urlsafe(32)), role)
+    session_id, _ = open_session(conn, user.id, "script", lifetime)
+    token, _ = tokens.issue(secret_key, user.id, user.username, session_id, lifetime)
+    return token
+
+
 def end_session(conn: Connection, session_id: str) -> None:
     conn.execute(
         text("UPDATE user_session SET revoked_at = now() WHERE id = :sid AND revoked_at IS NULL"),
@@ -332,6 +353,7 @@ __all__ = [
     "open_session",
     "record_failure",
     "require_user",
+    "service_token",
     "touch_session",
     "update_user",
 ]
