@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection
 
 from gridgov.api.deps import ConnectionDep, SettingsDep
@@ -146,8 +147,19 @@ def _scoped(request: Request, conn: Connection, principal: Principal) -> Iterato
         rls.leave(conn)
 
 
+# Declares the scheme in the OpenAPI document (Swagger's "Authorize" button); the header is
+# read and checked by :func:`authenticate`, which also accepts the page cookie.
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="POST /auth/login → access_token; send `Authorization: Bearer <token>`",
+)
+
+
 def get_principal(
-    request: Request, conn: ConnectionDep, settings: SettingsDep
+    request: Request,
+    conn: ConnectionDep,
+    settings: SettingsDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
 ) -> Iterator[Principal]:
     """The caller, with their area scope set in the database for row-level security."""
     yield from _scoped(request, conn, authenticate(request, conn, settings))
