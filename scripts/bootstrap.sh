@@ -209,6 +209,31 @@ ALTER FUNCTION gridgov_audit_guard() OWNER TO gridgov_audit;
 ALTER FUNCTION gridgov_audit_stamp() OWNER TO gridgov_audit;
 GRANT SELECT, INSERT ON audit_log TO :"app";
 GRANT USAGE ON SEQUENCE audit_log_id_seq TO :"app";
+-- The app role owns the schema, and a schema's owner may drop what is in it: an event
+-- trigger (only a superuser can make or remove one; its function in a schema of the
+-- superuser's) refuses that for the audit log, also through DROP SCHEMA … CASCADE.
+CREATE SCHEMA IF NOT EXISTS gridgov_guard;
+REVOKE ALL ON SCHEMA gridgov_guard FROM PUBLIC;
+CREATE OR REPLACE FUNCTION gridgov_guard.audit_keep() RETURNS event_trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    gone record;
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RETURN;  -- the DBA may still archive and drop
+    END IF;
+    FOR gone IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
+        IF gone.object_identity = 'public.audit_log'
+           OR gone.object_identity LIKE '% on public.audit_log' THEN
+            RAISE EXCEPTION '审计日志不能删除 (audit_log cannot be dropped)'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END LOOP;
+END
+$fn$;
+SELECT 'CREATE EVENT TRIGGER gridgov_audit_keep ON sql_drop '
+       'EXECUTE FUNCTION gridgov_guard.audit_keep()'
+ WHERE NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'gridgov_audit_keep') \gexec
 SQL
 }
 
