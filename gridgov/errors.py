@@ -70,6 +70,36 @@ class NotFoundError(GridgovError):
     title_en = "Not found"
 
 
+class AuthenticationError(GridgovError):
+    """No valid session: not logged in, token forged or expired, session idle or revoked."""
+
+    code = "unauthenticated"
+    title_zh = "未登录或登录已失效"
+    title_en = "Authentication required"
+
+
+class AccountLockedError(AuthenticationError):
+    code = "account-locked"
+    title_zh = "账户已锁定"
+    title_en = "Account locked"
+
+
+class PageLoginRequiredError(AuthenticationError):
+    """A map page asked for without a session: the browser is sent to the login page."""
+
+
+class PermissionDeniedError(GridgovError):
+    """Logged in, but the role or area scope does not allow this."""
+
+    code = "forbidden"
+    title_zh = "无权操作"
+    title_en = "Forbidden"
+
+
+class OutOfScopeError(NotFoundError):
+    """A row outside the caller's area: answered exactly like a missing one (404)."""
+
+
 class InvalidInputError(GridgovError):
     code = "invalid-input"
     title_zh = "输入无效"

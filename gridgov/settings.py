@@ -6,17 +6,21 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 from gridgov.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-LOCAL_ENV_FILE = PROJECT_ROOT / ".gridgov" / "local.env"
+LOCAL_DIR = PROJECT_ROOT / ".gridgov"
+LOCAL_ENV_FILE = LOCAL_DIR / "local.env"
+SECRET_KEY_FILE = LOCAL_DIR / "secret-key"
+DATA_KEY_FILE = LOCAL_DIR / "data-key"
 DRIVER = "postgresql+psycopg"
 
 
@@ -145,6 +149,32 @@ class Settings(BaseSettings):
         "to GCJ-02 for display so that it lines up.",
     )
 
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key that signs session tokens (HS256, at least 32 characters); unset: "
+        "the file .gridgov/secret-key that `make serve` generates.",
+    )
+    data_key: SecretStr | None = Field(
+        default=None,
+        description="AES-256-GCM key (base64 of 32 bytes) that encrypts personal data at rest; "
+        "unset: the file .gridgov/data-key that `make serve` generates.",
+    )
+    session_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="A session unused this long expires (分钟)."
+    )
+    session_max_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="Longest life of a session token (小时)."
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, le=100, description="Failed logins in a row that lock an account."
+    )
+    login_lock_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="How long a locked account stays locked."
+    )
+    cookie_secure: bool = Field(
+        default=False, description="Mark the session cookie Secure (set it behind HTTPS)."
+    )
+
     @field_validator("database_url", "test_database_url", "bench_database_url")
     @classmethod
     def _normalise(cls, value: str | None) -> str | None:
@@ -166,6 +196,34 @@ class Settings(BaseSettings):
                 "DATABASE_URL is not set: run `make serve`, or set DATABASE_URL",
             )
         return make_url(self.database_url)
+
+    def require_secret_key(self) -> str:
+        """The token signing key: from the environment, else the local file; never a default."""
+        key = _secret(self.secret_key, SECRET_KEY_FILE)
+        if key is None or len(key) < 32:
+            raise ConfigurationError(
+                "未配置令牌签名密钥：请运行 make serve，或设置 GRIDGOV_SECRET_KEY"
+                "（至少 32 个字符）",
+                "no token signing key: run `make serve`, or set GRIDGOV_SECRET_KEY "
+                "(at least 32 characters)",
+            )
+        return key
+
+    def require_data_key(self) -> bytes:
+        """The personal-data encryption key (32 bytes), from the environment or local file."""
+        raw = _secret(self.data_key, DATA_KEY_FILE)
+        try:
+            key = base64.b64decode(raw or "", validate=True)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ConfigurationError(
+                "未配置个人信息加密密钥：请运行 make serve，或设置 GRIDGOV_DATA_KEY"
+                "（32 字节的 base64）",
+                "no personal-data key: run `make serve`, or set GRIDGOV_DATA_KEY "
+                "(base64 of 32 bytes)",
+            )
+        return key
 
     def require_test_database_url(self) -> URL:
         """The test database: never the working one, so tests cannot touch real data."""
@@ -193,6 +251,14 @@ class Settings(BaseSettings):
         """A copy whose working database is the test database."""
         url = self.require_test_database_url().render_as_string(hide_password=False)
         return self.model_copy(update={"database_url": url})
+
+
+def _secret(value: SecretStr | None, path: Path) -> str | None:
+    if value is not None and value.get_secret_value().strip():
+        return value.get_secret_value().strip()
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip() or None
+    return None
 
 
 def libpq_url(url: URL) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 from sqlalchemy import Engine, text
 
 from gridgov.gis.webmercator import tile_for
+from gridgov.layers import accounts
 from gridgov.layers import tiles as tile_sql
 from gridgov.layers.db import make_engine
 from gridgov.layers.registry import default_registry
@@ -101,7 +102,16 @@ def server(args: list[str], env: dict[str, str], probe: str) -> Iterator[int]:
         process.wait(timeout=20)
 
 
-def fetch_all(port: int, paths: list[tuple[int, str]], threads: int) -> Run:
+def auth_headers(engine: Engine) -> dict[str, str]:
+    """gridgov needs a session: a token of the benchmark's own admin account."""
+    with engine.begin() as conn:
+        token = accounts.service_token(conn, Settings().require_secret_key())
+    return {"Authorization": f"Bearer {token}"}
+
+
+def fetch_all(
+    port: int, paths: list[tuple[int, str]], threads: int, headers: dict[str, str] | None = None
+) -> Run:
     """GET every path once, from ``threads`` kept-alive connections; returns timings."""
     latencies: list[float] = []
     by_zoom: dict[int, list[float]] = {}
@@ -118,7 +128,7 @@ def fetch_all(port: int, paths: list[tuple[int, str]], threads: int) -> Run:
                 break
             zoom, path = item
             started = time.perf_counter()
-            conn.request("GET", path)
+            conn.request("GET", path, headers=headers or {})
             response = conn.getresponse()
             response.read()
             elapsed = time.perf_counter() - started
@@ -230,8 +240,9 @@ def bench_tiles(engine: Engine, database_url: str, samples: int, threads: int) -
         paths = tile_paths(
             tiles, lambda layer, z, x, y: f"/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}"
         )
-        cold = fetch_all(port, paths, threads)
-        warm = fetch_all(port, paths, threads)
+        headers = auth_headers(engine)
+        cold = fetch_all(port, paths, threads, headers)
+        warm = fetch_all(port, paths, threads, headers)
     print_tiles("tipg 1.6.1", tipg)
     print_tiles("gridgov cold", cold)
     print_tiles("gridgov warm", warm)
@@ -285,6 +296,7 @@ def bench_aggregates(engine: Engine, database_url: str, repeat: int) -> None:
 
         return go
 
+    headers = auth_headers(engine)
     with server(
         [sys.executable, "-c", GRIDGOV], {"GRIDGOV_DATABASE_URL": database_url}, "/conformance"
     ) as port:
@@ -292,7 +304,7 @@ def bench_aggregates(engine: Engine, database_url: str, repeat: int) -> None:
         def get(path: str) -> Callable[[], None]:
             def go() -> None:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-                conn.request("GET", path)
+                conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
                 response.read()
                 assert response.status == 200, response.status

@@ -146,6 +146,9 @@ ensure_local_database() {
 SELECT format('CREATE ROLE %I LOGIN', :'role')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
 SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'role', :'pw') \gexec
+SELECT 'CREATE ROLE gridgov_api NOLOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gridgov_api') \gexec
+SELECT format('GRANT gridgov_api TO %I', :'role') \gexec
 SQL
     "${PSQL[@]}" -d postgres -v db="$db" -v role="$APP_ROLE" <<'SQL'
 SELECT format('CREATE DATABASE %I OWNER %I ENCODING ''UTF8''', :'db', :'role')
@@ -165,6 +168,73 @@ GRIDGOV_TEST_DATABASE_URL=postgresql+psycopg://$APP_ROLE:$pw@127.0.0.1:$PGPORT/g
 GRIDGOV_BENCH_DATABASE_URL=postgresql+psycopg://$APP_ROLE:$pw@127.0.0.1:$PGPORT/gridgov_bench
 ENV
 )
+}
+
+ensure_keys() {
+    # The token signing key and the personal-data key, unless the environment gives them.
+    # Generated once per checkout and kept (back them up: without the data key, the
+    # encrypted personal data cannot be read again).
+    if [ -z "${GRIDGOV_SECRET_KEY:-}" ] && [ ! -s "$STATE/secret-key" ]; then
+        (umask 077; "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(48))' > "$STATE/secret-key")
+        say "generated the token signing key in .gridgov/secret-key"
+    fi
+    if [ -z "${GRIDGOV_DATA_KEY:-}" ] && [ ! -s "$STATE/data-key" ]; then
+        (umask 077; "$PYTHON" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())' > "$STATE/data-key")
+        say "generated the personal-data key in .gridgov/data-key (back it up)"
+    fi
+}
+
+grant_api_role() {
+    # grant_api_role DB: the tables to the row-level-security role the API reads as (a
+    # database migrated before the role existed did not grant them; see README, RLS).
+    "${PSQL[@]}" -d "$1" <<'SQL'
+SET client_min_messages = warning;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO gridgov_api;
+REVOKE UPDATE, DELETE ON audit_log FROM gridgov_api;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO gridgov_api;
+SQL
+}
+
+protect_audit_log() {
+    # protect_audit_log DB: hand audit_log to a role nobody logs in as, so that the app role
+    # may only read and append (no UPDATE, DELETE, TRUNCATE, ALTER or DISABLE TRIGGER).
+    local db=$1
+    "${PSQL[@]}" -d "$db" -v app="$APP_ROLE" <<'SQL'
+SET client_min_messages = warning;
+SELECT 'CREATE ROLE gridgov_audit NOLOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gridgov_audit') \gexec
+SELECT 'ALTER TABLE audit_log OWNER TO gridgov_audit'
+ WHERE (SELECT tableowner FROM pg_tables WHERE tablename = 'audit_log') <> 'gridgov_audit' \gexec
+ALTER FUNCTION gridgov_audit_guard() OWNER TO gridgov_audit;
+ALTER FUNCTION gridgov_audit_stamp() OWNER TO gridgov_audit;
+GRANT SELECT, INSERT ON audit_log TO :"app";
+GRANT USAGE ON SEQUENCE audit_log_id_seq TO :"app";
+-- The app role owns the schema, and a schema's owner may drop what is in it: an event
+-- trigger (only a superuser can make or remove one; its function in a schema of the
+-- superuser's) refuses that for the audit log, also through DROP SCHEMA … CASCADE.
+CREATE SCHEMA IF NOT EXISTS gridgov_guard;
+REVOKE ALL ON SCHEMA gridgov_guard FROM PUBLIC;
+CREATE OR REPLACE FUNCTION gridgov_guard.audit_keep() RETURNS event_trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    gone record;
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RETURN;  -- the DBA may still archive and drop
+    END IF;
+    FOR gone IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
+        IF gone.object_identity = 'public.audit_log'
+           OR gone.object_identity LIKE '% on public.audit_log' THEN
+            RAISE EXCEPTION '审计日志不能删除 (audit_log cannot be dropped)'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END LOOP;
+END
+$fn$;
+SELECT 'CREATE EVENT TRIGGER gridgov_audit_keep ON sql_drop '
+       'EXECUTE FUNCTION gridgov_guard.audit_keep()'
+ WHERE NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'gridgov_audit_keep') \gexec
+SQL
 }
 
 ensure_chromium() {
@@ -194,8 +264,16 @@ main() {
         if [ "$MODE" = bench ]; then ensure_local_database gridgov_bench; fi
         write_local_env
     fi
+    ensure_keys
     case "$MODE" in
-        serve) "$VENV/bin/gridgov" db migrate ;;
+        serve)
+            "$VENV/bin/gridgov" db migrate
+            # Only with the local cluster is a superuser at hand (see README, Audit).
+            if [ -z "${DATABASE_URL:-}${GRIDGOV_DATABASE_URL:-}" ]; then
+                grant_api_role gridgov
+                protect_audit_log gridgov
+            fi
+            "$VENV/bin/gridgov" user ensure-admin ;;
         test) ensure_chromium ;;
         bench)
             "$VENV/bin/pip" install -q -e "$ROOT[dev,bench]"

@@ -3,7 +3,9 @@ rolled back after every test. There is no fallback: without PostGIS the suite fa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,13 +15,25 @@ from sqlalchemy import Connection, Engine, MetaData
 
 from gridgov.api.app import create_app
 from gridgov.api.deps import get_connection
-from gridgov.layers import migrate
+from gridgov.layers import accounts, migrate
+from gridgov.layers.accounts import User
 from gridgov.layers.db import check_server, make_engine
 from gridgov.layers.registry import Registry, default_registry
 from gridgov.layers.tables import build_metadata
+from gridgov.security import tokens
+from gridgov.security.passwords import hash_password
+from gridgov.security.roles import Role
 from gridgov.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# Test-only keys (also inherited by CLI subprocesses); real ones come from `make serve`.
+os.environ.setdefault("GRIDGOV_SECRET_KEY", "test-only-signing-key-0123456789abcdef")
+os.environ.setdefault("GRIDGOV_DATA_KEY", "dGVzdC1vbmx5LWRhdGEta2V5LTAxMjM0NTY3ODlhYmM=")
+TEST_PASSWORD = "Test-Passw0rd!"
+
+MakeUser = Callable[..., User]
+TokenFor = Callable[[User], str]
+ClientAs = Callable[..., TestClient]
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +90,75 @@ def app(settings: Settings, connection: Connection) -> FastAPI:
     return application
 
 
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """argon2 is slow on purpose: hash the test password once per session."""
+    return hash_password(TEST_PASSWORD)
+
+
 @pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
+def make_user(connection: Connection, password_hash: str) -> MakeUser:
+    """Insert an account (password ``TEST_PASSWORD``) in the test's transaction."""
+    counter = iter(range(1, 10_000))
+
+    def make(
+        role: Role | str = Role.ADMIN,
+        codes: Iterable[str] = (),
+        grants: Iterable[str] = (),
+        username: str | None = None,
+    ) -> User:
+        role = Role(role)
+        name = username or f"t_{role.value}_{next(counter)}"
+        return accounts.insert_user(connection, name, password_hash, role, codes, grants)
+
+    return make
+
+
+@pytest.fixture
+def token_for(connection: Connection, settings: Settings) -> TokenFor:
+    """A live session token for a user, without a (slow) password check."""
+
+    def issue(user: User) -> str:
+        session_id, _ = accounts.open_session(connection, user.id, "testclient", timedelta(hours=1))
+        token, _ = tokens.issue(
+            settings.require_secret_key(), user.id, user.username, session_id, timedelta(hours=1)
+        )
+        return token
+
+    return issue
+
+
+@pytest.fixture
+def admin_user(make_user: MakeUser) -> User:
+    return make_user(Role.ADMIN, username="test_admin")
+
+
+@pytest.fixture
+def client(app: FastAPI, admin_user: User, token_for: TokenFor) -> Iterator[TestClient]:
+    """The app as an admin (every area; personal data masked: no grant)."""
+    headers = {"Authorization": f"Bearer {token_for(admin_user)}"}
+    with TestClient(app, headers=headers) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def anon_client(app: FastAPI) -> Iterator[TestClient]:
+    """The app without any session."""
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def client_as(app: FastAPI, make_user: MakeUser, token_for: TokenFor) -> ClientAs:
+    """``client_as("police", ["320213001"], grants=())``: a client logged in as a new account."""
+
+    def build(
+        role: Role | str, codes: Iterable[str] = (), grants: Iterable[str] = ()
+    ) -> TestClient:
+        user = make_user(role, codes, grants)
+        return TestClient(app, headers={"Authorization": f"Bearer {token_for(user)}"})
+
+    return build
 
 
 @pytest.fixture(scope="session")

@@ -6,15 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gridgov import __version__
 from gridgov.api import docs
+from gridgov.api.auth import get_principal
 from gridgov.api.errors import COMMON_PROBLEMS, install_error_handlers
 from gridgov.api.limits import BodyLimitMiddleware
 from gridgov.api.routes import (
     aggregates,
+    auth,
     docking,
     grids,
     health,
@@ -39,7 +41,14 @@ GIS service for city grid management: layers, incident assignment and map APIs.
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
-    """Build the app for ``settings``; the database is reached lazily, per request."""
+    """Build the app for ``settings``; the database is reached lazily, per request.
+
+    Public without a session: ``/health``, ``/login`` and ``/auth/login``, the static
+    assets, the API description (``/docs``, ``/openapi.json``) and the OGC landing and
+    conformance documents (they describe the interface, never data). Every other route
+    needs a session (401 without one; the map pages redirect to ``/login``).
+    """
+    settings.require_secret_key()  # refuse to start without a signing key
     engine = make_engine(settings)
 
     @asynccontextmanager
@@ -67,15 +76,13 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(docs.router, responses=COMMON_PROBLEMS)
     app.include_router(health.router, responses=COMMON_PROBLEMS)
-    app.include_router(layer_io.router, responses=COMMON_PROBLEMS)
-    app.include_router(incidents.router, responses=COMMON_PROBLEMS)
+    app.include_router(auth.router, responses=COMMON_PROBLEMS)
+    # the landing page `/` and `/conformance`; pages redirect to /login, their data needs a session
+    app.include_router(ogc.public_router, responses=COMMON_PROBLEMS)
     app.include_router(maps.router, responses=COMMON_PROBLEMS)
-    app.include_router(docking.router, responses=COMMON_PROBLEMS)
-    app.include_router(measures.router, responses=COMMON_PROBLEMS)
-    app.include_router(grids.router, responses=COMMON_PROBLEMS)
-    app.include_router(ogc.router, responses=COMMON_PROBLEMS)  # includes the landing page `/`
-    app.include_router(tiles.router, responses=COMMON_PROBLEMS)
-    app.include_router(aggregates.router, responses=COMMON_PROBLEMS)
+    session = [Depends(get_principal)]
+    for private in (layer_io, incidents, docking, measures, grids, ogc, tiles, aggregates):
+        app.include_router(private.router, dependencies=session, responses=COMMON_PROBLEMS)
 
     return app
 

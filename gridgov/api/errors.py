@@ -9,16 +9,19 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridgov.errors import (
+    AccountLockedError,
+    AuthenticationError,
     ConfigurationError,
     ConflictError,
     DatabaseUnavailableError,
@@ -26,6 +29,9 @@ from gridgov.errors import (
     InvalidInputError,
     InvalidParameterError,
     NotFoundError,
+    OutOfScopeError,
+    PageLoginRequiredError,
+    PermissionDeniedError,
     PostgisMissingError,
     PreconditionFailedError,
     PreconditionRequiredError,
@@ -41,6 +47,9 @@ RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "
 # The one table from domain error to status; first match wins, so subclasses come first.
 STATUS_OF: tuple[tuple[type[GridgovError], int], ...] = (
     (NotFoundError, 404),
+    (AccountLockedError, 423),
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
     (InvalidParameterError, 400),
     (InvalidInputError, 422),
     (ConflictError, 409),
@@ -66,6 +75,7 @@ HTTP_TITLES_ZH = {
     413: "请求体过大",
     415: "不支持的内容类型",
     422: "输入无效",
+    423: "账户已锁定",
     428: "缺少 If-Match",
     429: "请求过于频繁",
     500: "服务器内部错误",
@@ -159,9 +169,34 @@ def _http_title(status: int) -> str:
     return f"{HTTP_TITLES_ZH.get(status, '错误')} ({phrase})"
 
 
-async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+def _audit_refusal(request: Request, exc: GridgovError, status: int) -> None:
+    """Refused attempts go to the audit log, in a transaction of their own."""
+    from gridgov.api.auth import client_ip
+    from gridgov.layers.audit import AuditEvent, record_detached
+
+    principal = getattr(request.state, "principal", None)
+    user = getattr(principal, "user", None)
+    event = AuditEvent(
+        action=f"{request.method} {request.url.path}",
+        outcome="refused",
+        username=getattr(user, "username", None),
+        user_id=getattr(user, "id", None),
+        role=getattr(getattr(user, "role", None), "value", None),
+        ip=client_ip(request),
+        target=request.url.path,
+        status=status,
+        detail={"reason": exc.code, "why": exc.detail_en or exc.detail_zh},
+    )
+    record_detached(request.app.state.engine, event)
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GridgovError)
     status = status_for(exc)
+    if status in (401, 403, 423) or isinstance(exc, OutOfScopeError):
+        _audit_refusal(request, exc, status)
+    if isinstance(exc, PageLoginRequiredError):
+        return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
     if status >= 500:
         log.error("%s on %s: %s", exc.code, request.url.path, exc.detail_en or exc.detail_zh)
     response = problem(
@@ -172,6 +207,8 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         instance=request.url.path,
         **{k: v for k, v in exc.members().items() if k not in RESERVED_MEMBERS},
     )
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="gridgov"'
     return retry_after(request, response)
 
 

@@ -5,7 +5,7 @@ Each command group lives in its own module and is registered here.
 
 from __future__ import annotations
 
-from gridgov.cli import db, demo, incidents, layer, layers, serve
+from gridgov.cli import audit, db, demo, incidents, layer, layers, serve, users
 from gridgov.cli.common import app
 
 app.add_typer(db.app, name="db")
@@ -13,6 +13,8 @@ app.add_typer(layers.app, name="layers")
 app.add_typer(layer.app, name="layer")
 app.add_typer(demo.app, name="demo")
 app.add_typer(incidents.app, name="incidents")
+app.add_typer(users.app, name="user")
 app.command()(serve.serve)
+app.command("audit")(audit.audit)
 
 __all__ = ["app"]

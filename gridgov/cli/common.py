@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 
 from gridgov.errors import GridgovError
+from gridgov.layers.db import connect, make_engine
 from gridgov.settings import Settings
 
 app = typer.Typer(
@@ -36,3 +40,15 @@ def database_url(settings: Settings, test: bool, bench: bool = False) -> URL:
     if bench:
         return settings.require_bench_database_url()
     return settings.require_test_database_url() if test else settings.require_database_url()
+
+
+@contextmanager
+def transaction(test: bool = False) -> Iterator[Connection]:
+    """One connection and one transaction: committed only if the block succeeds."""
+    settings = Settings()
+    engine = make_engine(settings, database_url(settings, test))
+    try:
+        with connect(engine) as conn, conn.begin():
+            yield conn
+    finally:
+        engine.dispose()

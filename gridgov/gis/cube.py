@@ -61,6 +61,9 @@ class CubeFilter:
     statuses: tuple[str, ...] = ()
     overdue: bool = False
     codes: Mapping[str, str] = field(default_factory=dict)
+    # The caller's area scope: level → allowed codes, a fact counts if any level matches;
+    # None: every area. (Built by ``gridgov.layers.scope``; an empty mapping matches nothing.)
+    scope: Mapping[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,13 @@ def _mask(cube: Cube, facts: Facts, flt: CubeFilter) -> Bool:
             np.arange(len(cube.statuses)), [cube.statuses.index(s) for s in flt.statuses]
         )
         mask &= allowed[facts.status]
+    if flt.scope is not None:
+        inside: Bool = np.zeros(len(facts), dtype=bool)
+        for level, allowed_codes in flt.scope.items():
+            values = cube.code_values[level]
+            wanted = [values.index(c) for c in allowed_codes if c in values]
+            inside |= np.isin(facts.codes[level], wanted)
+        mask &= inside
     for level, code in flt.codes.items():
         values = cube.code_values[level]
         index = values.index(code) if code in values else -1

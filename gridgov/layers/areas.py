@@ -13,6 +13,7 @@ from sqlalchemy import Connection, text
 
 from gridgov.errors import RegistryError
 from gridgov.layers.registry import Registry
+from gridgov.layers.scope import AreaScope, scope_sql
 from gridgov.layers.spec import AdminLevel
 
 
@@ -24,23 +25,28 @@ class Area:
 
 
 def areas(
-    conn: Connection, registry: Registry, level: AdminLevel, parent: str | None = None
+    conn: Connection,
+    registry: Registry,
+    level: AdminLevel,
+    parent: str | None = None,
+    scope: AreaScope | None = None,
 ) -> list[Area]:
-    """Areas of ``level`` (inside ``parent``, a code of the level above), ordered by code."""
+    """Areas of ``level`` (inside ``parent``, a code of the level above) that overlap
+    ``scope`` (the caller's own areas and those containing them), ordered by code."""
     spec = registry.for_level(level)
     if spec is None:
         raise RegistryError(f"没有{level.title_zh}图层", f"no layer defines level {level}")
-    where = ""
-    params: dict[str, str] = {}
+    condition, params = scope_sql(spec, scope or AreaScope.everything(), "a")
+    where = f"WHERE {condition}"
     if parent is not None and level.parent is not None:
-        where = f"WHERE {spec.admin_column(level.parent)} = :parent"
+        where += f" AND a.{spec.admin_column(level.parent)} = :parent"
         params["parent"] = parent
     rows = conn.execute(
         text(
             f"""
             SELECT code, name,
                    ST_XMin(b) AS x0, ST_YMin(b) AS y0, ST_XMax(b) AS x1, ST_YMax(b) AS y1
-            FROM (SELECT code, name, geom::box2d AS b FROM {spec.table_name} {where}) s
+            FROM (SELECT code, name, geom::box2d AS b FROM {spec.table_name} a {where}) s
             ORDER BY code
             """
         ),

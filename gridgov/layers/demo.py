@@ -8,11 +8,12 @@ import geopandas as gpd
 from sqlalchemy import Connection, MetaData, func, select
 
 from gridgov.errors import ConflictError
-from gridgov.layers import aggregates
+from gridgov.layers import aggregates, vault
 from gridgov.layers.assignment import refresh_grid_units
 from gridgov.layers.bulk import copy_frame
 from gridgov.layers.incidents import reassign
 from gridgov.layers.registry import Registry
+from gridgov.settings import Settings
 
 Progress = Callable[[str, int], None]
 
@@ -38,6 +39,7 @@ def load_city(
     city: dict[str, gpd.GeoDataFrame],
     tolerance_m: float,
     progress: Progress = lambda _layer, _n: None,
+    data_key: bytes | None = None,
 ) -> dict[str, int]:
     """Write every layer of ``city`` (parents first); refuses a database that holds data.
 
@@ -54,6 +56,9 @@ def load_city(
         if frame is not None:
             table = metadata.tables[spec.table_name]
             written[spec.id] = copy_frame(conn, table, frame, _reporter(progress, spec.id))
+    for spec in registry:
+        if spec.personal_data and spec.id in written:
+            vault.seal(conn, spec, data_key or Settings().require_data_key())
     # The demo's incidents go through the real assignment engine, like any others.
     refresh_grid_units(conn)
     reassign(conn, tolerance_m)

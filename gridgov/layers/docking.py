@@ -17,7 +17,9 @@ from sqlalchemy import Connection, text
 
 from gridgov.errors import InvalidInputError
 from gridgov.layers.assignment import UNIT_TARGETS
+from gridgov.layers.catalog import GRID
 from gridgov.layers.registry import Registry
+from gridgov.layers.scope import AreaScope, scope_sql
 
 # A grid lying this much in one unit counts as wholly in it: a sliver along a shared
 # boundary is digitising noise, not a docking problem.
@@ -32,7 +34,14 @@ _CURRENT_GRIDS = """
     WHERE g.valid_from <= now() AND (g.valid_to IS NULL OR g.valid_to > now())
       AND (CAST(:district AS text) IS NULL OR g.district_code = :district)
       AND (CAST(:township AS text) IS NULL OR g.township_code = :township)
+      AND {scope}
 """
+
+
+def _current_grids(scope: AreaScope | None) -> tuple[str, dict[str, Any]]:
+    """Grids in force (and in the caller's area) as SQL, with its parameters."""
+    condition, params = scope_sql(GRID, scope or AreaScope.everything(), "g")
+    return _CURRENT_GRIDS.format(scope=condition), params
 
 
 @dataclass(frozen=True)
@@ -87,16 +96,18 @@ def straddling_grids(
     kind: UnitKind,
     district_code: str | None = None,
     township_code: str | None = None,
+    scope: AreaScope | None = None,
 ) -> dict[str, Any]:
     """GeoJSON: one feature per piece of a straddling grid (grid ∩ unit), with its share.
 
     ``rank`` 1 is the unit holding most of the grid; the pieces of one grid share
     ``grid_code``. Coordinates are CGCS2000 lon/lat, 6 decimals (about 0.1 m).
     """
+    current, scope_params = _current_grids(scope)
     rows = conn.execute(
         text(
             f"""
-            WITH current AS ({_CURRENT_GRIDS}),
+            WITH current AS ({current}),
             shares AS (
                 SELECT gu.grid_id, gu.unit_code, gu.share
                 FROM grid_unit gu JOIN current c ON c.id = gu.grid_id
@@ -127,6 +138,7 @@ def straddling_grids(
             "township": township_code,
             "sliver": SLIVER_SHARE,
             "one": ONE_UNIT_SHARE,
+            **scope_params,
         },
     )
     features = [
@@ -150,13 +162,17 @@ def straddling_grids(
 
 
 def township_docking(
-    conn: Connection, kind: UnitKind, district_code: str | None = None
+    conn: Connection,
+    kind: UnitKind,
+    district_code: str | None = None,
+    scope: AreaScope | None = None,
 ) -> list[TownshipDocking]:
-    """Per township: grids in force, how many lie in one unit, and a docking score."""
+    """Per township: grids in force (in ``scope``), how many lie in one unit, and a score."""
+    current, scope_params = _current_grids(scope)
     rows = conn.execute(
         text(
             f"""
-            WITH current AS ({_CURRENT_GRIDS}),
+            WITH current AS ({current}),
             best AS (
                 SELECT c.id, c.township_code,
                        ST_Area(c.geom::geography) AS area,
@@ -183,6 +199,7 @@ def township_docking(
             "township": None,
             "one": ONE_UNIT_SHARE,
             "sliver": SLIVER_SHARE,
+            **scope_params,
         },
     )
     return [

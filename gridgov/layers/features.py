@@ -26,8 +26,9 @@ from sqlalchemy import (
     true,
 )
 
-from gridgov.gis.masking import mask_personal
 from gridgov.gis.ogc_crs import STORAGE_SRID, OgcCrs
+from gridgov.layers import vault
+from gridgov.layers.scope import AreaScope, as_owner, scope_clause
 from gridgov.layers.spec import ColumnType, LayerSpec
 
 # Densify a projected bbox before reprojecting it, so that its edges stay close to true.
@@ -54,6 +55,9 @@ class FeatureQuery:
     time: TimeFilter | None = None
     equals: Mapping[str, Sequence[str | bool]] = field(default_factory=dict)
     prefixes: Mapping[str, str] = field(default_factory=dict)
+    scope: AreaScope = field(default_factory=AreaScope.everything)
+    unmasked: bool = False  # personal data in clear: only for holders of the grant
+    data_key: bytes | None = None  # needed (and given) only when ``unmasked``
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ def _time_clause(spec: LayerSpec, table: Table, time: TimeFilter | None) -> Colu
 
 
 def _where(spec: LayerSpec, table: Table, query: FeatureQuery) -> list[ColumnElement[bool]]:
-    clauses = [_time_clause(spec, table, query.time)]
+    clauses = [_time_clause(spec, table, query.time), scope_clause(spec, table, query.scope)]
     if query.bbox is not None and query.bbox_crs is not None:
         west, south, east, north = query.bbox
         envelope: Any = func.ST_MakeEnvelope(west, south, east, north, query.bbox_crs.srid)
@@ -183,9 +187,10 @@ def _geojson(table: Table, out: OgcCrs) -> Any:
     return func.ST_AsGeoJSON(geom, out.decimals, 0).label("__geojson")
 
 
-def _statement(spec: LayerSpec, table: Table, out: OgcCrs) -> Select[Any]:
+def _statement(spec: LayerSpec, table: Table, out: OgcCrs, unmasked: bool = False) -> Select[Any]:
     columns = [table.c[name] for name in property_names(spec)]
-    return select(table.c.id, *columns, _geojson(table, out))
+    personal = vault.masked_columns(spec, table, unmasked)
+    return select(table.c.id, *columns, *personal, _geojson(table, out))
 
 
 def _plain(value: object) -> object:
@@ -194,14 +199,16 @@ def _plain(value: object) -> object:
     return value
 
 
-def to_feature(spec: LayerSpec, row: Mapping[Any, Any]) -> dict[str, Any]:
-    """A GeoJSON Feature; personal-data columns are masked, never sent in clear."""
-    personal = {c.name for c in spec.columns if c.personal}
+def to_feature(
+    spec: LayerSpec, row: Mapping[Any, Any], data_key: bytes | None = None
+) -> dict[str, Any]:
+    """A GeoJSON Feature; personal-data columns masked unless ``data_key`` is given."""
+    personal = set(vault.personal_columns(spec))
     properties: dict[str, object] = {}
     for name in property_names(spec):
         value = row[name]
-        if name in personal and isinstance(value, str):
-            value = mask_personal(value)
+        if name in personal:
+            value = vault.personal_value(spec, row, name, data_key)
         properties[name] = _plain(value)
     return {
         "type": "Feature",
@@ -218,13 +225,14 @@ def select_features(
     table = metadata.tables[spec.table_name]
     where = _where(spec, table, query)
     page = (
-        _statement(spec, table, query.out)
+        _statement(spec, table, query.out, query.unmasked)
         .where(*where)
         .order_by(table.c.id)
         .limit(query.limit)
         .offset(query.offset)
     )
-    features = [to_feature(spec, row) for row in conn.execute(page).mappings()]
+    key = query.data_key if query.unmasked else None
+    features = [to_feature(spec, row, key) for row in conn.execute(page).mappings()]
     if query.offset == 0 and len(features) < query.limit:
         matched = len(features)
     else:
@@ -234,22 +242,42 @@ def select_features(
 
 
 def select_feature(
-    conn: Connection, spec: LayerSpec, metadata: MetaData, feature_id: int, out: OgcCrs
+    conn: Connection,
+    spec: LayerSpec,
+    metadata: MetaData,
+    feature_id: int,
+    out: OgcCrs,
+    scope: AreaScope | None = None,
+    data_key: bytes | None = None,
 ) -> dict[str, Any] | None:
-    """One feature by id (any version of a versioned layer), or None."""
+    """One feature by id (any version of a versioned layer) inside ``scope``, or None.
+
+    Personal data comes in clear only when ``data_key`` is given.
+    """
     table = metadata.tables[spec.table_name]
-    statement = _statement(spec, table, out).where(table.c.id == literal(feature_id))
+    statement = _statement(spec, table, out, data_key is not None).where(
+        table.c.id == literal(feature_id),
+        scope_clause(spec, table, scope or AreaScope.everything()),
+    )
     row = conn.execute(statement).mappings().first()
-    return to_feature(spec, row) if row else None
+    return to_feature(spec, row, data_key) if row else None
+
+
+def feature_exists(conn: Connection, spec: LayerSpec, metadata: MetaData, feature_id: int) -> bool:
+    """Whether the id exists at all (to audit an out-of-area attempt; never told the caller)."""
+    table = metadata.tables[spec.table_name]
+    statement = select(table.c.id).where(table.c.id == literal(feature_id))
+    with as_owner(conn):  # row-level security would hide it: that is the question here
+        return conn.execute(statement).first() is not None
 
 
 def layer_extent(
-    conn: Connection, spec: LayerSpec, metadata: MetaData
+    conn: Connection, spec: LayerSpec, metadata: MetaData, scope: AreaScope | None = None
 ) -> tuple[float, float, float, float] | None:
-    """Lon/lat box of the layer's features (CRS84), or None for an empty layer."""
+    """Lon/lat box of the layer's features (CRS84) in ``scope``, or None for none."""
     table = metadata.tables[spec.table_name]
     box = func.ST_Extent(table.c.geom).label("box")
-    inner = select(box).subquery()
+    inner = select(box).where(scope_clause(spec, table, scope or AreaScope.everything())).subquery()
     row = conn.execute(
         select(
             func.ST_XMin(inner.c.box),
@@ -267,6 +295,7 @@ __all__ = [
     "FeatureQuery",
     "Filter",
     "TimeFilter",
+    "feature_exists",
     "filters_for",
     "has_time",
     "layer_extent",

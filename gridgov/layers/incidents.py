@@ -12,10 +12,12 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from gridgov.errors import ConflictError, InvalidInputError, NotFoundError
+from gridgov.errors import ConflictError, InvalidInputError, NotFoundError, OutOfScopeError
 from gridgov.gis import lifecycle
 from gridgov.layers import assignment
 from gridgov.layers.assignment import OUTPUT_COLUMNS, OutsideCityError
+from gridgov.layers.catalog import INCIDENT
+from gridgov.layers.scope import AreaScope, as_owner, row_in_scope, scope_sql
 
 # Columns a caller supplies for a new incident (besides its point).
 INPUT_COLUMNS = ("category", "source", "reported_at", "external_id", "description")
@@ -169,13 +171,37 @@ def _record(
     )
 
 
-def get(conn: Connection, incident_id: int) -> dict[str, Any]:
-    row = conn.execute(text(SELECT + " WHERE id = :id"), {"id": incident_id}).mappings().first()
-    if row is None:
-        raise NotFoundError(
-            f"事件 {incident_id} 不存在", f"no incident {incident_id}", public={"id": incident_id}
+def _missing(conn: Connection, incident_id: int, scope: AreaScope | None) -> NotFoundError:
+    """The same 404 for a missing incident and one outside the caller's area."""
+    exists = False
+    if scope is not None:
+        with as_owner(conn):  # row-level security would hide it: that is the question here
+            found = conn.execute(text("SELECT 1 FROM incident WHERE id = :id"), {"id": incident_id})
+            exists = found.first() is not None
+    kind = OutOfScopeError if exists else NotFoundError
+    return kind(
+        f"事件 {incident_id} 不存在", f"no incident {incident_id}", public={"id": incident_id}
+    )
+
+
+def get(conn: Connection, incident_id: int, scope: AreaScope | None = None) -> dict[str, Any]:
+    """One incident; outside ``scope`` it does not exist (404)."""
+    condition, params = scope_sql(INCIDENT, scope or AreaScope.everything(), "incident")
+    row = (
+        conn.execute(
+            text(SELECT + f" WHERE id = :id AND {condition}"), {"id": incident_id, **params}
         )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise _missing(conn, incident_id, scope)
     return dict(row)
+
+
+def in_scope(row: Mapping[str, Any], scope: AreaScope) -> bool:
+    """Whether an incident row lies in ``scope`` (e.g. where a new report was assigned)."""
+    return row_in_scope(INCIDENT, row, scope)
 
 
 @dataclass(frozen=True)
@@ -193,10 +219,12 @@ def search(
     reported_to: datetime | None,
     limit: int,
     offset: int,
+    scope: AreaScope | None = None,
 ) -> Page:
-    """Incidents matching every given filter, newest first, one page at a time."""
-    clauses: list[str] = []
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    """Incidents in ``scope`` matching every given filter, newest first, one page at a time."""
+    condition, scope_params = scope_sql(INCIDENT, scope or AreaScope.everything(), "incident")
+    clauses: list[str] = [] if condition == "true" else [condition]
+    params: dict[str, Any] = {"limit": limit, "offset": offset, **scope_params}
     for name, value in filters.items():
         if value is not None:
             clauses.append(f"{LIST_FILTERS[name]} = :{name}")
@@ -223,15 +251,16 @@ def transition(
     actor: str | None,
     note: str | None,
     at: datetime | None = None,
+    scope: AreaScope | None = None,
 ) -> dict[str, Any]:
     """Move an incident to ``target`` if the lifecycle allows it; set the stage's time."""
+    condition, scope_params = scope_sql(INCIDENT, scope or AreaScope.everything(), "incident")
     row = conn.execute(
-        text("SELECT status, category FROM incident WHERE id = :id FOR UPDATE"), {"id": incident_id}
+        text(f"SELECT status, category FROM incident WHERE id = :id AND {condition} FOR UPDATE"),
+        {"id": incident_id, **scope_params},
     ).first()
     if row is None:
-        raise NotFoundError(
-            f"事件 {incident_id} 不存在", f"no incident {incident_id}", public={"id": incident_id}
-        )
+        raise _missing(conn, incident_id, scope)
     if target not in lifecycle.STAGES:
         raise InvalidInputError(f"未知状态 {target!r}", f"unknown status {target!r}")
     if not lifecycle.allowed(row.status, target):
@@ -260,13 +289,16 @@ def transition(
         params,
     )
     _record(conn, incident_id, row.status, target, when, actor, note)
-    return get(conn, incident_id)
+    return get(conn, incident_id, scope)
 
 
-def history(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
+def history(
+    conn: Connection, incident_id: int, scope: AreaScope | None = None
+) -> list[dict[str, Any]]:
     """Every lifecycle move, oldest first. Batch imports store no row for the creation
     (a million history rows would double the import's cost): it is implied by the
     incident itself, reported at ``reported_at``, and shown as such."""
+    get(conn, incident_id, scope)  # 404 for an unknown incident, or one outside the area
     rows = conn.execute(
         text(
             """
@@ -305,9 +337,9 @@ EXPLANATIONS = {
 }
 
 
-def explain(conn: Connection, incident_id: int) -> dict[str, Any]:
+def explain(conn: Connection, incident_id: int, scope: AreaScope | None = None) -> dict[str, Any]:
     """Which rule placed the incident, against which grid version, and how far away."""
-    incident = get(conn, incident_id)
+    incident = get(conn, incident_id, scope)
     method = incident["assign_method"]
     version = None
     if incident["grid_id"] is not None:

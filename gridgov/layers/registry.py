@@ -7,7 +7,7 @@ derived; it refuses specs whose references or ids would clash.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
 from types import MappingProxyType
 from typing import Literal, get_args
@@ -135,6 +135,16 @@ class Registry:
     def for_level(self, level: AdminLevel) -> LayerSpec | None:
         """The pyramid layer that defines ``level`` (e.g. ``community``), if registered."""
         return next((s for s in self._specs.values() if s.level is level), None)
+
+    def only(self, keep: Callable[[LayerSpec], bool]) -> Registry:
+        """A view holding only the layers ``keep`` accepts (e.g. those a user may read).
+
+        Not checked again: its specs come from this registry, which was checked whole, and a
+        view may leave out a layer that a kept one refers to.
+        """
+        view = object.__new__(Registry)
+        view._specs = MappingProxyType({k: v for k, v in self._specs.items() if keep(v)})
+        return view
 
     def with_layers(self, *extra: LayerSpec) -> Registry:
         """A new registry with more layers: how tests and plug-ins add one spec."""

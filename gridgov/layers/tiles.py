@@ -17,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from gridgov.layers.scope import AreaScope, scope_sql
 from gridgov.layers.spec import SRID, AdminLevel, ColumnType, GeometryKind, LayerSpec
 
 EXTENT = 4096  # MVT coordinate units per tile side
@@ -96,7 +97,7 @@ def _next_change(spec: LayerSpec) -> str:
     )
 
 
-def _tile_sql(spec: LayerSpec) -> str:
+def _tile_sql(spec: LayerSpec, scope_condition: str = "true") -> str:
     # Clip in CGCS2000 before reprojecting, so that only the part inside the tile (plus
     # its buffer) is transformed: much less work for big polygons at low zoom.
     clip = (
@@ -115,7 +116,7 @@ def _tile_sql(spec: LayerSpec) -> str:
                        ST_AsMVTGeom(ST_Transform({clip}, 3857), env.tile,
                                     {EXTENT}, {BUFFER}, true) AS geom
                 FROM {spec.table_name} t, env
-                WHERE t.geom && env.box {_in_force(spec)}
+                WHERE t.geom && env.box {_in_force(spec)} AND {scope_condition}
             ) q WHERE q.geom IS NOT NULL) AS mvt
     """
 
@@ -127,10 +128,14 @@ class Rendered:
     expires_at: datetime | None
 
 
-def render(conn: Connection, spec: LayerSpec, z: int, x: int, y: int) -> Rendered:
-    """Render one tile of one layer; empty bytes when no feature is in it."""
+def render(
+    conn: Connection, spec: LayerSpec, z: int, x: int, y: int, scope: AreaScope | None = None
+) -> Rendered:
+    """Render one tile of one layer (only rows in ``scope``); empty bytes for no features."""
+    condition, params = scope_sql(spec, scope or AreaScope.everything(), "t")
     row = conn.execute(
-        text(_tile_sql(spec)), {"z": z, "x": x, "y": y, "margin": MARGIN, "layer": spec.id}
+        text(_tile_sql(spec, condition)),
+        {"z": z, "x": x, "y": y, "margin": MARGIN, "layer": spec.id, **params},
     ).one()
     return Rendered(bytes(row.mvt or b""), row.generation, row.expires_at)
 
@@ -201,8 +206,22 @@ def clear(conn: Connection, layer: str | None = None) -> None:
         conn.execute(text("DELETE FROM tile_cache WHERE layer = :layer"), {"layer": layer})
 
 
-def tile(conn: Connection, spec: LayerSpec, z: int, x: int, y: int, use_cache: bool) -> bytes:
-    """The tile of one layer, from the cache when possible; empty bytes for no features."""
+def tile(
+    conn: Connection,
+    spec: LayerSpec,
+    z: int,
+    x: int,
+    y: int,
+    use_cache: bool,
+    scope: AreaScope | None = None,
+) -> bytes:
+    """The tile of one layer, from the cache when possible; empty bytes for no features.
+
+    The cache holds whole tiles only: a tile for an account limited to some areas is
+    rendered with the scope predicate and never cached (nor served from the cache).
+    """
+    if scope is not None and not scope.unrestricted:
+        return render(conn, spec, z, x, y, scope).mvt
     if use_cache:
         hit = cached(conn, spec.id, z, x, y)
         if hit is not None:

@@ -12,9 +12,11 @@ from shapely.geometry import MultiPolygon, box
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, MetaData, func, select
 
+from gridgov.layers import vault
 from gridgov.layers.io.importer import ImportOptions, import_file
 from gridgov.layers.io.report import ImportReport
-from gridgov.layers.registry import Registry
+from gridgov.layers.registry import Registry, default_registry
+from gridgov.settings import Settings
 from tests.factories import WUXI_LAT, WUXI_LON, insert_pyramid, insert_row, valid_row
 
 SKIP_COLUMNS = {"id", "updated_at"}
@@ -40,12 +42,25 @@ def grid_box(k: int, n: int = 4) -> MultiPolygon:
 
 
 def table_rows(connection: Connection, metadata: MetaData, layer: str) -> list[dict[str, Any]]:
-    """Every stored row (without id / updated_at), geometry as shapely, in id order."""
+    """Every stored row (without id / updated_at), geometry as shapely, in id order.
+
+    Personal data sealed in the vault is decrypted back into its column, so that rows
+    compare by what they hold, wherever it is stored.
+    """
     table = metadata.tables[layer]
-    rows = connection.execute(select(table).order_by(table.c.id)).mappings().all()
+    spec = default_registry().get(layer)
+    personal = vault.masked_columns(spec, table, unmasked=True)
+    rows = connection.execute(select(table, *personal).order_by(table.c.id)).mappings().all()
+    key = Settings().require_data_key()
     out = []
     for row in rows:
-        item = {k: v for k, v in row.items() if k not in SKIP_COLUMNS}
+        item = {
+            k: v
+            for k, v in row.items()
+            if k not in SKIP_COLUMNS and not k.startswith(("__vm_", "__vc_"))
+        }
+        for column in vault.personal_columns(spec):
+            item[column] = vault.personal_value(spec, row, column, key, row["id"])
         item["geom"] = to_shape(item["geom"])
         out.append(item)
     return out

@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 from gridgov.api.app import create_app
 from gridgov.api.deps import get_connection
 from gridgov.cli import app as cli
+from gridgov.layers.accounts import User
 from gridgov.layers.registry import Registry
 from gridgov.settings import Settings
+from tests.conftest import ClientAs, TokenFor
 from tests.factories import insert_pyramid, insert_row, valid_row
 from tests.io.conftest import CODES_COMMUNITY, count, grid_box, table_rows
 
@@ -94,7 +96,9 @@ def test_api_unknown_layer_is_404(client: TestClient) -> None:
     assert client.get("/layers/nope/export").status_code == 404
 
 
-def test_api_upload_over_the_limit_is_413(settings: Settings, connection: Connection) -> None:
+def test_api_upload_over_the_limit_is_413(
+    settings: Settings, connection: Connection, admin_user: User, token_for: TokenFor
+) -> None:
     application: FastAPI = create_app(settings.model_copy(update={"max_upload_bytes": 2000}))
 
     def shared() -> Iterator[Connection]:
@@ -102,7 +106,8 @@ def test_api_upload_over_the_limit_is_413(settings: Settings, connection: Connec
             yield connection
 
     application.dependency_overrides[get_connection] = shared
-    with TestClient(application) as client:
+    headers = {"Authorization": f"Bearer {token_for(admin_user)}"}
+    with TestClient(application, headers=headers) as client:
         response = client.post("/layers/grid/import", files={"file": ("big.geojson", b" " * 5000)})
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
@@ -111,6 +116,7 @@ def test_api_upload_over_the_limit_is_413(settings: Settings, connection: Connec
 
 def test_api_export_masks_personal_data_by_default(
     client: TestClient,
+    client_as: ClientAs,
     connection: Connection,
     metadata: MetaData,
     registry: Registry,
@@ -136,9 +142,11 @@ def test_api_export_masks_personal_data_by_default(
     assert "3202**********1234" in text_body
     assert "138****5678" in text_body
     assert "320202198001011234" not in text_body
-    full = client.get(
-        "/layers/rental_housing/export", params={"format": "csv", "include_personal": True}
-    )
+    unmasked: dict[str, str | bool] = {"format": "csv", "include_personal": True}
+    # Admins too need the personal_data grant to see personal data in clear.
+    assert client.get("/layers/rental_housing/export", params=unmasked).status_code == 403
+    granted = client_as("admin", grants=["personal_data"])
+    full = granted.get("/layers/rental_housing/export", params=unmasked)
     assert "320202198001011234" in full.content.decode("utf-8-sig")
 
 

@@ -35,7 +35,7 @@ def page(settings: Settings, registry: Registry, synthetic: dict[str, bool]) -> 
         "layers": layers.registry_config(registry, synthetic),
         "groups": layers.groups(),
         "levels": layers.levels(),
-        "defaultOn": list(DEFAULT_ON),
+        "defaultOn": [layer for layer in DEFAULT_ON if layer in registry],
         "geojsonLimit": layers.GEOJSON_LIMIT,
     }
     return base.render_page(

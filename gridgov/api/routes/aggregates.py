@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal, get_args
 
@@ -17,13 +18,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection
 
-from gridgov.api.deps import ConnectionDep
+from gridgov.api.auth import Principal, PrincipalDep
+from gridgov.api.deps import ConnectionDep, RegistryDep
 from gridgov.api.query import bad, parse_bool, reject_unknown
 from gridgov.errors import NotFoundError
 from gridgov.gis import h3bins
 from gridgov.gis.cube import Cube, CubeFilter, Totals, totals
 from gridgov.layers import aggregates
 from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_STATUSES, UNIT_CODE
+from gridgov.layers.registry import Registry
+from gridgov.layers.scope import as_owner, scope_terms
 
 router = APIRouter(prefix="/aggregates/incidents", tags=["热力聚合 (incident aggregates)"])
 
@@ -80,8 +84,10 @@ class CubeCache:
         with self._lock:
             if self._cube is not None and self._fresh(current):
                 return self._cube
-            aggregates.refresh(conn)
-            self._cube = aggregates.load_cube(conn)
+            # Shared by every caller: built from every row, never under one caller's scope.
+            with as_owner(conn):
+                aggregates.refresh(conn)
+                self._cube = aggregates.load_cube(conn)
             self._generation = current
             return self._cube
 
@@ -148,6 +154,20 @@ def parse_filter(request: Request, extra: tuple[str, ...] = ()) -> CubeFilter:
     )
 
 
+def scoped_filter(
+    request: Request, principal: Principal, registry: Registry, extra: tuple[str, ...] = ()
+) -> CubeFilter:
+    """:func:`parse_filter` limited to what the caller may see (incidents, in their area)."""
+    principal.require_read("incident")
+    flt = parse_filter(request, extra)
+    terms = scope_terms(registry.get("incident"), principal.scope)
+    if terms is None:
+        return flt
+    return replace(
+        flt, scope={column.removesuffix("_code"): codes for column, codes in terms.items()}
+    )
+
+
 FILTER_DOC = (
     "Filters (all optional): `from`, `to` (local dates YYYY-MM-DD, inclusive, on reported_at), "
     "`category` and `status` (comma-separated; `status=overdue` or `overdue=true` keeps "
@@ -171,12 +191,14 @@ FILTER_DOC = (
 )
 def h3_cells(
     request: Request,
+    principal: PrincipalDep,
+    registry: RegistryDep,
     conn: ConnectionDep,
     resolution: Annotated[
         str | None, Query(description="H3 分辨率 (resolution) 7–10; default 8")
     ] = None,
 ) -> Response:
-    flt = parse_filter(request, ("resolution",))
+    flt = scoped_filter(request, principal, registry, ("resolution",))
     res = 8 if resolution is None else _resolution(resolution)
     result = totals(_cube(request, conn), res, flt, time.time())
     # Hexagon geometry is cached as JSON text per cell; only the counts are new each time.
@@ -200,13 +222,19 @@ def _resolution(value: str) -> int:
     summary="按单元统计 (counts per grid / admin / police unit)",
     description=FILTER_DOC,
 )
-def by_level(level: str, request: Request, conn: ConnectionDep) -> JSONResponse:
+def by_level(
+    level: str,
+    request: Request,
+    principal: PrincipalDep,
+    registry: RegistryDep,
+    conn: ConnectionDep,
+) -> JSONResponse:
     if level not in get_args(Level):
         raise NotFoundError(
             "没有这个统计层级，可用：" + ", ".join(get_args(Level)),
             "no such level; use one of: " + ", ".join(get_args(Level)),
         )
-    flt = parse_filter(request)
+    flt = scoped_filter(request, principal, registry)
     cube = _cube(request, conn)
     result = totals(cube, level, flt, time.time())
     names = cube.names.get(level, {})
@@ -260,12 +288,14 @@ def _periods(result: Totals, interval: str) -> list[dict[str, Any]]:
 )
 def trend(
     request: Request,
+    principal: PrincipalDep,
+    registry: RegistryDep,
     conn: ConnectionDep,
     interval: Annotated[
         str, Query(description="时间粒度 (period length): day, week (ISO, Monday) or month")
     ] = "month",
 ) -> JSONResponse:
-    flt = parse_filter(request, ("interval",))
+    flt = scoped_filter(request, principal, registry, ("interval",))
     if interval not in ("day", "week", "month"):
         raise bad("interval", "须为 day、week 或 month", "must be day, week or month")
     result = totals(_cube(request, conn), "day", flt, time.time())

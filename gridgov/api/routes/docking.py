@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from gridgov.api.auth import Principal, PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep
 from gridgov.layers import docking
 
@@ -61,12 +62,19 @@ def units(registry: RegistryDep) -> list[UnitKindOut]:
     ]
 
 
+def _may_dock(principal: Principal, unit_layer: str) -> None:
+    """Docking shows grids against a unit layer: the caller must read both."""
+    principal.require_read("grid")
+    principal.require_read(unit_layer)
+
+
 @router.get(
     "/grids",
     summary="跨责任区网格及各部分面积占比 (grids straddling units, with shares)",
     responses={200: {"content": {"application/geo+json": {}}}},
 )
 def straddling_grids(
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
     unit_layer: UnitLayer,
@@ -75,7 +83,10 @@ def straddling_grids(
     township_code: Township = None,
 ) -> JSONResponse:
     kind = docking.unit_kind(registry, unit_layer, unit_level)
-    body: dict[str, Any] = docking.straddling_grids(conn, kind, district_code, township_code)
+    _may_dock(principal, kind.layer)
+    body: dict[str, Any] = docking.straddling_grids(
+        conn, kind, district_code, township_code, principal.scope
+    )
     return JSONResponse(body, media_type="application/geo+json")
 
 
@@ -85,6 +96,7 @@ def straddling_grids(
     response_model=TownshipList,
 )
 def townships(
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
     unit_layer: UnitLayer,
@@ -92,7 +104,8 @@ def townships(
     district_code: District = None,
 ) -> TownshipList:
     kind = docking.unit_kind(registry, unit_layer, unit_level)
-    rows = docking.township_docking(conn, kind, district_code)
+    _may_dock(principal, kind.layer)
+    rows = docking.township_docking(conn, kind, district_code, principal.scope)
     return TownshipList(
         unit_layer=kind.layer,
         unit_level=kind.level,

@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, SettingsDep
 from gridgov.api.errors import problem_responses
 from gridgov.api.query import shown_name
 from gridgov.api.strict_json import StrictJSONRoute
-from gridgov.errors import InvalidInputError
+from gridgov.errors import InvalidInputError, PermissionDeniedError
 from gridgov.gis.coords import to_cgcs2000
-from gridgov.layers import incidents
+from gridgov.layers import audit, incidents
 from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_SOURCES, INCIDENT_STATUSES
 
 router = APIRouter(
@@ -97,8 +98,15 @@ def feature(row: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("", status_code=201, summary="上报事件并分派 (report an incident; it is assigned)")
 def create_incident(
-    body: IncidentIn, conn: ConnectionDep, settings: SettingsDep, response: Response
+    body: IncidentIn,
+    principal: PrincipalDep,
+    conn: ConnectionDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> dict[str, Any]:
+    """Grid workers report in their own grids: a point assigned elsewhere is a 403 (and
+    nothing is stored, the request's transaction rolls back)."""
+    principal.require_edit("incident")
     if body.geometry is not None:
         x, y = body.geometry.coordinates
     else:
@@ -116,10 +124,16 @@ def create_incident(
             description=body.description,
         ),
         settings.assign_tolerance_m,
-        actor=None,
+        actor=principal.user.username,
     )
+    stored = incidents.get(conn, new_id)
+    if not incidents.in_scope(stored, principal.scope):
+        raise PermissionDeniedError(
+            "该位置不在您的管辖区域内，不能上报", "the point lies outside your area"
+        )
+    audit.record(conn, principal.event("incident_create", "ok", target=f"incident/{new_id}"))
     response.headers["Location"] = f"/incidents/{new_id}"
-    result = feature(incidents.get(conn, new_id))
+    result = feature(stored)
     result["assignment"] = incidents.explain(conn, new_id)
     return result
 
@@ -127,6 +141,7 @@ def create_incident(
 @router.get("", summary="查询事件 (list incidents)")
 def list_incidents(
     request: Request,
+    principal: PrincipalDep,
     conn: ConnectionDep,
     grid: Annotated[str | None, Query(pattern=r"^\d{15}$", description="网格编码")] = None,
     community: Annotated[str | None, Query(pattern=r"^\d{12}$", description="村社区代码")] = None,
@@ -143,6 +158,7 @@ def list_incidents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
+    principal.require_read("incident")
     allowed = set(incidents.LIST_FILTERS) | {"from", "to", "limit", "offset"}
     unknown = sorted(shown_name(name) for name in set(request.query_params) - allowed)
     if unknown:
@@ -166,6 +182,7 @@ def list_incidents(
         _aware(reported_to) if reported_to else None,
         limit,
         offset,
+        principal.scope,
     )
     links = []
     if page.offset + page.limit < page.total:
@@ -182,29 +199,49 @@ def list_incidents(
 
 
 @router.get("/{incident_id}", summary="事件详情 (one incident)")
-def get_incident(incident_id: int, conn: ConnectionDep) -> dict[str, Any]:
-    return feature(incidents.get(conn, incident_id))
+def get_incident(incident_id: int, principal: PrincipalDep, conn: ConnectionDep) -> dict[str, Any]:
+    principal.require_read("incident")
+    return feature(incidents.get(conn, incident_id, principal.scope))
 
 
 @router.get("/{incident_id}/assignment", summary="分派说明 (why it went where it went)")
-def explain_assignment(incident_id: int, conn: ConnectionDep) -> dict[str, Any]:
-    return incidents.explain(conn, incident_id)
+def explain_assignment(
+    incident_id: int, principal: PrincipalDep, conn: ConnectionDep
+) -> dict[str, Any]:
+    principal.require_read("incident")
+    return incidents.explain(conn, incident_id, principal.scope)
 
 
 @router.get("/{incident_id}/history", summary="流转记录 (lifecycle history)")
-def incident_history(incident_id: int, conn: ConnectionDep) -> dict[str, Any]:
-    incidents.get(conn, incident_id)  # 404 for an unknown incident
-    return {"id": incident_id, "items": incidents.history(conn, incident_id)}
+def incident_history(
+    incident_id: int, principal: PrincipalDep, conn: ConnectionDep
+) -> dict[str, Any]:
+    principal.require_read("incident")
+    return {"id": incident_id, "items": incidents.history(conn, incident_id, principal.scope)}
 
 
 @router.post("/{incident_id}/transitions", summary="事件流转 (move to the next stage)")
-def move_incident(incident_id: int, body: TransitionIn, conn: ConnectionDep) -> dict[str, Any]:
+def move_incident(
+    incident_id: int, body: TransitionIn, principal: PrincipalDep, conn: ConnectionDep
+) -> dict[str, Any]:
+    """An incident outside the caller's area is a 404 (it does not exist for them); a role
+    that may read but not handle incidents gets a 403."""
+    principal.require_read("incident")
+    incidents.get(conn, incident_id, principal.scope)  # 404 before 403: no existence leak
+    principal.require_edit("incident")
     row = incidents.transition(
         conn,
         incident_id,
         body.to,
-        actor=None,
+        actor=principal.user.username,
         note=body.note,
         at=_aware(body.at) if body.at else None,
+        scope=principal.scope,
+    )
+    audit.record(
+        conn,
+        principal.event(
+            "incident_transition", "ok", target=f"incident/{incident_id}", detail={"to": body.to}
+        ),
     )
     return feature(row)

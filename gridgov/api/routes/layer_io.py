@@ -20,9 +20,11 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.errors import problem
-from gridgov.errors import InvalidInputError
+from gridgov.errors import InvalidInputError, PermissionDeniedError
+from gridgov.layers import audit
 from gridgov.layers.io.errors import ImportRefusedError
 from gridgov.layers.io.exporter import ExportOptions, export_layer
 from gridgov.layers.io.formats import Format, export_format
@@ -72,6 +74,13 @@ _IMPORT_BODY: dict[str, Any] = {
 IMPORT_PATH = r"/layers/[^/]+/import"
 
 
+def _import_event(
+    principal: PrincipalDep, layer: str, outcome: audit.Outcome, status: int, report: dict[str, Any]
+) -> audit.AuditEvent:
+    detail = {k: report.get(k) for k in ("rows_read", "rows_written", "rows_rejected")}
+    return principal.event("import", outcome, target=layer, status=status, detail=detail)
+
+
 @router.post(
     "/layers/{layer}/import",
     summary="导入图层数据 (import a file into a layer)",
@@ -85,11 +94,13 @@ IMPORT_PATH = r"/layers/[^/]+/import"
 async def import_layer(
     layer: str,
     request: Request,
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> JSONResponse:
     spec = registry.get(layer)  # 404 before a byte of the body is read
+    principal.require_edit(spec.id)  # 403 before a byte of the body is read
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidInputError(
             "请以 multipart/form-data 上传文件（字段 file）",
@@ -121,6 +132,8 @@ async def import_layer(
         mode="replace" if mode == "replace" else "append",
         skip_invalid=(text("skip_invalid") or "").lower() in _TRUE,
         max_vertices=settings.max_geometry_vertices,
+        scope=principal.scope,
+        data_key=settings.require_data_key() if spec.personal_data else None,
     )
     if mode not in ("append", "replace"):
         raise InvalidInputError("mode 须为 append 或 replace", "mode must be append or replace")
@@ -133,12 +146,17 @@ async def import_layer(
         def run() -> dict[str, Any]:
             # A savepoint: a refused import leaves the request's transaction untouched.
             with conn.begin_nested():
-                return import_file(conn, registry, spec.id, path, options).as_dict()
+                result = import_file(conn, registry, spec.id, path, options).as_dict()
+            audit.record(conn, _import_event(principal, spec.id, "ok", 200, result))
+            return result
 
         try:
             body = await run_in_threadpool(run)
         except ImportRefusedError as exc:
             report = exc.report.as_dict()
+            await run_in_threadpool(
+                audit.record, conn, _import_event(principal, spec.id, "failed", 422, report)
+            )
             return problem(
                 422,
                 f"{exc.title_zh} ({exc.title_en})",
@@ -171,8 +189,10 @@ async def import_layer(
 )
 def export_layer_file(
     layer: str,
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
+    settings: SettingsDep,
     format: Annotated[str, Query(description="geojson, gpkg, shp (zip) or csv")] = "geojson",
     crs: Annotated[str, Query(description="cgcs2000, wgs84, gcj02, bd09, EPSG:n")] = "cgcs2000",
     encoding: Annotated[str, Query(description="utf-8 or gbk (shp, csv)")] = "utf-8",
@@ -181,23 +201,35 @@ def export_layer_file(
     all_versions: Annotated[bool, Query(description="every version of versioned layers")] = False,
 ) -> FileResponse:
     spec = registry.get(layer)
+    principal.require_read(spec.id)
+    if include_personal and spec.personal_data and not principal.personal_data:
+        raise PermissionDeniedError(
+            "无个人信息查看授权，不能导出未脱敏数据",
+            "exporting personal data unmasked needs the personal_data grant",
+        )
+    unmasked = include_personal and spec.personal_data
     fmt = export_format(format, None)
     options = ExportOptions(
         format=fmt,
         crs=crs,
         encoding=encoding,
         code_prefix=where_code,
-        include_personal=include_personal,
+        include_personal=unmasked,
         all_versions=all_versions,
+        scope=principal.scope,
+        data_key=settings.require_data_key() if unmasked else None,
     )
     tmp = tempfile.mkdtemp(prefix="gridgov-export-")
     filename = f"{spec.id}{fmt.download_suffix}"
     path = Path(tmp) / filename
     try:
-        export_layer(conn, registry, spec.id, path, options)
+        written = export_layer(conn, registry, spec.id, path, options)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    action = "export_personal" if unmasked else "export"
+    detail = {"format": fmt.value, "rows": written, "where_code": where_code}
+    audit.record(conn, principal.event(action, "ok", target=spec.id, status=200, detail=detail))
     return FileResponse(
         path,
         media_type=fmt.media_type

@@ -12,29 +12,45 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
+from gridgov.api.auth import PagePrincipalDep, Principal, PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.maps import docking, heatmap, overview
 from gridgov.layers.areas import areas, synthetic_layers
+from gridgov.layers.registry import Registry
 from gridgov.layers.spec import AdminLevel
 
 router = APIRouter(tags=["maps 地图页面"])
 
 
+def visible(registry: Registry, principal: Principal) -> Registry:
+    """Only the layers the account may read appear on its pages (switcher, legends)."""
+    return registry.only(lambda spec: principal.can_read(spec.id))
+
+
 @router.get("/map", response_class=HTMLResponse, include_in_schema=False)
 def overview_page(
-    settings: SettingsDep, registry: RegistryDep, conn: ConnectionDep
+    principal: PagePrincipalDep, settings: SettingsDep, registry: RegistryDep, conn: ConnectionDep
 ) -> HTMLResponse:
-    return HTMLResponse(overview.page(settings, registry, synthetic_layers(conn, registry)))
+    shown = visible(registry, principal)
+    return HTMLResponse(overview.page(settings, shown, synthetic_layers(conn, shown)))
 
 
 @router.get("/map/heatmap", response_class=HTMLResponse, include_in_schema=False)
-def heatmap_page(settings: SettingsDep, registry: RegistryDep, conn: ConnectionDep) -> HTMLResponse:
-    return HTMLResponse(heatmap.page(settings, registry, synthetic_layers(conn, registry)))
+def heatmap_page(
+    principal: PagePrincipalDep, settings: SettingsDep, registry: RegistryDep, conn: ConnectionDep
+) -> HTMLResponse:
+    principal.require_read("incident")
+    shown = visible(registry, principal)
+    return HTMLResponse(heatmap.page(settings, shown, synthetic_layers(conn, shown)))
 
 
 @router.get("/map/docking", response_class=HTMLResponse, include_in_schema=False)
-def docking_page(settings: SettingsDep, registry: RegistryDep, conn: ConnectionDep) -> HTMLResponse:
-    return HTMLResponse(docking.page(settings, registry, synthetic_layers(conn, registry)))
+def docking_page(
+    principal: PagePrincipalDep, settings: SettingsDep, registry: RegistryDep, conn: ConnectionDep
+) -> HTMLResponse:
+    principal.require_read("grid")
+    shown = visible(registry, principal)
+    return HTMLResponse(docking.page(settings, shown, synthetic_layers(conn, shown)))
 
 
 class AreaOut(BaseModel):
@@ -55,6 +71,7 @@ class AreaList(BaseModel):
     response_model=AreaList,
 )
 def list_areas(
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
     level: Annotated[
@@ -68,5 +85,5 @@ def list_areas(
         ),
     ] = None,
 ) -> AreaList:
-    found = areas(conn, registry, AdminLevel(level), parent)
+    found = areas(conn, registry, AdminLevel(level), parent, principal.scope)
     return AreaList(items=[AreaOut(code=a.code, name=a.name, bbox=a.bbox) for a in found])

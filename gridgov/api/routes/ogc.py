@@ -13,10 +13,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.map_deps import BaseUrlDep, MetadataDep
 from gridgov.api.query import bad, parse_bool, parse_datetime, parse_int, reject_unknown
-from gridgov.errors import InvalidParameterError, NotFoundError
+from gridgov.errors import InvalidParameterError, NotFoundError, OutOfScopeError
 from gridgov.gis.ogc_crs import (
     CRS84,
     OgcCrs,
@@ -26,9 +27,11 @@ from gridgov.gis.ogc_crs import (
     storage_crs,
     supported,
 )
+from gridgov.layers import audit
 from gridgov.layers.features import (
     FeatureQuery,
     Filter,
+    feature_exists,
     filters_for,
     has_time,
     layer_extent,
@@ -39,6 +42,7 @@ from gridgov.layers.features import (
 from gridgov.layers.spec import ColumnType, GeometryKind, LayerSpec
 
 router = APIRouter(tags=["OGC API – Features 要素服务"])
+public_router = APIRouter(tags=["OGC API – Features 要素服务"])
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
@@ -83,7 +87,7 @@ def _crs_response(body: dict[str, Any], crs: OgcCrs, media_type: str = GEOJSON) 
     return Response(content, media_type=media_type, headers={"Content-Crs": f"<{crs.uri}>"})
 
 
-@router.get("/", summary="服务首页 (OGC API landing page)")
+@public_router.get("/", summary="服务首页 (OGC API landing page)")
 def landing(base: BaseUrlDep) -> JSONResponse:
     """Links to everything: API definition, docs, conformance, collections, tiles."""
     links = [
@@ -118,7 +122,7 @@ def landing(base: BaseUrlDep) -> JSONResponse:
     )
 
 
-@router.get("/conformance", summary="符合的标准 (conformance classes)")
+@public_router.get("/conformance", summary="符合的标准 (conformance classes)")
 def conformance() -> JSONResponse:
     return JSONResponse({"conformsTo": CONFORMANCE})
 
@@ -166,6 +170,7 @@ def _collection(
 @router.get("/collections", summary="全部图层 (every collection)")
 def collections(
     request: Request,
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
     metadata: MetadataDep,
@@ -179,7 +184,9 @@ def collections(
             "links": [{"href": f"{base}/collections", "rel": "self", "type": JSON}],
             "crs": [c.uri for c in supported()],
             "collections": [
-                _collection(spec, base, layer_extent(conn, spec, metadata)) for spec in registry
+                _collection(spec, base, layer_extent(conn, spec, metadata, principal.scope))
+                for spec in registry
+                if principal.can_read(spec.id)
             ],
         }
     )
@@ -193,6 +200,7 @@ def collections(
 def collection(
     layer: str,
     request: Request,
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
     metadata: MetadataDep,
@@ -200,9 +208,11 @@ def collection(
     f: FormatParam = None,
 ) -> JSONResponse:
     spec = registry.get(layer)
+    principal.require_read(spec.id)
     reject_unknown(request.query_params, ["f"])
     _check_format(f)
-    return JSONResponse(_collection(spec, base, layer_extent(conn, spec, metadata)))
+    extent = layer_extent(conn, spec, metadata, principal.scope)
+    return JSONResponse(_collection(spec, base, extent))
 
 
 def _json_type(kind: ColumnType) -> dict[str, str]:
@@ -222,9 +232,12 @@ def _json_type(kind: ColumnType) -> dict[str, str]:
     summary="可查询属性 (queryables, JSON Schema)",
     responses={404: {"description": "未知图层 (unknown layer)"}},
 )
-def queryables(layer: str, request: Request, registry: RegistryDep, base: BaseUrlDep) -> Response:
+def queryables(
+    layer: str, request: Request, principal: PrincipalDep, registry: RegistryDep, base: BaseUrlDep
+) -> Response:
     """The attribute filters ``/items`` accepts, as a JSON Schema (OGC API – Features Part 3)."""
     spec = registry.get(layer)
+    principal.require_read(spec.id)
     reject_unknown(request.query_params, ["f"])
     geometry = {
         GeometryKind.POINT: "geometry-point",
@@ -327,6 +340,7 @@ def _page_link(base: str, layer: str, request: Request, offset: int, rel: str) -
 def items(
     layer: str,
     request: Request,
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
     metadata: MetadataDep,
@@ -371,6 +385,7 @@ def items(
     `risk_level=…`, `kind=…`). Unknown parameters are a 400.
     """
     spec = registry.get(layer)
+    principal.require_read(spec.id)
     filters = filters_for(spec)
     reject_unknown(request.query_params, [*ITEMS_PARAMETERS, *filters])
     _check_format(f)
@@ -411,8 +426,12 @@ def items(
         time=time,
         equals=equals,
         prefixes=prefixes,
+        scope=principal.scope,
+        unmasked=principal.personal_data,
+        data_key=settings.require_data_key() if principal.personal_data else None,
     )
     features, matched = select_features(conn, spec, metadata, query)
+    _audit_unmasked(conn, principal, spec, [f["id"] for f in features])
     links = [
         {"href": str(request.url), "rel": "self", "type": GEOJSON},
         {"href": f"{base}/collections/{spec.id}", "rel": "collection", "type": JSON},
@@ -445,24 +464,33 @@ def item(
     layer: str,
     feature_id: str,
     request: Request,
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
+    settings: SettingsDep,
     metadata: MetadataDep,
     base: BaseUrlDep,
     crs: CrsParam = None,
     f: FormatParam = None,
 ) -> Response:
     spec = registry.get(layer)
+    principal.require_read(spec.id)
     reject_unknown(request.query_params, ["crs", "f"])
     _check_format(f)
     out = parse_crs(crs, "crs")
     feature = None
     if feature_id.isdigit() and len(feature_id) < 19:
-        feature = select_feature(conn, spec, metadata, int(feature_id), out)
+        key = settings.require_data_key() if principal.personal_data else None
+        feature = select_feature(conn, spec, metadata, int(feature_id), out, principal.scope, key)
     if feature is None:
-        raise NotFoundError(
-            f"图层 {spec.id} 中没有这个要素", f"collection {spec.id} has no such feature"
-        )
+        # Outside the caller's area it is answered exactly like a missing feature.
+        missing = (NotFoundError, OutOfScopeError)[
+            feature_id.isdigit()
+            and len(feature_id) < 19
+            and feature_exists(conn, spec, metadata, int(feature_id))
+        ]
+        raise missing(f"图层 {spec.id} 中没有这个要素", f"collection {spec.id} has no such feature")
+    _audit_unmasked(conn, principal, spec, [feature["id"]])
     feature["links"] = [
         {
             "href": f"{base}/collections/{spec.id}/items/{feature_id}",
@@ -474,4 +502,17 @@ def item(
     return _crs_response(feature, out)
 
 
-__all__ = ["router"]
+def _audit_unmasked(
+    conn: ConnectionDep, principal: PrincipalDep, spec: LayerSpec, ids: list[Any]
+) -> None:
+    """Every read of personal data in clear is audited, with the rows it showed."""
+    if principal.personal_data and spec.personal_data and ids:
+        audit.record(
+            conn,
+            principal.event(
+                "read_personal", "ok", target=spec.id, detail={"ids": ids[:1000], "rows": len(ids)}
+            ),
+        )
+
+
+__all__ = ["public_router", "router"]

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.map_deps import BaseUrlDep, MetadataDep
 from gridgov.api.query import bad, reject_unknown
@@ -15,6 +16,7 @@ from gridgov.errors import NotFoundError
 from gridgov.gis.webmercator import MAX_ZOOM, TMS_ID, TMS_URI, check_tile, tile_matrix_set
 from gridgov.layers import tiles
 from gridgov.layers.features import layer_extent
+from gridgov.layers.scope import AreaScope
 from gridgov.layers.spec import LayerSpec
 
 router = APIRouter(tags=["矢量瓦片 (vector tiles)"])
@@ -47,12 +49,18 @@ def _numbers(z: str, x: str, y: str) -> tuple[int, int, int]:
 
 
 def _layer_tile(
-    conn: ConnectionDep, spec: LayerSpec, z: int, x: int, y: int, max_tiles: int
+    conn: ConnectionDep,
+    spec: LayerSpec,
+    z: int,
+    x: int,
+    y: int,
+    max_tiles: int,
+    scope: AreaScope,
 ) -> bytes:
     if not spec.min_zoom <= z <= spec.max_zoom:
         return b""
     use_cache = max_tiles > 0
-    data = tiles.tile(conn, spec, z, x, y, use_cache)
+    data = tiles.tile(conn, spec, z, x, y, use_cache, scope)
     if use_cache and next(_stored) % _PRUNE_EVERY == 0:
         tiles.prune(conn, max_tiles)
     return data
@@ -77,16 +85,19 @@ def layer_tile(
     x: str,
     y: str,
     request: Request,
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> Response:
     """One MVT tile (layer name = collection id); 204 when empty or outside the zoom range."""
     spec = registry.get(layer)
+    principal.require_read(spec.id)
     _tms(tms)
     reject_unknown(request.query_params, ["f"])
     numbers = _numbers(z, x, y)
-    return _tile_response(_layer_tile(conn, spec, *numbers, settings.tile_cache_max_tiles))
+    data = _layer_tile(conn, spec, *numbers, settings.tile_cache_max_tiles, principal.scope)
+    return _tile_response(data)
 
 
 @router.get(
@@ -101,6 +112,7 @@ def multi_tile(
     x: str,
     y: str,
     request: Request,
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -116,15 +128,18 @@ def multi_tile(
     _tms(tms)
     reject_unknown(request.query_params, ["collections", "f"])
     numbers = _numbers(z, x, y)
-    if collections is None:
-        specs = list(registry)
+    if collections is None:  # every layer the caller may read
+        specs = [s for s in registry if principal.can_read(s.id)]
     else:
         ids = [c.strip() for c in collections.split(",") if c.strip()]
         unknown = [c for c in ids if c not in registry]
         if not ids or unknown:
             raise bad("collections", "含未知图层", "names an unknown collection")
         specs = [registry.get(c) for c in dict.fromkeys(ids)]
-    parts = [_layer_tile(conn, s, *numbers, settings.tile_cache_max_tiles) for s in specs]
+        for spec in specs:
+            principal.require_read(spec.id)
+    limit = settings.tile_cache_max_tiles
+    parts = [_layer_tile(conn, s, *numbers, limit, principal.scope) for s in specs]
     return _tile_response(b"".join(parts))
 
 
@@ -136,14 +151,16 @@ def multi_tile(
 def tilejson(
     layer: str,
     tms: str,
+    principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
     metadata: MetadataDep,
     base: BaseUrlDep,
 ) -> JSONResponse:
     spec = registry.get(layer)
+    principal.require_read(spec.id)
     _tms(tms)
-    extent = layer_extent(conn, spec, metadata) or (119.5, 31.1, 120.7, 32.0)
+    extent = layer_extent(conn, spec, metadata, principal.scope) or (119.5, 31.1, 120.7, 32.0)
     fields = tiles.tile_fields(spec)
     west, south, east, north = extent
     body = {

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import shapely
 from sqlalchemy import Connection
 
-from gridgov.gis.masking import mask_personal
+from gridgov.layers import vault
 from gridgov.layers.io import staging
 from gridgov.layers.io.crs import parse_user_crs
 from gridgov.layers.io.errors import ImportUsageError
@@ -31,8 +31,10 @@ from gridgov.layers.io.writers import (
     zip_shapefile,
 )
 from gridgov.layers.registry import Registry
+from gridgov.layers.scope import AreaScope
 from gridgov.layers.spec import GeometryKind
 from gridgov.layers.tables import build_metadata
+from gridgov.settings import Settings
 
 ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk"}
 CODE_PREFIX = re.compile(r"^[0-9]{1,15}$")
@@ -44,8 +46,10 @@ class ExportOptions:
     crs: str = "cgcs2000"
     encoding: str = "utf-8"
     code_prefix: str | None = None
-    include_personal: bool = False
+    include_personal: bool = False  # the caller checks the grant and audits the export
     all_versions: bool = False
+    scope: AreaScope = field(default_factory=AreaScope.everything)
+    data_key: bytes | None = None  # default with include_personal: the configured key
 
 
 def export_layer(
@@ -67,16 +71,27 @@ def export_layer(
             "--where-code must be an admin code (prefix) of 1-15 digits",
         )
     layer = build_metadata(registry).tables[spec.table_name]
-    rows = staging.export_rows(conn, spec, layer, options.code_prefix, options.all_versions)
+    rows = staging.export_rows(
+        conn,
+        spec,
+        layer,
+        options.code_prefix,
+        options.all_versions,
+        options.scope,
+        options.include_personal,
+    )
     columns = [ExportColumn(t.name, t.type) for t in targets(spec)]
-    personal = {c.name for c in spec.columns if c.personal}
+    personal = set(vault.personal_columns(spec))
+    key = None
+    if options.include_personal and personal:
+        key = options.data_key or Settings().require_data_key()
     data: dict[str, list[object]] = {c.name: [] for c in columns}
     for row in rows:
         mapping = row._mapping
         for c in columns:
             value = mapping[c.name]
-            if c.name in personal and not options.include_personal and isinstance(value, str):
-                value = mask_personal(value)
+            if c.name in personal:
+                value = vault.personal_value(spec, mapping, c.name, key, mapping["__row_id"])
             data[c.name].append(value)
     stored: ObjectArray = np.asarray(
         shapely.from_wkb([bytes(row._mapping["wkb"]) for row in rows]), dtype=object

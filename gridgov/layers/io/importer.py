@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,9 +20,10 @@ import shapely
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gridgov.errors import ConflictError
+from gridgov.errors import ConflictError, PermissionDeniedError
 from gridgov.gis.coords import DEFAULT_PROJECTED_EPSG, gauss_kruger_epsg
 from gridgov.gis.validation import check_geometries, to_cgcs2000_all
+from gridgov.layers import vault
 from gridgov.layers.io import staging, values
 from gridgov.layers.io.crs import resolve_crs
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError
@@ -36,8 +37,10 @@ from gridgov.layers.io.readers import (
 )
 from gridgov.layers.io.report import ImportReport, Problem
 from gridgov.layers.registry import Registry
+from gridgov.layers.scope import AreaScope
 from gridgov.layers.spec import SRID, GeometryKind, LayerSpec
 from gridgov.layers.tables import build_metadata
+from gridgov.settings import Settings
 
 Mode = Literal["append", "replace"]
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -61,6 +64,8 @@ class ImportOptions:
     skip_invalid: bool = False
     max_vertices: int | None = None  # per geometry; None: no limit
     rejects_path: Path | None = None  # where --skip-invalid lists the refused rows
+    scope: AreaScope = field(default_factory=AreaScope.everything)  # rows must lie inside
+    data_key: bytes | None = None  # seals personal data; default: the configured key
 
 
 def rejects_path_for(path: Path) -> Path:
@@ -141,6 +146,7 @@ def import_file(
     file_level = any(p.row is None for p in problems.items)
     if problems.items and (not options.skip_invalid or file_level):
         raise ImportRefusedError(report)
+    _check_scope(conn, spec, options, [i + 1 for i in sorted(problems.bad)])
     if options.mode == "replace":
         _replace(conn, registry, spec, layer)
     progress("write", 0, 1)
@@ -165,11 +171,31 @@ def import_file(
         report.rows_written = 0
         raise ImportRefusedError(report) from exc
     staging.drop_stage(conn)
+    if spec.personal_data:
+        vault.seal(conn, spec, options.data_key or Settings().require_data_key())
     progress("write", 1, 1)
     if problems.bad and options.rejects_path is not None:
         write_rejects(options.rejects_path, source, report)
         report.rejects_file = str(options.rejects_path)
     return report
+
+
+def _check_scope(
+    conn: Connection, spec: LayerSpec, options: ImportOptions, skip: list[int]
+) -> None:
+    """An account limited to some areas may add rows only inside them, and never replace."""
+    if options.scope.unrestricted:
+        return
+    if options.mode == "replace":
+        raise PermissionDeniedError(
+            "仅全域账户可整体替换图层", "only accounts scoped to every area may replace a layer"
+        )
+    outside = staging.count_outside(conn, spec, options.scope, skip)
+    if outside:
+        raise PermissionDeniedError(
+            f"有 {outside} 行不在您的管辖区域内，未导入任何数据",
+            f"{outside} rows lie outside your area; nothing was imported",
+        )
 
 
 def _geometries(

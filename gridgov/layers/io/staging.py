@@ -30,7 +30,9 @@ from sqlalchemy import (
     text,
 )
 
+from gridgov.layers import vault
 from gridgov.layers.registry import Registry
+from gridgov.layers.scope import AreaScope, scope_clause, scope_sql
 from gridgov.layers.spec import SRID, LayerSpec
 
 STAGE = "gridgov_import_stage"
@@ -243,16 +245,33 @@ def insert_from_stage(conn: Connection, spec: LayerSpec, stage: Stage, skip: Seq
     return conn.execute(statement, {"skip": list(skip)}).rowcount
 
 
+def count_outside(conn: Connection, spec: LayerSpec, scope: AreaScope, skip: Sequence[int]) -> int:
+    """Staged rows (not in ``skip``) whose admin codes lie outside ``scope``."""
+    condition, params = scope_sql(spec, scope, "s")
+    statement = text(
+        f"SELECT count(*) FROM {STAGE} s WHERE NOT (s.row_no = ANY(:skip)) AND NOT {condition}"
+    )
+    return int(conn.execute(statement, {"skip": list(skip), **params}).scalar_one())
+
+
 def export_rows(
     conn: Connection,
     spec: LayerSpec,
     layer: Table,
     code_prefix: str | None,
     all_versions: bool,
+    scope: AreaScope | None = None,
+    unmasked: bool = False,
 ) -> list[Row[Any]]:
-    """Rows for an export, each with ``wkb`` (the geometry as WKB) and the data columns."""
+    """Rows for an export in ``scope``, each with ``wkb`` (the geometry as WKB), the data
+    columns, ``__row_id`` and the personal-data vault entries (:mod:`gridgov.layers.vault`)."""
     columns = [layer.c[n] for n in data_columns(layer)]
-    statement = select(*columns, func.ST_AsBinary(layer.c.geom).label("wkb"))
+    statement = select(
+        *columns,
+        layer.c.id.label("__row_id"),
+        *vault.masked_columns(spec, layer, unmasked),
+        func.ST_AsBinary(layer.c.geom).label("wkb"),
+    ).where(scope_clause(spec, layer, scope or AreaScope.everything()))
     if code_prefix:
         level = next(
             (lv for lv in spec.admin_levels if lv.code_length >= len(code_prefix)),

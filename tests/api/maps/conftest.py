@@ -20,7 +20,7 @@ from gridgov.layers.demo import load_city
 from gridgov.layers.registry import Registry
 from gridgov.settings import Settings
 from tests.api.maps.pages import BASEMAP_PREFIX, PNG_1X1
-from tests.live import chromium, serve
+from tests.live import chromium, committed_login, serve
 
 SMALL_CITY = DemoOptions(incidents=3000, rentals=300, hazards=50)
 
@@ -60,8 +60,22 @@ def with_test_basemap(app: FastAPI) -> FastAPI:
     return app
 
 
+@pytest.fixture(scope="package")
+def live_token(engine: Engine, settings: Settings, demo_city: None) -> Iterator[str]:
+    """A committed admin account (``tests.live.LIVE_USER``) and a session token for it;
+    pages log in through the real login page (``pages.open_page``)."""
+    with committed_login(engine, settings) as token:
+        yield token
+
+
+@pytest.fixture
+def live_auth(live_token: str) -> dict[str, str]:
+    """Headers for plain HTTP calls to the live server."""
+    return {"Authorization": f"Bearer {live_token}"}
+
+
 @pytest.fixture(scope="module")
-def live_url(settings: Settings, demo_city: None) -> Iterator[str]:
+def live_url(settings: Settings, demo_city: None, live_token: str) -> Iterator[str]:
     with serve(create_app(settings)) as url:
         yield url
 

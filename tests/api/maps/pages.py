@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, Route
 
+from tests.live import LIVE_PASSWORD, LIVE_USER
+
 # A 1×1 PNG (one violet pixel), served as every base-map tile in base-map tests, so that
 # screenshots show where the base map is.
 PNG_1X1 = base64.b64decode(
@@ -104,4 +106,10 @@ def open_page(browser: Browser, base_url: str, path: str) -> Watched:
     page.on("console", on_console)
     page.on("pageerror", lambda error: watched.console_errors.append(str(error)))
     page.goto(base_url + path, wait_until="load")
+    if urlsplit(page.url).path == "/login":  # the pages send a browser without a session here
+        page.fill("#username", LIVE_USER)
+        page.fill("#password", LIVE_PASSWORD)
+        with page.expect_navigation(wait_until="load"):
+            page.click("button[type=submit]")
+        assert urlsplit(page.url).path == path.split("?")[0], page.url
     return watched

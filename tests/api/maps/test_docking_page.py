@@ -27,9 +27,13 @@ def docking(browser: Browser, live_url: str) -> Watched:
     return watched
 
 
-def test_docking_api_shares_add_up(live_url: str, engine: Engine) -> None:
+def test_docking_api_shares_add_up(
+    live_url: str, live_auth: dict[str, str], engine: Engine
+) -> None:
     params = {"unit_layer": "police_unit", "unit_level": "policing_area"}
-    pieces = httpx2.get(f"{live_url}/docking/grids", params=params).json()["features"]
+    pieces = httpx2.get(f"{live_url}/docking/grids", params=params, headers=live_auth).json()[
+        "features"
+    ]
     assert pieces
     shares: dict[str, list[float]] = defaultdict(list)
     for feature in pieces:
@@ -38,7 +42,7 @@ def test_docking_api_shares_add_up(live_url: str, engine: Engine) -> None:
         assert len(parts) >= 2, code
         assert max(parts) < ONE_UNIT_SHARE, code
         assert sum(parts) == pytest.approx(1.0, abs=0.01), code
-    table = httpx2.get(f"{live_url}/docking/townships", params=params).json()
+    table = httpx2.get(f"{live_url}/docking/townships", params=params, headers=live_auth).json()
     with engine.connect() as conn:
         grids: dict[str, int] = dict(
             conn.execute(
@@ -48,7 +52,7 @@ def test_docking_api_shares_add_up(live_url: str, engine: Engine) -> None:
     assert {r["code"]: r["grids"] for r in table["items"]} == grids
     assert sum(r["straddling"] for r in table["items"]) == len(shares)
     assert all(0 <= r["score"] <= 100 for r in table["items"])
-    bad = httpx2.get(f"{live_url}/docking/grids", params={"unit_layer": "grid"})
+    bad = httpx2.get(f"{live_url}/docking/grids", params={"unit_layer": "grid"}, headers=live_auth)
     assert bad.status_code == 422
     assert bad.headers["content-type"].startswith("application/problem+json")
     assert "责任区" in bad.json()["detail"]

@@ -33,7 +33,7 @@ FIRST_VERTEX = """(() => {
 
 
 @pytest.fixture(scope="module")
-def gcj_url(settings: Settings, demo_city: None) -> Iterator[str]:
+def gcj_url(settings: Settings, demo_city: None, live_token: str) -> Iterator[str]:
     shifted = settings.model_copy(
         update={
             "basemap_url": "/test-basemap/{z}/{x}/{y}.png",

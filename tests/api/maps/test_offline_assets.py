@@ -70,8 +70,8 @@ def test_vendored_packages_carry_source_and_licence() -> None:
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_pages_load_only_local_assets(live_url: str, path: str) -> None:
-    response = httpx2.get(live_url + path)
+def test_pages_load_only_local_assets(live_url: str, live_auth: dict[str, str], path: str) -> None:
+    response = httpx2.get(live_url + path, headers=live_auth)
     assert response.status_code == 200
     html = response.text
     assert URL.findall(html) == []

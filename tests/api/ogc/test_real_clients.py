@@ -22,7 +22,7 @@ from sqlalchemy import Engine, MetaData, text
 from gridgov.layers.registry import Registry, default_registry
 from gridgov.settings import Settings
 from tests.api.ogc.city import build_mini_city, remove_everything
-from tests.live import free_port
+from tests.live import committed_login, free_port
 
 SERVER = (
     "import sys, uvicorn; from gridgov.api.app import create_app; "
@@ -62,8 +62,13 @@ def live_city(
     with engine.begin() as conn:
         build_mini_city(conn, metadata, registry, incidents=1_234)
     try:
-        with serve_process(settings) as base:
-            yield base
+        with committed_login(engine, settings) as token, serve_process(settings) as base:
+            # GDAL sends the session cookie with every (GET) request it makes.
+            pyogrio.set_gdal_config_options({"GDAL_HTTP_COOKIE": f"gridgov_session={token}"})
+            try:
+                yield base
+            finally:
+                pyogrio.set_gdal_config_options({"GDAL_HTTP_COOKIE": None})
     finally:
         with engine.begin() as conn:
             remove_everything(conn, registry)

@@ -1,0 +1,202 @@
+"""Who is asking: the session token (header or cookie), the account behind it, and refusals.
+
+Every data route depends on :func:`get_principal` (through the router), which answers 401
+for anyone without a live session. Routes then ask the principal for the layer
+(:meth:`Principal.require_read` / :meth:`Principal.require_edit`, 403) and pass its area
+scope down to ``gridgov.layers`` where the SQL predicate is built (``layers.scope``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection
+
+from gridgov.api.deps import ConnectionDep, SettingsDep
+from gridgov.errors import AuthenticationError, PageLoginRequiredError, PermissionDeniedError
+from gridgov.layers import accounts, audit
+from gridgov.layers import scope as rls
+from gridgov.layers.accounts import User
+from gridgov.layers.scope import AreaScope
+from gridgov.security import tokens
+from gridgov.security.roles import Role, can_edit, can_read
+
+COOKIE = "gridgov_session"
+# Cookies authenticate only requests that cannot change anything (and logout), so that a
+# page on another site can never make a logged-in browser write (CSRF).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    session_id: str
+    ip: str | None
+
+    @property
+    def role(self) -> Role:
+        return self.user.role
+
+    @property
+    def scope(self) -> AreaScope:
+        return self.user.scope
+
+    @property
+    def personal_data(self) -> bool:
+        return self.user.personal_data
+
+    def can_read(self, layer: str) -> bool:
+        return can_read(self.user.role, layer)
+
+    def require_read(self, layer: str) -> None:
+        if not self.can_read(layer):
+            raise PermissionDeniedError(
+                f"角色 {self.role.title_zh} 无权查看图层 {layer}",
+                f"role {self.role.value} may not read layer {layer}",
+            )
+
+    def require_edit(self, layer: str) -> None:
+        self.require_read(layer)
+        if not can_edit(self.user.role, layer):
+            raise PermissionDeniedError(
+                f"角色 {self.role.title_zh} 无权修改图层 {layer}",
+                f"role {self.role.value} may not change layer {layer}",
+            )
+
+    def event(self, action: str, outcome: audit.Outcome, **kwargs: Any) -> audit.AuditEvent:
+        """An audit event naming this principal."""
+        return audit.AuditEvent(
+            action=action,
+            outcome=outcome,
+            username=self.user.username,
+            user_id=self.user.id,
+            role=self.user.role.value,
+            ip=self.ip,
+            **kwargs,
+        )
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AuthenticationError(
+                "请使用 Bearer 令牌", "use an `Authorization: Bearer <token>` header"
+            )
+        return value.strip()
+    cookie = request.cookies.get(COOKIE)
+    if cookie and (request.method in SAFE_METHODS or request.url.path == "/auth/logout"):
+        return cookie
+    return None
+
+
+def authenticate(request: Request, conn: Connection, settings: Any) -> Principal:
+    """The principal of a request, or :class:`AuthenticationError` (401) saying why."""
+    token = _token(request)
+    if token is None:
+        raise AuthenticationError("请先登录", "log in first (no session token)")
+    try:
+        claims = tokens.verify(settings.require_secret_key(), token)
+    except tokens.TokenError as exc:
+        raise AuthenticationError(
+            "登录令牌无效或已过期，请重新登录", "the session token is invalid or expired"
+        ) from exc
+    check = accounts.touch_session(
+        conn, claims.session_id, claims.user_id, timedelta(minutes=settings.session_idle_minutes)
+    )
+    if check.user is None:
+        zh = {
+            "idle": "长时间未操作，登录已失效，请重新登录",
+            "disabled": "账户已停用",
+        }.get(check.reason, "登录已失效，请重新登录")
+        raise AuthenticationError(zh, f"the session is no longer valid ({check.reason})")
+    principal = Principal(user=check.user, session_id=claims.session_id, ip=client_ip(request))
+    request.state.principal = principal
+    return principal
+
+
+def _bound(request: Request, conn: Connection) -> bool:
+    """Reads run as the row-level-security role when the database has it (checked once)."""
+    if request.method not in SAFE_METHODS:
+        return False  # writes are checked by the app (403) and run as the login role
+    state = request.app.state
+    ready: bool | None = getattr(state, "api_role_ready", None)
+    if ready is None:
+        ready = rls.api_role_ready(conn)
+        state.api_role_ready = ready
+    return ready
+
+
+def _scoped(request: Request, conn: Connection, principal: Principal) -> Iterator[Principal]:
+    rls.enter(conn, principal.scope, _bound(request, conn))
+    try:
+        yield principal
+    except Exception:
+        raise  # the transaction (or savepoint) rolls back, and the settings with it
+    else:
+        rls.leave(conn)
+
+
+# Declares the scheme in the OpenAPI document (Swagger's "Authorize" button); the header is
+# read and checked by :func:`authenticate`, which also accepts the page cookie.
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="POST /auth/login → access_token; send `Authorization: Bearer <token>`",
+)
+
+
+def get_principal(
+    request: Request,
+    conn: ConnectionDep,
+    settings: SettingsDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+) -> Iterator[Principal]:
+    """The caller, with their area scope set in the database for row-level security."""
+    yield from _scoped(request, conn, authenticate(request, conn, settings))
+
+
+def get_page_principal(
+    request: Request, conn: ConnectionDep, settings: SettingsDep
+) -> Iterator[Principal]:
+    """Like :func:`get_principal`, but a browser without a session goes to ``/login``."""
+    try:
+        principal = authenticate(request, conn, settings)
+    except AuthenticationError as exc:
+        raise PageLoginRequiredError(exc.detail_zh, exc.detail_en) from exc
+    yield from _scoped(request, conn, principal)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+PagePrincipalDep = Annotated[Principal, Depends(get_page_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    if principal.role is not Role.ADMIN:
+        raise PermissionDeniedError("仅系统管理员可操作", "only admins may do this")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+
+__all__ = [
+    "COOKIE",
+    "AdminDep",
+    "PageLoginRequiredError",
+    "PagePrincipalDep",
+    "Principal",
+    "PrincipalDep",
+    "authenticate",
+    "client_ip",
+    "get_page_principal",
+    "get_principal",
+]

@@ -1,0 +1,1 @@
+"""Accounts, roles, passwords, tokens and personal-data encryption: pure logic, no web, no SQL."""
