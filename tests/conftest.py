@@ -169,10 +169,7 @@ def artifacts() -> Path:
 
 
 @pytest.fixture
-def auth_headers() -> dict[str, str]:
-    """Headers that let a test request act as an administrator.
-
-    Empty while the API has no accounts; tests that drive every route (the schemathesis
-    fuzz run) send these, so only this fixture changes when authentication arrives.
-    """
-    return {}
+def auth_headers(admin_user: User, token_for: TokenFor) -> dict[str, str]:
+    """Headers that let a test request act as an administrator (the schemathesis fuzz run
+    drives every route with them)."""
+    return {"Authorization": f"Bearer {token_for(admin_user)}"}

@@ -18,7 +18,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection
 
 from gridgov.api.deps import ConnectionDep, SettingsDep
-from gridgov.errors import AuthenticationError, PageLoginRequiredError, PermissionDeniedError
+from gridgov.errors import (
+    AuthenticationError,
+    OutOfScopeError,
+    PageLoginRequiredError,
+    PermissionDeniedError,
+)
 from gridgov.layers import accounts, audit
 from gridgov.layers import scope as rls
 from gridgov.layers.accounts import User
@@ -67,6 +72,12 @@ class Principal:
                 f"角色 {self.role.title_zh} 无权修改图层 {layer}",
                 f"role {self.role.value} may not change layer {layer}",
             )
+
+    def require_visible(self, layer: str, code: str) -> None:
+        """404 for an area or grid code outside the scope, exactly as for a missing one."""
+        self.require_read(layer)
+        if not self.scope.covers_code(code):
+            raise OutOfScopeError(f"没有 {code}", f"no {layer} {code}")
 
     def event(self, action: str, outcome: audit.Outcome, **kwargs: Any) -> audit.AuditEvent:
         """An audit event naming this principal."""

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
-from urllib.parse import unquote
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
 from gridgov.layers.db import connect
@@ -40,22 +39,6 @@ def get_connection(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[C
         yield conn
 
 
-def get_actor(
-    x_gridgov_actor: Annotated[
-        str | None,
-        Header(
-            max_length=200,
-            description="操作人 (who makes the change); until accounts land, a header",
-        ),
-    ] = None,
-) -> str:
-    """Who makes a write: the one place the API learns it (accounts will replace the header
-    with the authenticated user). Non-ASCII names come percent-encoded (UTF-8)."""
-    actor = unquote(x_gridgov_actor or "").strip()
-    return actor or "anonymous"
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ActorDep = Annotated[str, Depends(get_actor)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 ConnectionDep = Annotated[Connection, Depends(get_connection, scope="function")]

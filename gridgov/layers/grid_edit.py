@@ -36,6 +36,7 @@ from gridgov.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    PermissionDeniedError,
     PreconditionFailedError,
     PreconditionRequiredError,
 )
@@ -52,6 +53,7 @@ from gridgov.gis.grid_edit import (
 from gridgov.layers import incidents
 from gridgov.layers.assignment import refresh_grid_units
 from gridgov.layers.registry import Registry
+from gridgov.layers.scope import AreaScope
 from gridgov.layers.spec import AdminLevel
 
 # First key of the two-key advisory lock: "gred" (grid edit); the second is the community.
@@ -264,6 +266,7 @@ def apply_edit(
     tolerance_m: float,
     community_code: str | None = None,
     target: Target = "live",
+    scope: AreaScope | None = None,
 ) -> EditResult:
     """Validate and commit one grid edit (see the module docstring); refusals raise and
     leave nothing written (the caller's transaction is rolled back)."""
@@ -274,6 +277,11 @@ def apply_edit(
             "每次网格调整都须注明操作人与原因", "every grid edit needs an actor and a reason"
         )
     community = _community_of(operation, community_code)
+    if scope is not None and not scope.covers_code(community):
+        raise PermissionDeniedError(
+            f"无权调整村社区 {community} 的网格（不在账户的区域内）",
+            f"the grids of community {community} lie outside the account's area",
+        )
     _lock(conn, community)
     at = _now(conn)
     state, (versions, synthetic) = _state(conn, community, at)
@@ -540,9 +548,14 @@ def _recount(conn: Connection, community_code: str, codes: list[str], at: dateti
 
 
 def edit_log(
-    conn: Connection, community_code: str | None, code: str | None, limit: int
+    conn: Connection,
+    community_code: str | None,
+    code: str | None,
+    limit: int,
+    scope: AreaScope | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest edits of a community and / or a grid code."""
+    """The newest edits of a community and / or a grid code, within the caller's area."""
+    prefixes = None if scope is None or scope.codes is None else [f"{c}%" for c in scope.codes]
     rows = conn.execute(
         text(
             """
@@ -551,9 +564,11 @@ def edit_log(
             FROM grid_edit
             WHERE (CAST(:c AS text) IS NULL OR community_code = :c)
               AND (CAST(:code AS text) IS NULL OR :code = ANY(codes))
+              AND (CAST(:p AS text[]) IS NULL OR community_code LIKE ANY(:p)
+                   OR EXISTS (SELECT 1 FROM unnest(codes) g WHERE g LIKE ANY(:p)))
             ORDER BY at DESC, id DESC LIMIT :limit
             """
         ),
-        {"c": community_code, "code": code, "limit": limit},
+        {"c": community_code, "code": code, "limit": limit, "p": prefixes},
     ).mappings()
     return [dict(r) for r in rows]

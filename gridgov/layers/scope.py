@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import shapely
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import ColumnElement, Connection, Table, false, or_, text, true
 
 from gridgov.layers.spec import AdminLevel, LayerSpec
@@ -117,6 +119,28 @@ def row_in_scope(spec: LayerSpec, row: Mapping[str, Any], scope: AreaScope) -> b
     if terms is None:
         return True
     return any(row.get(column) in codes for column, codes in terms.items())
+
+
+def communities_outside(
+    conn: Connection, scope: AreaScope, geometries: Mapping[str, BaseGeometry]
+) -> list[str]:
+    """Codes of out-of-scope communities whose interior the geometries (EPSG:4490) reach:
+    measures of a proposal count what lies under it, so it must stay inside the area."""
+    if scope.codes is None or not geometries:
+        return []
+    rows = conn.execute(
+        text(
+            "SELECT DISTINCT c.code FROM community c "
+            "JOIN unnest(CAST(:wkb AS bytea[])) AS g(wkb) "
+            "ON ST_Relate(c.geom, ST_GeomFromWKB(g.wkb, 4490), '2********') "
+            "WHERE NOT (c.code LIKE ANY(:p)) ORDER BY c.code"
+        ),
+        {
+            "wkb": [shapely.to_wkb(g) for g in geometries.values()],
+            "p": [f"{c}%" for c in scope.codes],
+        },
+    ).scalars()
+    return list(rows)
 
 
 # --- row-level security: the database's own copy of the rule (migration 0005_accounts) ---

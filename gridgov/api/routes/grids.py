@@ -3,8 +3,8 @@ style: create, replace, update, delete = retire; plus split, merge and boundary 
 
 Thin: parsing here, every rule in :mod:`gridgov.gis.grid_edit` and every statement in
 :mod:`gridgov.layers.grid_edit`. Every write needs ``If-Match`` with the ETags of the
-grids it names (428 without, 412 when stale) and a ``reason``; the actor comes from
-:func:`gridgov.api.deps.get_actor`.
+grids it names (428 without, 412 when stale) and a ``reason``; the actor is the
+logged-in account, which must be allowed to edit grids in the grid's community (403 else).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import shapely
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridgov.api.deps import ActorDep, ConnectionDep, RegistryDep, SettingsDep
+from gridgov.api.auth import Principal, PrincipalDep
+from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.gis.grid_edit import (
     Create,
     Merge,
@@ -29,7 +30,7 @@ from gridgov.gis.grid_edit import (
     Update,
     geometry_from_geojson,
 )
-from gridgov.layers import grid_edit
+from gridgov.layers import audit, grid_edit
 from gridgov.layers.grid_edit import EditResult, GridVersion
 
 router = APIRouter(prefix="/grids", tags=["grids 网格编辑"])
@@ -153,24 +154,42 @@ def _apply(
     settings: SettingsDep,
     operation: Operation,
     *,
-    actor: str,
+    principal: Principal,
     reason: str,
     if_match: str | None,
     overlap: Literal["refuse", "take"] = "refuse",
     gap: Literal["refuse", "give"] = "refuse",
     community_code: str | None = None,
 ) -> EditResult:
-    return grid_edit.apply_edit(
+    principal.require_edit("grid")
+    result = grid_edit.apply_edit(
         conn,
         registry,
         operation,
-        actor=actor,
+        actor=principal.user.username,
         reason=reason,
         if_match=_tags(if_match),
         options=Options(overlap=overlap, gap=gap, max_vertices=settings.grid_max_vertices),
         tolerance_m=settings.assign_tolerance_m,
         community_code=community_code,
+        scope=principal.scope,
     )
+    audit.record(
+        conn,
+        principal.event(
+            "grid_edit",
+            "ok",
+            target=f"community/{result.community_code}",
+            detail={
+                "edit_id": result.edit_id,
+                "operation": result.operation,
+                "created": list(result.created),
+                "retired": list(result.retired),
+                "reason": reason,
+            },
+        ),
+    )
+    return result
 
 
 def _answer(result: EditResult, response: Response, etag_of: str | None) -> dict[str, Any]:
@@ -200,25 +219,31 @@ def _answer(result: EditResult, response: Response, etag_of: str | None) -> dict
 @router.get("/edits", summary="网格调整记录 (grid edit log)")
 def edits(
     conn: ConnectionDep,
+    principal: PrincipalDep,
     community_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$")] = None,
     code: Annotated[str | None, Query(pattern=r"^[0-9]{15}$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    rows = grid_edit.edit_log(conn, community_code, code, limit)
+    principal.require_read("grid")
+    rows = grid_edit.edit_log(conn, community_code, code, limit, principal.scope)
     for row in rows:
         row["at"] = row["at"].isoformat()
     return {"items": rows}
 
 
 @router.get("/{code}", summary="现行网格及其 ETag (the grid in force, with its ETag)")
-def get_grid(code: GridCode, conn: ConnectionDep, response: Response) -> dict[str, Any]:
+def get_grid(
+    code: GridCode, conn: ConnectionDep, principal: PrincipalDep, response: Response
+) -> dict[str, Any]:
+    principal.require_visible("grid", code)
     version = grid_edit.current(conn, code)
     response.headers["ETag"] = version.etag
     return feature(version)
 
 
 @router.get("/{code}/versions", summary="网格的全部版本 (every version of a grid code)")
-def versions(code: GridCode, conn: ConnectionDep) -> dict[str, Any]:
+def versions(code: GridCode, conn: ConnectionDep, principal: PrincipalDep) -> dict[str, Any]:
+    principal.require_visible("grid", code)
     return {
         "type": "FeatureCollection",
         "features": [feature(v) for v in grid_edit.history(conn, code)],
@@ -231,7 +256,7 @@ def create_grid(
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
-    actor: ActorDep,
+    principal: PrincipalDep,
     response: Response,
     overlap: OverlapQ = "refuse",
     crs: CrsQ = "wgs84",
@@ -242,7 +267,7 @@ def create_grid(
         registry,
         settings,
         Create(geometry, body.properties.model_dump()),
-        actor=actor,
+        principal=principal,
         reason=body.reason,
         if_match=None,
         overlap=overlap,
@@ -258,7 +283,7 @@ def replace_grid(
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
-    actor: ActorDep,
+    principal: PrincipalDep,
     response: Response,
     if_match: IfMatch = None,
     overlap: OverlapQ = "refuse",
@@ -272,7 +297,7 @@ def replace_grid(
         registry,
         settings,
         operation,
-        actor=actor,
+        principal=principal,
         reason=body.reason,
         if_match=if_match,
         overlap=overlap,
@@ -288,7 +313,7 @@ def update_grid(
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
-    actor: ActorDep,
+    principal: PrincipalDep,
     response: Response,
     if_match: IfMatch = None,
     overlap: OverlapQ = "refuse",
@@ -304,7 +329,7 @@ def update_grid(
         registry,
         settings,
         Update(code, geometry, attrs),
-        actor=actor,
+        principal=principal,
         reason=body.reason,
         if_match=if_match,
         overlap=overlap,
@@ -319,7 +344,7 @@ def retire_grid(
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
-    actor: ActorDep,
+    principal: PrincipalDep,
     response: Response,
     reason: Annotated[str, Query(min_length=1, max_length=2000, description="撤销原因")],
     if_match: IfMatch = None,
@@ -330,7 +355,7 @@ def retire_grid(
         registry,
         settings,
         Retire(code),
-        actor=actor,
+        principal=principal,
         reason=reason,
         if_match=if_match,
         gap=gap,
@@ -345,7 +370,7 @@ def split_grid(
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
-    actor: ActorDep,
+    principal: PrincipalDep,
     response: Response,
     if_match: IfMatch = None,
     crs: CrsQ = "wgs84",
@@ -356,7 +381,7 @@ def split_grid(
         registry,
         settings,
         Split(code, line),
-        actor=actor,
+        principal=principal,
         reason=body.reason,
         if_match=if_match,
     )
@@ -369,7 +394,7 @@ def merge_grids(
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
-    actor: ActorDep,
+    principal: PrincipalDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
@@ -378,7 +403,7 @@ def merge_grids(
         registry,
         settings,
         Merge(tuple(body.codes)),
-        actor=actor,
+        principal=principal,
         reason=body.reason,
         if_match=if_match,
     )
@@ -392,7 +417,7 @@ def move_boundary(
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
-    actor: ActorDep,
+    principal: PrincipalDep,
     response: Response,
     if_match: IfMatch = None,
     crs: CrsQ = "wgs84",
@@ -403,7 +428,7 @@ def move_boundary(
         registry,
         settings,
         MoveBoundary(code, body.neighbour, geometry),
-        actor=actor,
+        principal=principal,
         reason=body.reason,
         if_match=if_match,
     )

@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
-from gridgov.errors import InvalidInputError
+from gridgov.errors import InvalidInputError, PermissionDeniedError
 from gridgov.gis.grid_edit import geometry_from_geojson
 from gridgov.gis.measures import WorkloadWeights
-from gridgov.layers import measures
+from gridgov.layers import measures, scope
 from gridgov.layers.measures import Period
 from gridgov.settings import Settings
 
@@ -67,9 +68,11 @@ def grid_measures(
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
     start: FromQ = None,
     end: ToQ = None,
 ) -> dict[str, Any]:
+    principal.require_visible("grid", code)
     return measures.grid_report(conn, registry, code, period(start, end), weights(settings))
 
 
@@ -82,9 +85,11 @@ def area_measures(
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
     start: FromQ = None,
     end: ToQ = None,
 ) -> dict[str, Any]:
+    principal.require_visible("grid", code)
     return measures.area_report(conn, registry, code, period(start, end), weights(settings))
 
 
@@ -94,10 +99,12 @@ def proposed_measures(
     conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
     crs: Annotated[str, Query(max_length=20)] = "wgs84",
     start: FromQ = None,
     end: ToQ = None,
 ) -> dict[str, Any]:
+    principal.require_read("grid")
     geoms = {}
     for index, item in enumerate(body.features):
         key = str(item.id) if item.id is not None else str(index)
@@ -105,5 +112,11 @@ def proposed_measures(
             raise InvalidInputError(f"要素编号重复：{key}", f"duplicate feature id {key}")
         geoms[key] = geometry_from_geojson(
             item.geometry, crs, ("Polygon", "MultiPolygon"), what=f"feature {key}"
+        )
+    outside = scope.communities_outside(conn, principal.scope, geoms)
+    if outside:
+        raise PermissionDeniedError(
+            f"拟调整网格越出账户的区域（村社区 {'、'.join(outside)}）",
+            f"the proposed grids reach communities outside the account's area: {outside}",
         )
     return measures.measure_geometries(conn, registry, geoms, period(start, end), weights(settings))

@@ -7,7 +7,7 @@ younger than six months (``at`` is stamped by the database, so it cannot be back
 whose personal columns keep only the masked value.
 
 Revision ID: 0005_accounts
-Revises: 0003_map
+Revises: 0004_incident_bulk
 Create Date: 2026-11-26 11:00:00
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 
 revision: str = "0005_accounts"
-down_revision: str | None = "0003_map"
+down_revision: str | None = "0004_incident_bulk"
 branch_labels: str | None = None
 depends_on: str | None = None
 
