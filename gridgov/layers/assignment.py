@@ -24,16 +24,16 @@ Two drivers, one set of rules:
 
 * **Exact engine** (:func:`run`): callers fill the temporary table ``assign_input``
   (id, geom, at) and read ``assign_output``; every rule above, step by step.
-* **Fast path** (:func:`assign_table`, :data:`FAST_SINGLE`): ``grid_atom`` holds every grid
-  version cut by each department layer it straddles (a grid wholly in one unit stays
-  whole, so its unit still comes "for free"). A piece is *clean* when it has a unit in
-  every layer and its interior meets no other piece in force at the same time. A point
-  strictly inside a clean piece is inside exactly one grid and strictly inside one unit of
-  each layer, so rules 1 and the unit point tests give exactly that piece's grid and units:
-  one point-in-polygon test per point. Every other point (on any piece boundary, in a
-  sliver between units, outside every grid, or while the pieces are stale) goes through
-  the exact engine. Pieces are stale once any grid or unit is written after they were
-  computed (``layer_state`` generations); stale pieces are never used.
+* **Fast path** (:func:`assign_table`, :func:`fast_single_sql`): ``grid_atom`` holds each
+  grid version's core (minus any overlapping version in force at an overlapping time) cut,
+  in every layer the grid straddles, by one unit's core, and shrunk by about a millimetre
+  (:func:`refresh_atoms`). A point inside such a piece is inside exactly one grid and
+  strictly inside one unit of every straddled layer (a layer the grid does not straddle
+  gives its unit for free anyway), so the rules give exactly the piece's grid and units:
+  one point-in-polygon test per point. Every other point (near any piece edge, in an
+  overlap or a sliver between units, outside every grid, or while the pieces are stale)
+  goes through the exact engine. Pieces are stale once any grid or unit is written after
+  they were cut (``layer_state`` generations); stale pieces are never used.
 """
 
 from __future__ import annotations
