@@ -80,7 +80,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     # the landing page `/` and `/conformance`; pages redirect to /login, their data needs a session
     app.include_router(ogc.public_router, responses=COMMON_PROBLEMS)
     app.include_router(maps.router, responses=COMMON_PROBLEMS)
-    session = [Depends(get_principal)]
+    session = [Depends(get_principal, scope="function")]
     for private in (layer_io, incidents, docking, measures, grids, ogc, tiles, aggregates):
         app.include_router(private.router, dependencies=session, responses=COMMON_PROBLEMS)
 

@@ -187,8 +187,8 @@ def get_page_principal(
     yield from _scoped(request, conn, principal)
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
-PagePrincipalDep = Annotated[Principal, Depends(get_page_principal)]
+PrincipalDep = Annotated[Principal, Depends(get_principal, scope="function")]
+PagePrincipalDep = Annotated[Principal, Depends(get_page_principal, scope="function")]
 
 
 def require_admin(principal: PrincipalDep) -> Principal:
@@ -197,7 +197,7 @@ def require_admin(principal: PrincipalDep) -> Principal:
     return principal
 
 
-AdminDep = Annotated[Principal, Depends(require_admin)]
+AdminDep = Annotated[Principal, Depends(require_admin, scope="function")]
 
 __all__ = [
     "COOKIE",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import box, mapping, shape
-from sqlalchemy import Connection, MetaData
+from sqlalchemy import Connection, MetaData, text
 
+from gridgov.layers.accounts import User
 from gridgov.layers.registry import Registry
+from tests.conftest import ClientAs
 from tests.small_city import HOLE, MID, E, N, S, W, build_small_city
 
 G1, G2 = "320213001001001", "320213001001002"
@@ -72,9 +73,7 @@ def test_overlap_is_409_with_the_geometry_then_taken(client: TestClient) -> None
     drawn = problem["problems"]["features"][0]
     assert drawn["properties"]["codes"] == [G2]
     assert shape(drawn["geometry"]).symmetric_difference(box(MID, S, 120.313, N)).area < 1e-12
-    taken = client.put(
-        f"/grids/{G1}?overlap=take", json=body, headers={"If-Match": tag, "X-Gridgov-Actor": "x"}
-    )
+    taken = client.put(f"/grids/{G1}?overlap=take", json=body, headers={"If-Match": tag})
     assert taken.status_code == 200, taken.text
     assert taken.json()["followers"] == [G2]
     east, _ = read(client, G2)
@@ -106,8 +105,10 @@ def test_outside_the_community_and_bad_geometry_are_422(client: TestClient) -> N
 
 
 @pytest.mark.usefixtures("city")
-def test_create_split_merge_boundary_retire_and_the_log(client: TestClient) -> None:
-    actor = {"X-Gridgov-Actor": quote("张规划")}
+def test_create_split_merge_boundary_retire_and_the_log(
+    client: TestClient, admin_user: User
+) -> None:
+    """The actor in the edit log is the logged-in account."""
     _, tag2 = read(client, G2)
     split = client.post(
         f"/grids/{G2}/split",
@@ -118,7 +119,7 @@ def test_create_split_merge_boundary_retire_and_the_log(client: TestClient) -> N
             },
             "reason": "拆分",
         },
-        headers={"If-Match": tag2, **actor},
+        headers={"If-Match": tag2},
     )
     assert split.status_code == 200, split.text
     assert split.json()["created"] == ["320213001001003"]
@@ -129,7 +130,7 @@ def test_create_split_merge_boundary_retire_and_the_log(client: TestClient) -> N
     moved = client.post(
         f"/grids/{G1}/boundary",
         json={"neighbour": G2, "reason": "对齐道路", "geometry": mapping(west)},
-        headers={"If-Match": f"{tag1}, {tag2}", **actor},
+        headers={"If-Match": f"{tag1}, {tag2}"},
     )
     assert moved.status_code == 200, moved.text
     _, tag2 = read(client, G2)
@@ -137,7 +138,7 @@ def test_create_split_merge_boundary_retire_and_the_log(client: TestClient) -> N
     merged = client.post(
         "/grids/merge",
         json={"codes": [G2, "320213001001003"], "reason": "合并"},
-        headers={"If-Match": f"{tag2},{tag3}", **actor},
+        headers={"If-Match": f"{tag2},{tag3}"},
     )
     assert merged.status_code == 200, merged.text
     assert merged.json()["retired"] == ["320213001001003"]
@@ -145,7 +146,7 @@ def test_create_split_merge_boundary_retire_and_the_log(client: TestClient) -> N
     retired = client.delete(
         f"/grids/{G2}",
         params={"reason": "撤销", "gap": "give"},
-        headers={"If-Match": tag2, **actor},
+        headers={"If-Match": tag2},
     )
     assert retired.status_code == 200, retired.text
     assert client.get(f"/grids/{G2}").status_code == 404
@@ -156,14 +157,13 @@ def test_create_split_merge_boundary_retire_and_the_log(client: TestClient) -> N
             "community_code": "320213001001",
             "reason": "新建",
         },
-        headers=actor,
     )
     assert created.status_code == 201, created.text
     assert created.json()["created"] == ["320213001001004"]  # …002 and …003 never reused
     assert created.headers["Location"] == "/grids/320213001001004"
     log = client.get("/grids/edits", params={"community_code": "320213001001"}).json()["items"]
     assert [e["operation"] for e in log] == ["create", "retire", "merge", "move_boundary", "split"]
-    assert {e["actor"] for e in log} == {"张规划"}
+    assert {e["actor"] for e in log} == {admin_user.username}
     history = client.get(f"/grids/{G2}/versions").json()["features"]
     assert history[-1]["properties"]["valid_to"] is not None
 
@@ -195,3 +195,36 @@ def test_measures_endpoints(client: TestClient) -> None:
     assert proposed.json()["balance"]["workload"]["n"] == 2
     bad = client.get(f"/grids/{G2}/measures", params={"from": "2025-12-31", "to": "2025-01-01"})
     assert bad.status_code == 422
+
+
+@pytest.mark.usefixtures("city")
+def test_planners_edit_grids_only_in_their_area(
+    client_as: ClientAs, connection: Connection
+) -> None:
+    """In scope: read, edit, and the edit is audited. Out of scope: reads 404, writes 403.
+    Roles that may not edit grids get 403 even inside their area."""
+    mine = client_as("planner", ["320213001"])
+    body, tag = read(mine, G2)
+    edit = {**feature(shape(body["geometry"]), name="东片"), "reason": "改名"}
+    done = mine.put(f"/grids/{G2}", json=edit, headers={"If-Match": tag})
+    assert done.status_code == 200, done.text
+    audited = connection.execute(
+        text("SELECT count(*) FROM audit_log WHERE action = 'grid_edit' AND outcome = 'ok'")
+    ).scalar_one()
+    assert audited == 1
+
+    elsewhere = client_as("planner", ["320213002"])
+    assert elsewhere.get(f"/grids/{G2}").status_code == 404
+    assert elsewhere.get(f"/grids/{G2}/measures").status_code == 404
+    assert elsewhere.get("/areas/320213001001/measures").status_code == 404
+    assert elsewhere.get("/grids/edits").json()["items"] == []
+    tag = done.headers["ETag"]
+    refused = elsewhere.put(f"/grids/{G2}", json=edit, headers={"If-Match": tag})
+    assert refused.status_code == 403
+    proposal = {"type": "FeatureCollection", "features": [feature(box(MID, S, E, N))]}
+    assert elsewhere.post("/measures", json=proposal).status_code == 403
+    assert mine.post("/measures", json=proposal).status_code == 200
+
+    viewer = client_as("viewer", ["320213001"])
+    assert viewer.get(f"/grids/{G2}").status_code == 200
+    assert viewer.put(f"/grids/{G2}", json=edit, headers={"If-Match": tag}).status_code == 403

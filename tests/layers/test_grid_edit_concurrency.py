@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,8 +23,10 @@ from sqlalchemy import Connection, Engine, MetaData, text
 from gridgov.api.app import create_app
 from gridgov.errors import PreconditionFailedError
 from gridgov.gis.grid_edit import EditConflictError, Operation, Options, Replace, Update
-from gridgov.layers import grid_edit
+from gridgov.layers import accounts, grid_edit
 from gridgov.layers.registry import Registry
+from gridgov.security import tokens
+from gridgov.security.roles import Role
 from gridgov.settings import Settings
 from tests.factories import insert_row, valid_row
 
@@ -177,12 +181,27 @@ def test_two_writers_with_one_etag_only_one_wins(
 
 
 def test_concurrent_http_edits_never_overlap(
-    committed_city: Engine, registry: Registry, settings: Settings
+    committed_city: Engine, registry: Registry, settings: Settings, password_hash: str
 ) -> None:
     """Through the API, real pool connections: exactly one of the two growths commits."""
     engine = committed_city
     tags = _tags(engine)
     app = create_app(settings)
+    suffix = uuid.uuid4().hex[:8]
+    tokens_of: dict[str, str] = {}
+    names: dict[str, str] = {}
+    with engine.begin() as conn:  # committed accounts: each writer has its own connection
+        for code in (A, B):
+            names[code] = f"planner_{code[-3:]}_{suffix}"
+            user = accounts.insert_user(conn, names[code], password_hash, Role.ADMIN, (), ())
+            session_id, _ = accounts.open_session(conn, user.id, "test", timedelta(hours=1))
+            tokens_of[code], _ = tokens.issue(
+                settings.require_secret_key(),
+                user.id,
+                user.username,
+                session_id,
+                timedelta(hours=1),
+            )
     barrier = threading.Barrier(2)
     statuses: dict[str, int] = {}
 
@@ -193,7 +212,7 @@ def test_concurrent_http_edits_never_overlap(
         response = client.put(
             f"/grids/{code}",
             json=body,
-            headers={"If-Match": tags[code], "X-Gridgov-Actor": code},
+            headers={"If-Match": tags[code], "Authorization": f"Bearer {tokens_of[code]}"},
         )
         statuses[code] = response.status_code
 
@@ -211,4 +230,4 @@ def test_concurrent_http_edits_never_overlap(
         log = grid_edit.edit_log(conn, COMMUNITY, None, 10)
     assert len(log) == 1
     winner = next(code for code, status in statuses.items() if status == 200)
-    assert log[0]["actor"] == winner
+    assert log[0]["actor"] == names[winner]
