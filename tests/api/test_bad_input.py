@@ -97,6 +97,20 @@ def test_declared_length_over_the_limit_is_413_on_every_write_route(
     assert incidents(city) == before
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response: its headers and Content-Length bytes of body."""
+    data = b""
+    while True:
+        head, found, body = data.partition(b"\r\n\r\n")
+        length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+        if found and length and len(body) >= int(length.group(1)):
+            return data
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def test_chunked_body_is_cut_off_while_streaming(settings: Settings) -> None:
     """No Content-Length: a real server counts the bytes and answers 413 at the limit,
     while the client is still sending (checked after every chunk)."""
@@ -116,11 +130,14 @@ def test_chunked_body_is_cut_off_while_streaming(settings: Settings) -> None:
                 except OSError:
                     break  # the server closed the connection after answering
                 sent += len(chunk)
-                readable, _, _ = select.select([sock], [], [], 0.05)
+                # Past the limit, give the server time to answer (a guard, not a timing
+                # assertion): a server that reads on instead never answers before the end.
+                wait = 10.0 if sent > BODY_LIMIT else 0.0
+                readable, _, _ = select.select([sock], [], [], wait)
                 if readable:
                     break
             sock.settimeout(10)
-            answer = sock.recv(65536)
+            answer = _read_response(sock)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"application/problem+json" in answer
     assert b'"limit_bytes":%d' % BODY_LIMIT in answer
