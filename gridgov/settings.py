@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Vector tiles kept in the PostgreSQL tile cache (0 turns the cache off).",
     )
+    warm_up: bool = Field(
+        default=True,
+        description="Load the incident aggregate cube at start-up, before serving, so that "
+        "the first heatmap request is as fast as the others.",
+    )
     grid_target_households: int = Field(
         default=400, ge=50, le=5_000, description="Households a grid is sized for (网格户数)."
     )

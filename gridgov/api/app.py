@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -13,7 +14,7 @@ from gridgov import __version__
 from gridgov.api import docs
 from gridgov.api.errors import install_error_handlers
 from gridgov.api.routes import aggregates, docking, health, incidents, layer_io, maps, ogc, tiles
-from gridgov.layers.db import make_engine
+from gridgov.layers.db import make_engine, make_read_engine
 from gridgov.layers.registry import Registry, default_registry
 from gridgov.settings import Settings
 
@@ -29,11 +30,16 @@ GIS service for city grid management: layers, incident assignment and map APIs.
 def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     """Build the app for ``settings``; the database is reached lazily, per request."""
     engine = make_engine(settings)
+    read_engine = make_read_engine(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.warm_up:
+            # Before serving: the first heatmap request must not pay for loading the cube.
+            await anyio.to_thread.run_sync(aggregates.warm_up, app)
         yield
         engine.dispose()
+        read_engine.dispose()
 
     app = FastAPI(
         title="gridgov 网格化服务管理",
@@ -45,6 +51,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.read_engine = read_engine
     app.state.registry = registry or default_registry()
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

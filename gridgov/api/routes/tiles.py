@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection
 
-from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from gridgov.api.deps import ConnectionDep, ReadConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.map_deps import BaseUrlDep, MetadataDep
 from gridgov.api.query import bad, reject_unknown
 from gridgov.errors import NotFoundError
@@ -46,9 +47,7 @@ def _numbers(z: str, x: str, y: str) -> tuple[int, int, int]:
     return numbers
 
 
-def _layer_tile(
-    conn: ConnectionDep, spec: LayerSpec, z: int, x: int, y: int, max_tiles: int
-) -> bytes:
+def _layer_tile(conn: Connection, spec: LayerSpec, z: int, x: int, y: int, max_tiles: int) -> bytes:
     if not spec.min_zoom <= z <= spec.max_zoom:
         return b""
     use_cache = max_tiles > 0
@@ -77,7 +76,7 @@ def layer_tile(
     x: str,
     y: str,
     request: Request,
-    conn: ConnectionDep,
+    conn: ReadConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> Response:
@@ -101,7 +100,7 @@ def multi_tile(
     x: str,
     y: str,
     request: Request,
-    conn: ConnectionDep,
+    conn: ReadConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
     collections: Annotated[
