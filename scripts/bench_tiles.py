@@ -2,15 +2,25 @@
 
 Needs the demo city loaded (``gridgov demo load``; ``--test`` for the test database) and
 tipg installed (``pip install tipg==1.6.1``: a benchmark-only tool). Both tile servers run
-as one-worker uvicorn processes on loopback, against the same database and tables, serving
-the same properties with the same tile buffer; the same tile list (zooms 10–16 around a
-fixed sample of incidents across Wuxi) is fetched by the same client threads. Not a test:
-the numbers depend on the machine; the ratios are what matter.
+as one-worker uvicorn processes on loopback (tipg's best setting here), against the same
+database and tables, serving the same properties with the same tile buffer; the same tile
+list (zooms 10–16 under a fixed sample of incidents across Wuxi) is fetched by the same
+client threads. Not a test: the numbers depend on the machine; the ratios are what matter.
 
-gridgov is measured cold (tile cache emptied first: every tile rendered) and warm (second
-pass: tiles from its cache). Grid and incident tiles start at zoom 12 in the registry, so
-gridgov answers zooms 10–11 with 204 (empty) where tipg renders them: per-zoom rows and a
-zoom 12–16 total are printed so that this is visible.
+What is compared, labelled in the output:
+
+- **A. identical content**: grid tiles z12–16 and incident tiles above the incident
+  layer's ``cluster_max_zoom``: both servers send every feature with the same properties.
+- **B. zooms 12–16 as served**: A plus the low-zoom incident tiles, where gridgov sends
+  clusters and tipg every point (different content, by design).
+- **C. zooms 10–11** (``--low-zooms``): outside both layers' zoom range; gridgov answers
+  204, tipg renders everything (not a speed comparison; tipg's tiles are tens of MB).
+
+Each set is fetched once unmeasured first by each server (PostgreSQL buffers warm). gridgov
+is measured cold (tile cache emptied, server restarted: every tile rendered and stored) and
+warm (the same tiles again, from its cache). Aggregates: whole city, two years, gridgov's
+HTTP endpoints against the same GROUP BY over the raw incidents, plus the start-up time
+(with the warm-up) and the first request with and without the warm-up.
 """
 
 from __future__ import annotations

@@ -7,7 +7,12 @@ every writer and every server process at once. A cached tile costs one primary-k
 
 A tile is stored only if the layer's generation (bumped by the same triggers) is still the
 one the tile was rendered at and no writer holds the layer (``FOR SHARE SKIP LOCKED``), so
-a tile rendered while a write was in flight is served but never cached.
+a tile rendered while a write was in flight is served but never cached. Lookup, render and
+store are one statement (:func:`served`): one round trip per tile, hit or miss.
+
+Point layers with ``cluster_max_zoom`` serve clusters up to that zoom: one point per
+non-empty 1/64-tile cell of ``tile_cluster`` (kept exact by the layer's triggers, migration
+``0006_map_speed``) with its ``count``, instead of every point.
 """
 
 from __future__ import annotations
