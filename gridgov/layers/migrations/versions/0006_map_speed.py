@@ -37,8 +37,10 @@ _CELL = (
 )
 
 
-def _apply(source: str) -> str:
-    """Add the signed points of ``source`` (columns p: 3857 point, w: +1 / -1) to the cells."""
+def _apply(source: str, prune: bool = True) -> str:
+    """Add the signed points of ``source`` (columns p: 3857 point, w: +1 / -1) to the cells;
+    ``prune`` drops the cells this emptied (never needed after an insert)."""
+    emptied = "DELETE FROM tile_cluster WHERE layer = TG_TABLE_NAME AND n = 0;" if prune else ""
     return f"""
         INSERT INTO tile_cluster AS c (layer, z, cx, cy, n, sx, sy)
         SELECT TG_TABLE_NAME, z, cx, cy, sum(w), sum(w * ST_X(p)), sum(w * ST_Y(p))
@@ -48,11 +50,11 @@ def _apply(source: str) -> str:
         HAVING sum(w) <> 0 OR sum(w * ST_X(p)) <> 0 OR sum(w * ST_Y(p)) <> 0
         ON CONFLICT (layer, z, cx, cy) DO UPDATE
            SET n = c.n + EXCLUDED.n, sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy;
-        DELETE FROM tile_cluster WHERE layer = TG_TABLE_NAME AND n = 0;
+        {emptied}
     """
 
 
-_INSERTED = _apply("SELECT ST_Transform(geom, 3857) AS p, 1 AS w FROM new_rows")
+_INSERTED = _apply("SELECT ST_Transform(geom, 3857) AS p, 1 AS w FROM new_rows", prune=False)
 _DELETED = _apply("SELECT ST_Transform(geom, 3857) AS p, -1 AS w FROM old_rows")
 # Only rows whose point moved: a status change costs nothing here.
 _MOVED = _apply(
