@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the web server.")
     db_connect_timeout_s: int = Field(default=5, ge=1, le=120)
     db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_read_pool_size: int = Field(
+        default=16,
+        ge=1,
+        le=200,
+        description="Kept connections of the read pool (tiles, aggregates): at least the "
+        "number of concurrent map requests, or connections are opened and closed per request.",
+    )
     db_statement_timeout_ms: int = Field(default=60_000, ge=0)
     max_upload_bytes: int = Field(
         default=200 * 1024 * 1024, ge=1, description="Largest accepted upload (bytes)."

@@ -42,7 +42,7 @@ def make_read_engine(settings: Settings, url: URL | None = None) -> Engine:
         target,
         pool_pre_ping=False,
         pool_recycle=600,
-        pool_size=settings.db_pool_size,
+        pool_size=settings.db_read_pool_size,
         isolation_level="AUTOCOMMIT",
         connect_args={
             "connect_timeout": settings.db_connect_timeout_s,
