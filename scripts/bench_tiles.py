@@ -16,8 +16,8 @@ What is compared, labelled in the output:
 - **C. zooms 10–11** (``--low-zooms``): outside both layers' zoom range; gridgov answers
   204, tipg renders everything (not a speed comparison; tipg's tiles are tens of MB).
 
-Each set is fetched once unmeasured first by each server (PostgreSQL buffers warm). gridgov
-is measured cold (tile cache emptied, server restarted: every tile rendered and stored) and
+Each set is fetched once unmeasured first by each server (PostgreSQL buffers and connections
+warm). gridgov is measured cold (tile cache emptied: every tile rendered and stored) and
 warm (the same tiles again, from its cache). Aggregates: whole city, two years, gridgov's
 HTTP endpoints against the same GROUP BY over the raw incidents, plus the start-up time
 (with the warm-up) and the first request with and without the warm-up.
@@ -244,9 +244,9 @@ def bench_tiles(
         f"over Wuxi) × layers {', '.join(LAYERS)}; {threads} client threads on kept-alive "
         "connections; each server one uvicorn worker (tipg's best setting here), same "
         "database, same properties, same tile buffer. Every set is fetched once unmeasured "
-        "first (PostgreSQL buffers warm for both servers); gridgov's tile cache is then "
-        "emptied and the server restarted (cold = every tile rendered and stored; warm = the "
-        "same tiles again, from the cache).\n"
+        "first by each server (PostgreSQL buffers and connections warm for both); gridgov's "
+        "tile cache is then emptied (cold = every tile rendered and stored; warm = the same "
+        "tiles again, from the cache).\n"
     )
     fields = {
         layer: ",".join(f.name for f in tile_sql.tile_fields(registry.get(layer)) if f.name != "id")
@@ -289,14 +289,15 @@ def bench_tiles(
             paths = requests_for(tile_set, tipg_path)
             fetch_all(port, paths, threads)  # PostgreSQL buffers warm
             results[tile_set.name] = {"tipg": fetch_all(port, paths, threads)}
+    # One gridgov server, like tipg: its connections (and PostGIS in them) are warm for
+    # both; before each cold pass only the tile cache is emptied (no tile is held in the
+    # process).
     with server([sys.executable, "-c", GRIDGOV], gridgov_env, "/conformance") as port:
         for tile_set in sets:
-            fetch_all(port, requests_for(tile_set, gridgov_path), threads)
-    for tile_set in sets:
-        with engine.begin() as conn:
-            tile_sql.clear(conn)
-        with server([sys.executable, "-c", GRIDGOV], gridgov_env, "/conformance") as port:
             paths = requests_for(tile_set, gridgov_path)
+            fetch_all(port, paths, threads)  # PostgreSQL buffers warm
+            with engine.begin() as conn:
+                tile_sql.clear(conn)
             results[tile_set.name]["cold"] = fetch_all(port, paths, threads)
             results[tile_set.name]["warm"] = fetch_all(port, paths, threads)
     for tile_set in sets:
