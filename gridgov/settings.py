@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the web server.")
     db_connect_timeout_s: int = Field(default=5, ge=1, le=120)
     db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_read_pool_size: int = Field(
+        default=16,
+        ge=1,
+        le=200,
+        description="Kept connections of the read pool (tiles, aggregates): at least the "
+        "number of concurrent map requests, or connections are opened and closed per request.",
+    )
     db_statement_timeout_ms: int = Field(default=60_000, ge=0)
     db_pool_timeout_s: float = Field(
         default=3.0,
@@ -118,6 +125,11 @@ class Settings(BaseSettings):
         default=200_000,
         ge=0,
         description="Vector tiles kept in the PostgreSQL tile cache (0 turns the cache off).",
+    )
+    warm_up: bool = Field(
+        default=True,
+        description="Load the incident aggregate cube at start-up, before serving, so that "
+        "the first heatmap request is as fast as the others.",
     )
     grid_target_households: int = Field(
         default=400, ge=50, le=5_000, description="Households a grid is sized for (网格户数)."

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, MetaData
 
 from gridgov.api.app import create_app
-from gridgov.api.deps import get_connection
+from gridgov.api.deps import get_connection, get_read_connection
 from gridgov.layers import accounts, migrate
 from gridgov.layers.accounts import User
 from gridgov.layers.db import check_server, make_engine
@@ -80,13 +80,16 @@ def metadata(registry: Registry) -> MetaData:
 @pytest.fixture
 def app(settings: Settings, connection: Connection) -> FastAPI:
     """The real app, its requests running inside the test's transaction (as savepoints)."""
-    application = create_app(settings)
+    # No start-up warm-up: it reads committed data, not the test's transaction (it has its
+    # own test in tests/api/ogc/test_aggregates.py).
+    application = create_app(settings.model_copy(update={"warm_up": False}))
 
     def shared_connection() -> Iterator[Connection]:
         with connection.begin_nested():
             yield connection
 
     application.dependency_overrides[get_connection] = shared_connection
+    application.dependency_overrides[get_read_connection] = shared_connection
     return application
 
 

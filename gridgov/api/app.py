@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -27,7 +28,7 @@ from gridgov.api.routes import (
     ogc,
     tiles,
 )
-from gridgov.layers.db import make_engine
+from gridgov.layers.db import make_engine, make_read_engine
 from gridgov.layers.registry import Registry, default_registry
 from gridgov.settings import Settings
 
@@ -50,11 +51,16 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     """
     settings.require_secret_key()  # refuse to start without a signing key
     engine = make_engine(settings)
+    read_engine = make_read_engine(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.warm_up:
+            # Before serving: the first heatmap request must not pay for loading the cube.
+            await anyio.to_thread.run_sync(aggregates.warm_up, app)
         yield
         engine.dispose()
+        read_engine.dispose()
 
     app = FastAPI(
         title="gridgov 网格化服务管理",
@@ -66,6 +72,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.read_engine = read_engine
     app.state.registry = registry or default_registry()
     install_error_handlers(app)
     app.add_middleware(

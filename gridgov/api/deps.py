@@ -39,6 +39,15 @@ def get_connection(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[C
         yield conn
 
 
+def get_read_connection(request: Request) -> Iterator[Connection]:
+    """An autocommit connection of the read engine (tiles, aggregates): one round trip per
+    statement, nothing to commit. Tests override it to share their transaction."""
+    engine: Engine = request.app.state.read_engine
+    with connect(engine) as conn:
+        yield conn
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 ConnectionDep = Annotated[Connection, Depends(get_connection, scope="function")]
+ReadConnectionDep = Annotated[Connection, Depends(get_read_connection)]

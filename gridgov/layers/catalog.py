@@ -552,6 +552,7 @@ INCIDENT = LayerSpec(
     style=Style(stroke="#e41a1c", fill="#e41a1c", radius=3.0, by="category"),
     min_zoom=12,
     max_zoom=22,
+    cluster_max_zoom=14,
 )
 
 ALL_LAYERS: tuple[LayerSpec, ...] = (

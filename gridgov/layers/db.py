@@ -36,6 +36,28 @@ def make_engine(settings: Settings, url: URL | None = None) -> Engine:
     )
 
 
+def make_read_engine(settings: Settings, url: URL | None = None) -> Engine:
+    """An engine for the hot read paths (tiles, aggregates): each statement is its own
+    transaction (autocommit: no BEGIN / COMMIT round trips), no ping before each checkout
+    (a dead connection fails one request and the pool is refreshed), and no synchronous
+    commit, since the only thing these paths write is the tile cache.
+    """
+    target = url if url is not None else settings.require_database_url()
+    return create_engine(
+        target,
+        pool_pre_ping=False,
+        pool_recycle=600,
+        pool_size=settings.db_read_pool_size,
+        isolation_level="AUTOCOMMIT",
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout_s,
+            "application_name": "gridgov-read",
+            "options": f"-c timezone=UTC -c statement_timeout={settings.db_statement_timeout_ms} "
+            "-c synchronous_commit=off",
+        },
+    )
+
+
 def connect(engine: Engine) -> Connection:
     """A connection, or :class:`DatabaseUnavailableError` naming the server (never the password)."""
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import geopandas as gpd
-from sqlalchemy import Connection, MetaData, func, select
+from sqlalchemy import Connection, MetaData, func, select, text
 
 from gridgov.errors import ConflictError
 from gridgov.layers import aggregates, vault
@@ -63,6 +63,10 @@ def load_city(
     refresh_grid_units(conn)
     reassign(conn, tolerance_m)
     aggregates.refresh(conn)  # so that the first heatmap request is already fast
+    # Planner statistics now, not whenever autovacuum gets round to it: without them the
+    # docking query over the fresh tables takes seconds instead of a tenth of one.
+    tables = [spec.table_name for spec in registry] + ["grid_unit", "incident_agg", "tile_cluster"]
+    conn.execute(text("ANALYZE " + ", ".join(tables)))
     return written
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -70,6 +71,23 @@ def build_map_support_tables(metadata: MetaData) -> None:
         Index(None, "created_at"),
         prefixes=["UNLOGGED"],
         comment="矢量瓦片缓存 (vector tile cache; invalidated by layer triggers)",
+    )
+    # Point clusters of low-zoom tiles (migration 0006_map_speed keeps them by triggers).
+    # No CHECK (n >= 0): INSERT ... ON CONFLICT checks the proposed row (a decrement) first.
+    Table(
+        "tile_cluster",
+        metadata,
+        Column("layer", Text, nullable=False),
+        Column("z", SmallInteger, nullable=False),
+        Column("cx", Integer, nullable=False, comment="格列 (cell column, 1/64 tile)"),
+        Column("cy", Integer, nullable=False, comment="格行 (cell row, 1/64 tile)"),
+        Column("n", Integer, nullable=False),
+        Column("sx", Float(precision=53), nullable=False),
+        Column("sy", Float(precision=53), nullable=False),
+        PrimaryKeyConstraint("layer", "z", "cx", "cy"),
+        Index("ix_tile_cluster_tile", "layer", "z", text("(cx / 64)"), text("(cy / 64)")),
+        Index("ix_tile_cluster_empty", "layer", postgresql_where=text("n = 0")),
+        comment="低缩放级别点聚合 (point clusters per 1/64-tile cell; kept by triggers)",
     )
     Table(
         "incident_agg",

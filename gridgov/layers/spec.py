@@ -169,6 +169,10 @@ class LayerSpec:
     min_zoom: int = 0
     max_zoom: int = 22
     personal_data: bool = False
+    # Point layers only: up to this zoom a tile carries clusters (count + mean position per
+    # 1/64-tile cell, kept by triggers in ``tile_cluster``) instead of every point, because a
+    # city-wide zoom-12 tile of a million incidents would be megabytes no browser can draw.
+    cluster_max_zoom: int | None = None
 
     @property
     def table_name(self) -> str:
@@ -238,6 +242,11 @@ class LayerSpec:
         ]
         if not 0 <= self.min_zoom <= self.max_zoom <= 24:
             problems.append("zoom range must satisfy 0 <= min_zoom <= max_zoom <= 24")
+        if self.cluster_max_zoom is not None and (
+            self.geometry is not GeometryKind.POINT
+            or not self.min_zoom <= self.cluster_max_zoom < self.max_zoom
+        ):
+            problems.append("cluster_max_zoom needs a point layer and min_zoom <= it < max_zoom")
         colours = [self.style.stroke, self.style.fill] + [
             ch.colour for c in self.columns for ch in c.choices
         ]

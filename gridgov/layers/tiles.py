@@ -7,7 +7,12 @@ every writer and every server process at once. A cached tile costs one primary-k
 
 A tile is stored only if the layer's generation (bumped by the same triggers) is still the
 one the tile was rendered at and no writer holds the layer (``FOR SHARE SKIP LOCKED``), so
-a tile rendered while a write was in flight is served but never cached.
+a tile rendered while a write was in flight is served but never cached. Lookup, render and
+store are one statement (:func:`served`): one round trip per tile, hit or miss.
+
+Point layers with ``cluster_max_zoom`` serve clusters up to that zoom: one point per
+non-empty 1/64-tile cell of ``tile_cluster`` (kept exact by the layer's triggers, migration
+``0006_map_speed``) with its ``count``, instead of every point.
 """
 
 from __future__ import annotations
@@ -97,27 +102,102 @@ def _next_change(spec: LayerSpec) -> str:
     )
 
 
-def _tile_sql(spec: LayerSpec, scope_condition: str = "true") -> str:
+CELL_BITS = 6  # clusters: 64 × 64 cells per tile (one cell = the tile buffer)
+
+
+def clustered(spec: LayerSpec, z: int) -> bool:
+    """Whether tiles of ``spec`` at zoom ``z`` carry clusters instead of every point."""
+    return spec.cluster_max_zoom is not None and z <= spec.cluster_max_zoom
+
+
+def _features_sql(spec: LayerSpec, scope_condition: str = "true") -> str:
+    """The MVT of every feature of the tile (``env`` in scope) that meets the area scope."""
     # Clip in CGCS2000 before reprojecting, so that only the part inside the tile (plus
     # its buffer) is transformed: much less work for big polygons at low zoom.
     clip = (
         "ST_ClipByBox2D(t.geom, env.box)" if spec.geometry is not GeometryKind.POINT else "t.geom"
     )
     return f"""
-        WITH env AS (
-            SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
-                   ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), {SRID}) AS box
+        SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom', 'id') FROM (
+            SELECT {_select_list(spec)},
+                   ST_AsMVTGeom(ST_Transform({clip}, 3857), env.tile,
+                                {EXTENT}, {BUFFER}, true) AS geom
+            FROM {spec.table_name} t, env
+            WHERE t.geom && env.box {_in_force(spec)} AND {scope_condition}
+        ) q WHERE q.geom IS NOT NULL
+    """
+
+
+def _clusters_sql() -> str:
+    """The MVT of the tile's clusters: one point per non-empty cell, at its points' mean,
+    with ``count``; the ring of cells around the tile fills the buffer."""
+    return f"""
+        SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom') FROM (
+            SELECT c.n AS count,
+                   ST_AsMVTGeom(ST_Point(c.sx / c.n, c.sy / c.n, 3857), env.tile,
+                                {EXTENT}, {BUFFER}, true) AS geom
+            FROM tile_cluster c, env
+            WHERE c.layer = :layer AND c.z = :z
+              AND c.cx / 64 BETWEEN :x - 1 AND :x + 1 AND c.cy / 64 BETWEEN :y - 1 AND :y + 1
+              AND c.cx BETWEEN :x * 64 - 1 AND :x * 64 + 64
+              AND c.cy BETWEEN :y * 64 - 1 AND :y * 64 + 64
+              AND c.n > 0
+        ) q WHERE q.geom IS NOT NULL
+    """
+
+
+def _render_sql(spec: LayerSpec, z: int, scope_condition: str = "true") -> str:
+    """generation, expires_at and mvt of one tile (``env`` in scope). Clusters count the
+    whole city, so a tile limited to some areas carries its own features instead."""
+    whole = scope_condition == "true"
+    body = _clusters_sql() if whole and clustered(spec, z) else _features_sql(spec, scope_condition)
+    return f"""
+        SELECT (SELECT generation FROM layer_state WHERE layer = :layer) AS generation,
+               {_next_change(spec)} AS expires_at,
+               ({body}) AS mvt
+    """
+
+
+_ENV = f"""
+    env AS (
+        SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
+               ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), {SRID}) AS box
+    )
+"""
+
+
+def _tile_sql(spec: LayerSpec, z: int, scope_condition: str = "true") -> str:
+    return f"WITH {_ENV} {_render_sql(spec, z, scope_condition)}"
+
+
+def _served_sql(spec: LayerSpec, z: int) -> str:
+    """One round trip for a cached tile or a fresh one: the cached tile if there is one;
+    else render it and store it, unless the layer changed (or is being changed) since the
+    generation read in this statement (``FOR SHARE SKIP LOCKED`` sees committed and
+    in-flight writers). The cache needs no synchronous commit: it is only a cache."""
+    return f"""
+        WITH {_ENV},
+        hit AS (
+            SELECT mvt FROM tile_cache
+            WHERE layer = :layer AND z = :z AND x = :x AND y = :y
+              AND (expires_at IS NULL OR expires_at > now())
+        ),
+        fresh AS MATERIALIZED (
+            SELECT r.* FROM ({_render_sql(spec, z)}) r WHERE NOT EXISTS (SELECT FROM hit)
+        ),
+        stored AS (
+            INSERT INTO tile_cache (layer, z, x, y, mvt, bounds, expires_at)
+            SELECT :layer, :z, :x, :y, COALESCE(f.mvt, ''::bytea), env.box, f.expires_at
+            FROM fresh f, env
+            WHERE set_config('synchronous_commit', 'off', true) = 'off'
+              AND EXISTS (SELECT FROM layer_state
+                          WHERE layer = :layer AND generation = f.generation
+                          FOR SHARE SKIP LOCKED)
+            ON CONFLICT (layer, z, x, y) DO UPDATE
+               SET mvt = EXCLUDED.mvt, bounds = EXCLUDED.bounds,
+                   expires_at = EXCLUDED.expires_at, created_at = now()
         )
-        SELECT
-            (SELECT generation FROM layer_state WHERE layer = :layer) AS generation,
-            {_next_change(spec)} AS expires_at,
-            (SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom', 'id') FROM (
-                SELECT {_select_list(spec)},
-                       ST_AsMVTGeom(ST_Transform({clip}, 3857), env.tile,
-                                    {EXTENT}, {BUFFER}, true) AS geom
-                FROM {spec.table_name} t, env
-                WHERE t.geom && env.box {_in_force(spec)} AND {scope_condition}
-            ) q WHERE q.geom IS NOT NULL) AS mvt
+        SELECT COALESCE((SELECT mvt FROM hit), (SELECT mvt FROM fresh)) AS mvt
     """
 
 
@@ -128,62 +208,25 @@ class Rendered:
     expires_at: datetime | None
 
 
+def _params(spec: LayerSpec, z: int, x: int, y: int) -> dict[str, object]:
+    return {"z": z, "x": x, "y": y, "margin": MARGIN, "layer": spec.id}
+
+
 def render(
     conn: Connection, spec: LayerSpec, z: int, x: int, y: int, scope: AreaScope | None = None
 ) -> Rendered:
     """Render one tile of one layer (only rows in ``scope``); empty bytes for no features."""
     condition, params = scope_sql(spec, scope or AreaScope.everything(), "t")
     row = conn.execute(
-        text(_tile_sql(spec, condition)),
-        {"z": z, "x": x, "y": y, "margin": MARGIN, "layer": spec.id, **params},
+        text(_tile_sql(spec, z, condition)), {**_params(spec, z, x, y), **params}
     ).one()
     return Rendered(bytes(row.mvt or b""), row.generation, row.expires_at)
 
 
-def cached(conn: Connection, layer: str, z: int, x: int, y: int) -> bytes | None:
-    """The cached tile, or None on a miss (or when it has expired)."""
-    value = conn.execute(
-        text(
-            "SELECT mvt FROM tile_cache WHERE layer = :layer AND z = :z AND x = :x AND y = :y "
-            "AND (expires_at IS NULL OR expires_at > now())"
-        ),
-        {"layer": layer, "z": z, "x": x, "y": y},
-    ).scalar_one_or_none()
-    return bytes(value) if value is not None else None
-
-
-def store(conn: Connection, layer: str, z: int, x: int, y: int, tile: Rendered) -> bool:
-    """Cache ``tile`` unless its layer changed (or is being changed) since it was rendered."""
-    if tile.generation is None:
-        return False
-    conn.execute(text("SET LOCAL synchronous_commit = off"))
-    result = conn.execute(
-        text(
-            f"""
-            INSERT INTO tile_cache (layer, z, x, y, mvt, bounds, expires_at)
-            SELECT :layer, :z, :x, :y, :mvt,
-                   ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), {SRID}),
-                   :expires_at
-            WHERE EXISTS (SELECT 1 FROM layer_state
-                          WHERE layer = :layer AND generation = :generation
-                          FOR SHARE SKIP LOCKED)
-            ON CONFLICT (layer, z, x, y) DO UPDATE
-               SET mvt = EXCLUDED.mvt, bounds = EXCLUDED.bounds,
-                   expires_at = EXCLUDED.expires_at, created_at = now()
-            """
-        ),
-        {
-            "layer": layer,
-            "z": z,
-            "x": x,
-            "y": y,
-            "mvt": tile.mvt,
-            "margin": MARGIN,
-            "expires_at": tile.expires_at,
-            "generation": tile.generation,
-        },
-    )
-    return bool(result.rowcount)
+def served(conn: Connection, spec: LayerSpec, z: int, x: int, y: int) -> bytes:
+    """The tile from the cache, or rendered and cached, in one statement."""
+    value = conn.execute(text(_served_sql(spec, z)), _params(spec, z, x, y)).scalar_one()
+    return bytes(value or b"")
 
 
 def prune(conn: Connection, keep: int) -> int:
@@ -223,24 +266,19 @@ def tile(
     if scope is not None and not scope.unrestricted:
         return render(conn, spec, z, x, y, scope).mvt
     if use_cache:
-        hit = cached(conn, spec.id, z, x, y)
-        if hit is not None:
-            return hit
-    rendered = render(conn, spec, z, x, y)
-    if use_cache:
-        store(conn, spec.id, z, x, y, rendered)
-    return rendered.mvt
+        return served(conn, spec, z, x, y)
+    return render(conn, spec, z, x, y).mvt
 
 
 __all__ = [
     "MEDIA_TYPE",
     "Rendered",
     "TileField",
-    "cached",
     "clear",
+    "clustered",
     "prune",
     "render",
-    "store",
+    "served",
     "tile",
     "tile_fields",
 ]

@@ -6,6 +6,7 @@ reloaded whenever the incident layer's generation changes (one tiny query per re
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -14,12 +15,14 @@ from datetime import date, timedelta
 from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+import numpy.typing as npt
+import orjson
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, text
 
 from gridgov.api.auth import Principal, PrincipalDep
-from gridgov.api.deps import ConnectionDep, RegistryDep
+from gridgov.api.deps import ReadConnectionDep, RegistryDep
 from gridgov.api.query import bad, parse_bool, reject_unknown
 from gridgov.errors import NotFoundError
 from gridgov.gis import h3bins
@@ -29,6 +32,7 @@ from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_STATUSES, UNIT_
 from gridgov.layers.registry import Registry
 from gridgov.layers.scope import as_owner, scope_terms
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/aggregates/incidents", tags=["热力聚合 (incident aggregates)"])
 
 EPOCH = date(1970, 1, 1)
@@ -58,47 +62,79 @@ Level = Literal["grid", "community", "township", "district", "police_station", "
 
 
 class CubeCache:
-    """The cube of one app, rebuilt when the incident generation moves."""
+    """The cube of one app, rebuilt when the incident generation moves.
+
+    A fresh cube costs one tiny query per request (the generation). A rebuild refreshes
+    the pre-aggregate and loads it in one transaction: on the request's connection when it
+    is in one (tests share theirs), else on a connection of ``engine``.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._generation: int | None = None
         self._cube: Cube | None = None
 
-    def _fresh(self, current: int | None) -> bool:
+    @property
+    def cube(self) -> Cube | None:
+        """The cube held now (None before the first build)."""
+        return self._cube
+
+    def _fresh(self, current: int | None) -> Cube | None:
         """Loaded at (or after) the generation this request saw: it holds every write
         committed before the request began, so requests queued behind one reload share it
         rather than each reloading again while writes go on."""
-        return (
-            self._cube is not None
-            and current is not None
-            and self._generation is not None
-            and self._generation >= current
-        )
+        if current is not None and self._generation is not None and self._generation >= current:
+            return self._cube
+        return None
 
-    def get(self, conn: Connection) -> Cube:
-        current = aggregates.generation(conn)
-        cube = self._cube
-        if cube is not None and self._fresh(current):
+    def get(self, conn: Connection, engine: Engine) -> Cube:
+        cube = self._fresh(aggregates.generation(conn))
+        if cube is not None:
             return cube
         with self._lock:
-            if self._cube is not None and self._fresh(current):
-                return self._cube
-            # Shared by every caller: built from every row, never under one caller's scope.
-            with as_owner(conn):
-                aggregates.refresh(conn)
-                self._cube = aggregates.load_cube(conn)
-            self._generation = current
-            return self._cube
+            cube = self._fresh(aggregates.generation(conn))
+            if cube is not None:
+                return cube
+            if conn.in_transaction() and conn.get_isolation_level() != "AUTOCOMMIT":
+                return self._rebuild(conn, wait=True)
+            with engine.begin() as tx:
+                return self._rebuild(tx, wait=True)
+
+    def _rebuild(self, conn: Connection, wait: bool) -> Cube:
+        # Shared by every caller: built from every row, never under one caller's scope.
+        with as_owner(conn):
+            aggregates.refresh(conn, wait=wait)
+            generation = aggregates.generation(conn)  # in the transaction that loads the cube
+            cube = aggregates.load_cube(conn)
+        self._cube, self._generation = cube, generation
+        return cube
+
+    def warm_up(self, engine: Engine) -> None:
+        """Build the cube before the first request (at start-up), never waiting on a lock:
+        a failure here only means the first request builds it."""
+        with self._lock, engine.begin() as tx:
+            tx.execute(text("SET LOCAL lock_timeout = '2s'"))
+            self._rebuild(tx, wait=False)
+
+
+def cube_cache(app: FastAPI) -> CubeCache:
+    cache: CubeCache | None = getattr(app.state, "incident_cube", None)
+    if cache is None:
+        cache = CubeCache()
+        app.state.incident_cube = cache
+    return cache
+
+
+def warm_up(app: FastAPI) -> None:
+    """Start-up hook: load the incident cube; logs (never raises) when it cannot."""
+    try:
+        cube_cache(app).warm_up(app.state.engine)
+    except Exception:
+        logger.warning("incident aggregate warm-up failed; the first request will build it")
 
 
 def _cube(request: Request, conn: Connection) -> Cube:
-    state = request.app.state
-    cache: CubeCache | None = getattr(state, "incident_cube", None)
-    if cache is None:
-        cache = CubeCache()
-        state.incident_cube = cache
-    return cache.get(conn)
+    return cube_cache(request.app).get(conn, request.app.state.engine)
 
 
 def _day(value: str | None, name: str) -> int | None:
@@ -193,7 +229,7 @@ def h3_cells(
     request: Request,
     principal: PrincipalDep,
     registry: RegistryDep,
-    conn: ConnectionDep,
+    conn: ReadConnectionDep,
     resolution: Annotated[
         str | None, Query(description="H3 分辨率 (resolution) 7–10; default 8")
     ] = None,
@@ -227,8 +263,8 @@ def by_level(
     request: Request,
     principal: PrincipalDep,
     registry: RegistryDep,
-    conn: ConnectionDep,
-) -> JSONResponse:
+    conn: ReadConnectionDep,
+) -> Response:
     if level not in get_args(Level):
         raise NotFoundError(
             "没有这个统计层级，可用：" + ", ".join(get_args(Level)),
@@ -237,18 +273,52 @@ def by_level(
     flt = scoped_filter(request, principal, registry)
     cube = _cube(request, conn)
     result = totals(cube, level, flt, time.time())
-    names = cube.names.get(level, {})
-    items = [
-        {
-            "code": code,
-            "name": names.get(code, code) if code else "未分派 (unassigned)",
-            "count": int(n),
-            "overdue": int(o),
-        }
-        for code, n, o in zip(result.keys, result.count, result.overdue, strict=True)
-    ]
-    items.sort(key=lambda item: (-item["count"], item["code"] or ""))
-    return JSONResponse({"level": level, "items": items})
+    prefixes, rank = _unit_json(cube, level)
+    order = np.lexsort((rank[result.index], -result.count))  # most incidents first, then code
+    index, count, overdue = result.index[order], result.count[order], result.overdue[order]
+    items = b",".join(
+        b'%s%d,"overdue":%d}' % (prefixes[i], n, o)
+        for i, n, o in zip(index.tolist(), count.tolist(), overdue.tolist(), strict=True)
+    )
+    body = b'{"level":%s,"items":[%s]}' % (orjson.dumps(level), items)
+    return Response(body, media_type="application/json")
+
+
+class _UnitJson:
+    """Per unit of a level: the start of its JSON item (code and name, up to ``"count":``)
+    and its rank by code; made once per cube (held, so never confused with a later one),
+    so that a request only writes numbers."""
+
+    def __init__(self) -> None:
+        self._cube: Cube | None = None
+        self._levels: dict[str, tuple[list[bytes], npt.NDArray[np.int64]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, cube: Cube, level: str) -> tuple[list[bytes], npt.NDArray[np.int64]]:
+        with self._lock:
+            if self._cube is not cube:
+                self._cube, self._levels = cube, {}
+            cached = self._levels.get(level)
+            if cached is None:
+                cached = self._levels[level] = self._make(cube, level)
+            return cached
+
+    @staticmethod
+    def _make(cube: Cube, level: str) -> tuple[list[bytes], npt.NDArray[np.int64]]:
+        names = cube.names.get(level, {})
+        codes = cube.code_values[level]
+        prefixes = [
+            orjson.dumps(
+                {"code": code, "name": names.get(code, code) if code else "未分派 (unassigned)"}
+            )[:-1]
+            + b',"count":'
+            for code in codes
+        ]
+        rank = np.argsort(np.argsort(np.array([c or "" for c in codes], dtype=object)))
+        return prefixes, rank.astype(np.int64)
+
+
+_unit_json = _UnitJson().get
 
 
 def _periods(result: Totals, interval: str) -> list[dict[str, Any]]:
@@ -290,7 +360,7 @@ def trend(
     request: Request,
     principal: PrincipalDep,
     registry: RegistryDep,
-    conn: ConnectionDep,
+    conn: ReadConnectionDep,
     interval: Annotated[
         str, Query(description="时间粒度 (period length): day, week (ISO, Monday) or month")
     ] = "month",

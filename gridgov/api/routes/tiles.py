@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection
 
 from gridgov.api.auth import PrincipalDep
-from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from gridgov.api.deps import ConnectionDep, ReadConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.map_deps import BaseUrlDep, MetadataDep
 from gridgov.api.query import bad, reject_unknown
 from gridgov.errors import NotFoundError
@@ -49,7 +50,7 @@ def _numbers(z: str, x: str, y: str) -> tuple[int, int, int]:
 
 
 def _layer_tile(
-    conn: ConnectionDep,
+    conn: Connection,
     spec: LayerSpec,
     z: int,
     x: int,
@@ -86,7 +87,7 @@ def layer_tile(
     y: str,
     request: Request,
     principal: PrincipalDep,
-    conn: ConnectionDep,
+    conn: ReadConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> Response:
@@ -113,7 +114,7 @@ def multi_tile(
     y: str,
     request: Request,
     principal: PrincipalDep,
-    conn: ConnectionDep,
+    conn: ReadConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
     collections: Annotated[

@@ -36,7 +36,9 @@ SERVER = (
 def serve_process(settings: Settings) -> Iterator[str]:
     """gridgov in a uvicorn subprocess on loopback, on the test database."""
     port = free_port()
-    env = {**os.environ, "GRIDGOV_DATABASE_URL": str(settings.database_url)}
+    # Both names: a DATABASE_URL in the environment would win over GRIDGOV_DATABASE_URL.
+    url = str(settings.database_url)
+    env = {**os.environ, "DATABASE_URL": url, "GRIDGOV_DATABASE_URL": url}
     process = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:

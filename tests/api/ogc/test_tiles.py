@@ -13,7 +13,7 @@ from sqlalchemy import Connection, text
 from gridgov.gis.webmercator import tile_for
 from gridgov.layers.tiles import MARGIN
 
-Z = 14
+Z = 15  # incidents come as points (not clusters) from zoom 15
 X, Y = tile_for(120.305, 31.565, Z)
 
 

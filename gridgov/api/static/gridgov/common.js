@@ -277,7 +277,8 @@
       fill: point || !!s.fill,
       fillColor: s.by ? colour : s.fill || s.stroke,
       fillOpacity: point ? 0.8 : s.fill ? s.fillOpacity : 0,
-      radius: s.radius
+      // a cluster of a low-zoom tile (only ``count``): larger the more points it holds
+      radius: props && props.count ? Math.min(s.radius + Math.sqrt(props.count), 14) : s.radius
     };
   };
 
@@ -305,6 +306,10 @@
     // Features say whether they are synthetic when the API sends the flag; vector tiles
     // do not carry it, so then the layer's own flag (it holds demo rows) is shown.
     var note = "";
+    if (props.count !== undefined && rows.length === 0) {
+      rows.push("<tr><th>聚合 (cluster)</th><td>" + GG.escape(String(props.count)) +
+        " 起，放大查看每一起 (zoom in for each)</td></tr>");
+    }
     if (props.synthetic === true || props.synthetic === "true") {
       note = '<p class="gg-synthetic">合成数据（演示） synthetic</p>';
     } else if (props.synthetic === undefined && layer.synthetic) {

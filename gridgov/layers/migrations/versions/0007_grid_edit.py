@@ -1,7 +1,7 @@
 """The grid edit log (grid_edit): who changed which grids, why, and which versions.
 
 Revision ID: 0007_grid_edit
-Revises: 0005_accounts
+Revises: 0006_map_speed
 Create Date: 2026-11-26 11:10:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0007_grid_edit"
-down_revision: str | None = "0005_accounts"
+down_revision: str | None = "0006_map_speed"
 branch_labels: str | None = None
 depends_on: str | None = None
 
