@@ -88,8 +88,13 @@ def app(settings: Settings, connection: Connection) -> FastAPI:
         with connection.begin_nested():
             yield connection
 
+    def shared_read_connection() -> Iterator[Connection]:
+        # Inside the request's savepoint already (the session check opened it): a second
+        # savepoint would be released out of order, since the two end in different scopes.
+        yield connection
+
     application.dependency_overrides[get_connection] = shared_connection
-    application.dependency_overrides[get_read_connection] = shared_connection
+    application.dependency_overrides[get_read_connection] = shared_read_connection
     return application
 
 

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from gridgov import __version__
 from gridgov.api import docs
 from gridgov.api.auth import get_principal
-from gridgov.api.errors import COMMON_PROBLEMS, install_error_handlers
+from gridgov.api.errors import COMMON_PROBLEMS, SESSION_PROBLEMS, install_error_handlers
 from gridgov.api.limits import BodyLimitMiddleware
 from gridgov.api.routes import (
     aggregates,
@@ -83,13 +83,13 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(docs.router, responses=COMMON_PROBLEMS)
     app.include_router(health.router, responses=COMMON_PROBLEMS)
-    app.include_router(auth.router, responses=COMMON_PROBLEMS)
+    app.include_router(auth.router, responses=SESSION_PROBLEMS)
     # the landing page `/` and `/conformance`; pages redirect to /login, their data needs a session
     app.include_router(ogc.public_router, responses=COMMON_PROBLEMS)
-    app.include_router(maps.router, responses=COMMON_PROBLEMS)
+    app.include_router(maps.router, responses=SESSION_PROBLEMS)
     session = [Depends(get_principal, scope="function")]
     for private in (layer_io, incidents, docking, measures, grids, ogc, tiles, aggregates):
-        app.include_router(private.router, dependencies=session, responses=COMMON_PROBLEMS)
+        app.include_router(private.router, dependencies=session, responses=SESSION_PROBLEMS)
 
     return app
 

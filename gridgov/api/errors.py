@@ -97,6 +97,8 @@ class Problem(BaseModel):
 _PROBLEM_SCHEMA = Problem.model_json_schema()
 _PROBLEM_TEXT = {
     400: "请求参数无效 (invalid query parameter)",
+    401: "未登录或登录已失效 (no valid session token)",
+    403: "无权操作 (the role or area may not)",
     404: "未找到 (no such resource)",
     409: "冲突 (conflicts with the stored state)",
     413: "请求体过大 (request body over the limit)",
@@ -127,6 +129,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 # Every operation can answer these: bad parameters or body, unknown ids, oversized bodies,
 # and a database that is unusable for the moment.
 COMMON_PROBLEMS = problem_responses(400, 404, 413, 422, 503)
+# Routes behind a session: no or a stale token (401), a role or area that may not (403).
+SESSION_PROBLEMS = {**COMMON_PROBLEMS, **problem_responses(401, 403)}
 
 
 def status_for(error: GridgovError) -> int:

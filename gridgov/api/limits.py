@@ -3,6 +3,9 @@
 A declared ``Content-Length`` over the limit is refused at once, without reading a byte; a
 chunked (or lying) body is counted while it streams and refused as soon as it passes the
 limit. Layer imports have their own, larger limit. Both answer 413 problem+json.
+
+The same gate refuses a NUL character in the path or query (400): PostgreSQL text cannot
+hold one, so it would otherwise surface as a database error deep inside a route.
 """
 
 from __future__ import annotations
@@ -46,6 +49,15 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            await problem(
+                400,
+                "请求参数无效 (Bad Request)",
+                "路径或查询参数含有 NUL 字符 (the path or query contains a NUL character)",
+                code="nul-character",
+                instance=scope["path"].replace("\x00", ""),
+            )(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
         declared = Headers(scope=scope).get("content-length")

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, MetaData, event, text
 
 from gridgov.api.app import create_app
-from gridgov.api.deps import get_connection
+from gridgov.api.deps import get_connection, get_read_connection
 from gridgov.layers.registry import Registry
 from gridgov.settings import Settings
 from tests.factories import WUXI_LAT, WUXI_LON, insert_pyramid
@@ -37,13 +37,17 @@ def incidents(conn: Connection) -> int:
 
 
 @pytest.fixture
-def small(settings: Settings, connection: Connection) -> Iterator[TestClient]:
-    """The app with tiny body limits, its requests inside the test's transaction."""
+def small(
+    settings: Settings, connection: Connection, auth_headers: dict[str, str]
+) -> Iterator[TestClient]:
+    """The app with tiny body limits, its requests inside the test's transaction (as an
+    administrator)."""
     limited = settings.model_copy(
         update={
             "max_body_bytes": BODY_LIMIT,
             "max_upload_bytes": UPLOAD_LIMIT,
             "max_geometry_vertices": 200,
+            "warm_up": False,
         }
     )
     app = create_app(limited)
@@ -52,8 +56,12 @@ def small(settings: Settings, connection: Connection) -> Iterator[TestClient]:
         with connection.begin_nested():
             yield connection
 
+    def shared_read() -> Iterator[Connection]:
+        yield connection
+
     app.dependency_overrides[get_connection] = shared
-    with TestClient(app) as client:
+    app.dependency_overrides[get_read_connection] = shared_read
+    with TestClient(app, headers=auth_headers) as client:
         yield client
 
 
@@ -439,3 +447,11 @@ def test_hostile_text_in_an_accepted_field_is_bound_not_spliced(
     assert any(evil in parameters for _, parameters in statements)  # sent as a value
     assert not any(evil in statement for statement, _ in statements)  # never as SQL
     assert incidents(city) == 1
+
+
+def test_nul_in_a_query_is_400_before_any_sql(client: TestClient) -> None:
+    """PostgreSQL text cannot hold NUL: refused at the gate, named, never a 500."""
+    for path in ("/incidents?police_station=a%00b", "/collections/grid/items?name=%00"):
+        response = client.get(path)
+        assert response.status_code == 400, (path, response.text)
+        assert "NUL" in response.json()["detail"]

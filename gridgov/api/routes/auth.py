@@ -19,13 +19,14 @@ from sqlalchemy import Connection
 from gridgov.api.auth import COOKIE, PrincipalDep, client_ip
 from gridgov.api.deps import ConnectionDep, SettingsDep
 from gridgov.api.errors import problem
+from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.layers import accounts, audit
 from gridgov.security import tokens
 from gridgov.security.passwords import verify_password
 from gridgov.security.roles import READ
 from gridgov.settings import Settings
 
-router = APIRouter(tags=["auth 登录"])
+router = APIRouter(tags=["auth 登录"], route_class=StrictJSONRoute)
 
 
 class LoginIn(BaseModel):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridgov.api.auth import Principal, PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.gis.grid_edit import (
     Create,
     Merge,
@@ -33,7 +34,7 @@ from gridgov.gis.grid_edit import (
 from gridgov.layers import audit, grid_edit
 from gridgov.layers.grid_edit import EditResult, GridVersion
 
-router = APIRouter(prefix="/grids", tags=["grids 网格编辑"])
+router = APIRouter(prefix="/grids", tags=["grids 网格编辑"], route_class=StrictJSONRoute)
 
 GridCode = Annotated[str, Path(pattern=r"^[0-9]{15}$", description="网格编码 (15 digits)")]
 IfMatch = Annotated[

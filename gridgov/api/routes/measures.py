@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.errors import InvalidInputError, PermissionDeniedError
 from gridgov.gis.grid_edit import geometry_from_geojson
 from gridgov.gis.measures import WorkloadWeights
@@ -21,7 +22,7 @@ from gridgov.layers import measures, scope
 from gridgov.layers.measures import Period
 from gridgov.settings import Settings
 
-router = APIRouter(tags=["measures 网格测度"])
+router = APIRouter(tags=["measures 网格测度"], route_class=StrictJSONRoute)
 
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 FromQ = Annotated[

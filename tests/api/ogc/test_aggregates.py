@@ -7,10 +7,11 @@ from typing import Any
 import h3.api.basic_int as h3i
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from gridgov.api.app import create_app
 from gridgov.settings import Settings
+from tests.live import committed_login
 
 OVERDUE_SQL = "deadline_at < now() AND status NOT IN ('closed', 'evaluated')"
 DAY = "(reported_at AT TIME ZONE 'Asia/Shanghai')::date"
@@ -153,18 +154,25 @@ def test_unknown_level_is_404(client: TestClient) -> None:
     assert client.get("/aggregates/incidents/by/planet").status_code == 404
 
 
-def test_start_up_warm_up_builds_the_cube_before_the_first_request(settings: Settings) -> None:
+def test_start_up_warm_up_builds_the_cube_before_the_first_request(
+    settings: Settings, engine: Engine
+) -> None:
     """With the warm-up (the default) the cube exists once the app has started, and the
     first request uses it as it is (no rebuild); without it, the first request builds it."""
+    with committed_login(engine, settings) as token:
+        _warm_and_cold(settings, {"Authorization": f"Bearer {token}"})
+
+
+def _warm_and_cold(settings: Settings, headers: dict[str, str]) -> None:
     app = create_app(settings)
-    with TestClient(app) as client:
+    with TestClient(app, headers=headers) as client:
         cube = app.state.incident_cube.cube
         assert cube is not None
         response = client.get("/aggregates/incidents/by/grid")
         assert response.status_code == 200, response.text
         assert app.state.incident_cube.cube is cube
     cold = create_app(settings.model_copy(update={"warm_up": False}))
-    with TestClient(cold) as client:
+    with TestClient(cold, headers=headers) as client:
         assert getattr(cold.state, "incident_cube", None) is None
         assert client.get("/aggregates/incidents/by/grid").status_code == 200
         assert cold.state.incident_cube.cube is not None
