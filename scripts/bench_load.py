@@ -40,6 +40,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
 from gridgov.gis.webmercator import tile_for
+from gridgov.layers import accounts
 from gridgov.layers.db import make_engine
 from gridgov.settings import Settings
 
@@ -400,10 +401,14 @@ def main() -> None:
             )
         else:
             database_url = url.render_as_string(hide_password=False)
+            token = args.token
+            if token is None:  # our own server: a session of the benchmark's own account
+                with engine.begin() as conn:
+                    token = accounts.service_token(conn, settings.require_secret_key())
             with server(database_url, args.workers) as base:
                 print(f"server: uvicorn, {args.workers} workers, {base}")
                 tally, elapsed = asyncio.run(
-                    drive(base, args.users, args.duration, args.seed, s, run_id, args.token, mix)
+                    drive(base, args.users, args.duration, args.seed, s, run_id, token, mix)
                 )
         stored, moved = verify(engine, run_id, args.keep)
     finally:

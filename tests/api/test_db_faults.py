@@ -27,7 +27,7 @@ from gridgov.layers import migrate
 from gridgov.layers.registry import Registry
 from gridgov.layers.tables import build_metadata
 from gridgov.settings import Settings
-from tests.live import serve
+from tests.live import committed_login, serve
 from tests.pg_private import PrivatePostgres, create_private_postgres
 from tests.small_city import build_small_city
 
@@ -63,6 +63,17 @@ def admin(pg: PrivatePostgres) -> Iterator[Engine]:
     engine = create_engine(pg.url(superuser=True), pool_pre_ping=True)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def auth(pg: PrivatePostgres, settings: Settings) -> Iterator[dict[str, str]]:
+    """A committed admin session in the private database (every data route needs one)."""
+    engine = create_engine(pg.url(), pool_pre_ping=True)  # the tests kill its connections
+    try:
+        with committed_login(engine, settings) as token:
+            yield {"Authorization": f"Bearer {token}"}
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -132,10 +143,13 @@ def assert_503(response: httpx.Response) -> dict[str, Any]:
 
 
 def test_killed_connection_mid_write_is_503_and_writes_nothing(
-    settings: Settings, pg: PrivatePostgres, admin: Engine
+    auth: dict[str, str], settings: Settings, pg: PrivatePostgres, admin: Engine
 ) -> None:
     before = incidents(admin)
-    with running(settings, pg) as base, httpx.Client(base_url=base, timeout=GUARD_S) as client:
+    with (
+        running(settings, pg) as base,
+        httpx.Client(base_url=base, headers=auth, timeout=GUARD_S) as client,
+    ):
         with locked(admin, "incident_transition"):
             # The incident row is inserted, then the request waits for the history table.
             pending = in_background(lambda: client.post("/incidents", json=REPORT))
@@ -153,10 +167,12 @@ def test_killed_connection_mid_write_is_503_and_writes_nothing(
     assert incidents(admin) == before + 1
 
 
-def test_statement_timeout_is_503(settings: Settings, pg: PrivatePostgres, admin: Engine) -> None:
+def test_statement_timeout_is_503(
+    auth: dict[str, str], settings: Settings, pg: PrivatePostgres, admin: Engine
+) -> None:
     with (
         running(settings, pg, db_statement_timeout_ms=300) as base,
-        httpx.Client(base_url=base, timeout=GUARD_S) as client,
+        httpx.Client(base_url=base, headers=auth, timeout=GUARD_S) as client,
     ):
         with locked(admin, "incident"):
             body = assert_503(client.get("/incidents"))
@@ -165,11 +181,11 @@ def test_statement_timeout_is_503(settings: Settings, pg: PrivatePostgres, admin
 
 
 def test_exhausted_pool_is_a_quick_503_then_recovers(
-    settings: Settings, pg: PrivatePostgres, admin: Engine
+    auth: dict[str, str], settings: Settings, pg: PrivatePostgres, admin: Engine
 ) -> None:
     with (
         running(settings, pg, db_pool_size=1, db_max_overflow=0, db_pool_timeout_s=0.5) as base,
-        httpx.Client(base_url=base, timeout=GUARD_S) as client,
+        httpx.Client(base_url=base, headers=auth, timeout=GUARD_S) as client,
     ):
         with locked(admin, "incident"):
             # The only pooled connection waits on the lock ...
@@ -183,7 +199,7 @@ def test_exhausted_pool_is_a_quick_503_then_recovers(
 
 
 def test_a_failed_commit_is_never_acknowledged(
-    settings: Settings, pg: PrivatePostgres, admin: Engine
+    auth: dict[str, str], settings: Settings, pg: PrivatePostgres, admin: Engine
 ) -> None:
     """The connection dies during COMMIT (a deferred trigger holds it there): the client
     gets a 503, not a 201 for a row that was never stored."""
@@ -204,7 +220,7 @@ def test_a_failed_commit_is_never_acknowledged(
     try:
         with (
             running(settings, pg) as base,
-            httpx.Client(base_url=base, timeout=GUARD_S + 60) as client,
+            httpx.Client(base_url=base, headers=auth, timeout=GUARD_S + 60) as client,
         ):
             pending = in_background(lambda: client.post("/incidents", json=REPORT))
             pids = wait_for(lambda: app_backends(admin, "wait_event = 'PgSleep'"), "COMMIT")
@@ -220,10 +236,13 @@ def test_a_failed_commit_is_never_acknowledged(
 
 
 def test_restart_during_requests_is_503_then_recovers(
-    settings: Settings, pg: PrivatePostgres, admin: Engine
+    auth: dict[str, str], settings: Settings, pg: PrivatePostgres, admin: Engine
 ) -> None:
     before = incidents(admin)
-    with running(settings, pg) as base, httpx.Client(base_url=base, timeout=GUARD_S) as client:
+    with (
+        running(settings, pg) as base,
+        httpx.Client(base_url=base, headers=auth, timeout=GUARD_S) as client,
+    ):
         # Warm the pool: its connections will all be dead after the restart.
         for _ in range(3):
             assert client.get("/incidents").status_code == 200
@@ -253,7 +272,7 @@ def test_restart_during_requests_is_503_then_recovers(
 
 
 def test_killed_import_is_503_not_a_refusal(
-    settings: Settings, pg: PrivatePostgres, admin: Engine
+    auth: dict[str, str], settings: Settings, pg: PrivatePostgres, admin: Engine
 ) -> None:
     """The connection dies while the checked rows are being inserted: the database
     failed, not the rows, so the answer is a 503 (not a 422 'refused') and nothing stays."""
@@ -270,7 +289,10 @@ def test_killed_import_is_503_not_a_refusal(
             return int(conn.execute(text("SELECT count(*) FROM grid")).scalar_one())
 
     before = grids()
-    with running(settings, pg) as base, httpx.Client(base_url=base, timeout=GUARD_S) as client:
+    with (
+        running(settings, pg) as base,
+        httpx.Client(base_url=base, headers=auth, timeout=GUARD_S) as client,
+    ):
         with admin.connect() as conn, conn.begin():
             # SHARE mode: the import may read grids (its checks) but not insert any.
             conn.execute(text("LOCK TABLE grid IN SHARE MODE"))

@@ -193,7 +193,9 @@ def test_concurrent_http_edits_never_overlap(
     with engine.begin() as conn:  # committed accounts: each writer has its own connection
         for code in (A, B):
             names[code] = f"planner_{code[-3:]}_{suffix}"
-            user = accounts.insert_user(conn, names[code], password_hash, Role.ADMIN, (), ())
+            user = accounts.insert_user(
+                conn, names[code], password_hash, Role.PLANNER, (TOWNSHIP,), ()
+            )
             session_id, _ = accounts.open_session(conn, user.id, "test", timedelta(hours=1))
             tokens_of[code], _ = tokens.issue(
                 settings.require_secret_key(),
