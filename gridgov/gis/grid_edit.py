@@ -27,7 +27,7 @@ import shapely.ops
 from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from gridgov.errors import ConflictError, InvalidInputError
+from gridgov.errors import ConflictError, GridgovError, InvalidInputError
 from gridgov.gis.coverage import TOLERANCE_M2, adjacent, connected, is_sliver, overlaps
 from gridgov.gis.measures import area_m2, polygon_parts
 from gridgov.gis.validation import check_geometries, to_cgcs2000_all
@@ -73,8 +73,19 @@ class EditProblem:
         }
 
 
-class _WithProblems:
+class _EditRefusedError(GridgovError):
+    """A refused edit: the first problem is the message, every one goes to the map."""
+
     problems: tuple[EditProblem, ...] = ()
+
+    def __init__(self, problems: list[EditProblem]) -> None:
+        first = problems[0]
+        more_zh = f"（共 {len(problems)} 处）" if len(problems) > 1 else ""
+        more_en = f" ({len(problems)} problems)" if len(problems) > 1 else ""
+        super().__init__(
+            first.reason_zh + more_zh, first.reason_en + more_en, public={"reason": first.kind}
+        )
+        self.problems = tuple(problems)
 
     def members(self) -> dict[str, object]:
         """Problem+json extension: the offending pieces as a FeatureCollection."""
@@ -86,7 +97,7 @@ class _WithProblems:
         return members
 
 
-class InvalidEditError(_WithProblems, InvalidInputError):
+class InvalidEditError(_EditRefusedError, InvalidInputError):
     """The edit itself is malformed (invalid polygon, outside its community, too many
     vertices, a line that does not cut): 422."""
 
@@ -94,31 +105,13 @@ class InvalidEditError(_WithProblems, InvalidInputError):
     title_zh = "网格编辑无效"
     title_en = "Invalid grid edit"
 
-    def __init__(self, problems: list[EditProblem]) -> None:
-        first = problems[0]
-        more_zh = f"（共 {len(problems)} 处）" if len(problems) > 1 else ""
-        more_en = f" ({len(problems)} problems)" if len(problems) > 1 else ""
-        super().__init__(
-            first.reason_zh + more_zh, first.reason_en + more_en, public={"reason": first.kind}
-        )
-        self.problems = tuple(problems)
 
-
-class EditConflictError(_WithProblems, ConflictError):
+class EditConflictError(_EditRefusedError, ConflictError):
     """The edit clashes with the neighbours (overlap, gap): 409; choose take / give."""
 
     code = "edit-conflict"
     title_zh = "网格编辑与相邻网格冲突"
     title_en = "Grid edit conflicts with its neighbours"
-
-    def __init__(self, problems: list[EditProblem]) -> None:
-        first = problems[0]
-        more_zh = f"（共 {len(problems)} 处）" if len(problems) > 1 else ""
-        more_en = f" ({len(problems)} problems)" if len(problems) > 1 else ""
-        super().__init__(
-            first.reason_zh + more_zh, first.reason_en + more_en, public={"reason": first.kind}
-        )
-        self.problems = tuple(problems)
 
 
 @dataclass(frozen=True)
