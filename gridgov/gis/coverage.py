@@ -1,8 +1,8 @@
 """Where children fail to partition their parent: gaps, overlaps and spill-over, as pieces.
 
-:func:`gridgov.layers.checks.coverage` sums these areas for a whole layer in SQL (after
-projecting, which suits metre-drawn data); this pure version overlays in the stored lon/lat,
-lists each piece with its geometry so that a map can draw it and a planner can fix it, and
+:func:`gridgov.layers.checks.coverage` sums these areas for a whole layer in SQL; like it,
+this pure version overlays in the stored lon/lat (where points are assigned), and it lists
+each piece with its geometry so that a map can draw it and a planner can fix it, and
 works on proposed geometries that are not stored yet.
 """
 

@@ -40,21 +40,24 @@ def coverage(conn: Connection, registry: Registry, child: AdminLevel) -> list[Co
     parent_column = child_spec.admin_column(parent)
     in_force = "WHERE c.valid_to IS NULL OR c.valid_to > now()" if child_spec.versioned else ""
     # Identifiers come from the registry, never from a request.
+    # Overlay in the stored lon/lat, where points are assigned, and measure the pieces in
+    # metres: slivers that exist only in lon/lat (edges bent by the datum change) count.
     statement = text(
         f"""
         WITH kids AS (
-            SELECT c.{parent_column} AS parent, ST_Transform(c.geom, {METRIC_SRID}) AS g
+            SELECT c.{parent_column} AS parent, c.geom AS g
             FROM {child_spec.table_name} c {in_force}
         ), agg AS (
-            SELECT parent, ST_Union(g) AS u, SUM(ST_Area(g)) AS total FROM kids GROUP BY parent
-        ), parents AS (
-            SELECT code, ST_Transform(geom, {METRIC_SRID}) AS g FROM {parent_spec.table_name}
+            SELECT parent, ST_Union(g) AS u, SUM(ST_Area(ST_Transform(g, {METRIC_SRID}))) AS total
+            FROM kids GROUP BY parent
         )
         SELECT p.code,
-               COALESCE(ST_Area(ST_Difference(p.g, a.u)), ST_Area(p.g)) AS gap,
-               COALESCE(a.total - ST_Area(a.u), 0) AS overlap,
-               COALESCE(ST_Area(ST_Difference(a.u, p.g)), 0) AS outside
-        FROM parents p LEFT JOIN agg a ON a.parent = p.code
+               ST_Area(ST_Transform(COALESCE(ST_Difference(p.geom, a.u), p.geom), {METRIC_SRID}))
+                   AS gap,
+               COALESCE(a.total - ST_Area(ST_Transform(a.u, {METRIC_SRID})), 0) AS overlap,
+               COALESCE(ST_Area(ST_Transform(ST_Difference(a.u, p.geom), {METRIC_SRID})), 0)
+                   AS outside
+        FROM {parent_spec.table_name} p LEFT JOIN agg a ON a.parent = p.code
         ORDER BY p.code
         """
     )

@@ -23,10 +23,15 @@ from gridgov.gis.demo.pyramid import (
     locate,
 )
 from gridgov.gis.demo.sites import build_hazards, build_key_sites, build_rentals, build_shelters
+from gridgov.gis.demo.topology import share_vertices
 from gridgov.gis.demo.units import Cells, cells_from, cut_some, dissolve, group_within, move_some
 
 STORAGE = "EPSG:4490"
 PRECISION_M = 0.01
+# Vertices closer than this to an edge are put on it (see gridgov.gis.demo.topology); cut
+# points sit within nanometres of the edges they split, unrelated vertices much farther.
+SHARED_VERTEX_M = 1e-4
+NESTED = ("district", "township", "community", "grid")
 DISSOLVED = frozenset({"police_unit", "urban_unit", "emergency_unit"})
 GRIDS_VALID_FROM = pd.Timestamp("2024-01-01", tz="Asia/Shanghai")
 Progress = Callable[[str], None]
@@ -244,13 +249,16 @@ def build_city(
         "shelter": shelters,
         "incident": incidents,
     }
+    shared = share_vertices([layers[n].geometry.to_numpy() for n in NESTED], SHARED_VERTEX_M)
+    for layer, geoms in zip(NESTED, shared, strict=True):
+        layers[layer]["geometry"] = geoms
     result = {}
     for layer, frame in layers.items():
         if layer in DISSOLVED:
             # Snap to a 1 cm grid first: unions of cut cells can leave vertices a hair
-            # apart, which the datum change could turn into self-intersections. Partitions
-            # are left alone, so that they still share their edges exactly.
-            frame["geometry"] = shapely.set_precision(frame.geometry.to_numpy(), PRECISION_M)
+            # apart, which the datum change could turn into self-intersections.
+            snapped = shapely.set_precision(frame.geometry.to_numpy(), PRECISION_M)
+            frame["geometry"] = share_vertices([snapped], SHARED_VERTEX_M)[0]
         frame = frame.to_crs(STORAGE)
         invalid = ~frame.geometry.is_valid
         if invalid.any():
