@@ -24,6 +24,8 @@ from gridgov.security import tokens
 from gridgov.security.passwords import hash_password
 from gridgov.security.roles import Role
 from gridgov.settings import Settings
+from tests.api.ogc.city import remove_everything
+from tests.factories import insert_pyramid
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # Test-only keys (also inherited by CLI subprocesses); real ones come from `make serve`.
@@ -181,3 +183,15 @@ def auth_headers(admin_user: User, token_for: TokenFor) -> dict[str, str]:
     """Headers that let a test request act as an administrator (the schemathesis fuzz run
     drives every route with them)."""
     return {"Authorization": f"Bearer {token_for(admin_user)}"}
+
+
+@pytest.fixture
+def committed_pyramid(engine: Engine, metadata: MetaData, registry: Registry) -> Iterator[Engine]:
+    """For commands that commit (the CLI): a committed pyramid, every row removed after."""
+    with engine.begin() as conn:
+        insert_pyramid(conn, metadata, registry)
+    try:
+        yield engine
+    finally:
+        with engine.begin() as conn:
+            remove_everything(conn, registry)

@@ -5,31 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, MetaData, text
+from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from gridgov.cli import app as cli
 from gridgov.layers import accounts
-from gridgov.layers.registry import Registry
 from gridgov.security.passwords import verify_password
-from tests.api.ogc.city import remove_everything
-from tests.factories import insert_pyramid
 
 runner = CliRunner()
 NAMES = ("cli_planner", "cli_admin_first")
 
 
 @pytest.fixture
-def committed(engine: Engine, metadata: MetaData, registry: Registry) -> Iterator[Engine]:
-    """The CLI commits: a committed pyramid (for area codes), removed again after."""
-    with engine.begin() as conn:
-        insert_pyramid(conn, metadata, registry)
+def committed(committed_pyramid: Engine) -> Iterator[Engine]:
+    """The CLI commits: a committed pyramid (for area codes), its users removed after."""
     try:
-        yield engine
+        yield committed_pyramid
     finally:
-        with engine.begin() as conn:
+        with committed_pyramid.begin() as conn:
             conn.execute(text("DELETE FROM app_user WHERE username = ANY(:n)"), {"n": list(NAMES)})
-            remove_everything(conn, registry)
 
 
 def test_user_lifecycle(committed: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

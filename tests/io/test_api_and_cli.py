@@ -13,7 +13,7 @@ import pyogrio
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine, MetaData, text
+from sqlalchemy import Connection, Engine, MetaData
 from typer.testing import CliRunner
 
 from gridgov.api.app import create_app
@@ -23,7 +23,7 @@ from gridgov.layers.accounts import User
 from gridgov.layers.registry import Registry
 from gridgov.settings import Settings
 from tests.conftest import ClientAs, TokenFor
-from tests.factories import insert_pyramid, insert_row, valid_row
+from tests.factories import insert_row, valid_row
 from tests.io.conftest import CODES_COMMUNITY, count, grid_box, table_rows
 
 runner = CliRunner()
@@ -151,16 +151,8 @@ def test_api_export_masks_personal_data_by_default(
 
 
 @pytest.fixture
-def committed(engine: Engine, metadata: MetaData, registry: Registry) -> Iterator[Engine]:
-    """For the CLI, which commits: a committed pyramid, and every layer emptied after."""
-    with engine.begin() as conn:
-        insert_pyramid(conn, metadata, registry)
-    try:
-        yield engine
-    finally:
-        with engine.begin() as conn:
-            tables = ", ".join(spec.table_name for spec in registry)
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+def committed(committed_pyramid: Engine) -> Engine:
+    return committed_pyramid
 
 
 def test_cli_import_and_export(committed: Engine, metadata: MetaData, tmp_path: Path) -> None:
