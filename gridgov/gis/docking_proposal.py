@@ -21,6 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
 from gridgov.gis.coverage import is_sliver
+from gridgov.gis.docking import GridShares
 from gridgov.gis.measures import area_m2, parts_count, polygon_parts
 
 # Pieces of a grid smaller than this in another unit are digitising noise, not a move.
@@ -109,6 +110,20 @@ def main_units(
     return {code: _main(index.shares(grids[code]))[0] for code in sorted(grids)}
 
 
+def grid_shares(
+    grids: Mapping[str, BaseGeometry], units: Mapping[str, BaseGeometry]
+) -> list[GridShares]:
+    """Each grid's area and its shares in the units, for :func:`docking_summary` of grids
+    or units that are only proposed (the stored ones have ``grid_unit``)."""
+    index = _Units(units)
+    out = []
+    for code in sorted(grids):
+        area = area_m2(grids[code])
+        shares = index.shares(grids[code])
+        out.append(GridShares(code, area, {u: a / area for u, a in shares.items()} if area else {}))
+    return out
+
+
 def _shared_length(a: BaseGeometry, b: BaseGeometry) -> float:
     return float(shapely.intersection(a.boundary, b.boundary).length)
 
@@ -173,7 +188,7 @@ class UnitsFromGrids:
     units: dict[str, BaseGeometry]  # every unit, with its proposed boundary
     main_unit: dict[str, str | None]  # grid → the unit it goes to, whole
     gained: dict[str, list[str]]  # unit → the grids it takes whole that straddled before
-    emptied: list[str]  # units that met these grids but hold none of them mostly
+    emptied: list[str]  # units that met these grids and would keep no area at all
 
 
 def units_from_grids(
@@ -205,5 +220,5 @@ def units_from_grids(
         kept = shapely.difference(units[unit], covered)
         proposed[unit] = shapely.union_all([kept, *(grids[g] for g in mine)])
         gained[unit] = [g for g in mine if g in straddling]
-    emptied = [u for u in sorted(met) if not any(main[g] == u for g in grids)]
+    emptied = [u for u in sorted(met) if area_m2(proposed[u]) < MIN_PIECE_M2]
     return UnitsFromGrids(proposed, main, gained, emptied)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gridgov.api.auth import Principal, PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep
-from gridgov.layers import docking
+from gridgov.api.routes.measures import FromQ, ToQ, period
+from gridgov.layers import docking, docking_proposal
 
 router = APIRouter(prefix="/docking", tags=["docking 网格对接"])
 
@@ -122,4 +123,50 @@ def townships(
             )
             for r in rows
         ],
+    )
+
+
+@router.get(
+    "/proposals/townships/{township_code}",
+    summary="对接方案：网格随责任区边界调整 (proposal: a township's grids follow the units)",
+)
+def grids_follow_units(
+    township_code: Annotated[str, Path(pattern=r"^[0-9]{9}$", description="镇街代码")],
+    principal: PrincipalDep,
+    conn: ConnectionDep,
+    registry: RegistryDep,
+    unit_layer: UnitLayer,
+    unit_level: UnitLevel = None,
+    start: FromQ = None,
+    end: ToQ = None,
+) -> dict[str, Any]:
+    """Each straddling grid hands its pieces in other units to a neighbour of that unit;
+    pieces that cannot move are listed with the reason. A proposal: nothing is written."""
+    kind = docking.unit_kind(registry, unit_layer, unit_level)
+    _may_dock(principal, kind.layer)
+    principal.require_visible("township", township_code)
+    return docking_proposal.grids_follow_units_proposal(
+        conn, registry, township_code, kind, period(start, end)
+    )
+
+
+@router.get(
+    "/proposals/units/{unit_code}",
+    summary="对接方案：责任区边界由整网格构成 (proposal: a unit's boundary made of whole grids)",
+)
+def units_from_grids(
+    unit_code: Annotated[str, Path(pattern=r"^[0-9A-Za-z_-]{1,32}$", description="责任区代码")],
+    principal: PrincipalDep,
+    conn: ConnectionDep,
+    registry: RegistryDep,
+    unit_layer: UnitLayer,
+    unit_level: UnitLevel = None,
+    start: FromQ = None,
+    end: ToQ = None,
+) -> dict[str, Any]:
+    """The unit takes the grids whose larger part lies in it and gives away the rest."""
+    kind = docking.unit_kind(registry, unit_layer, unit_level)
+    _may_dock(principal, kind.layer)
+    return docking_proposal.units_from_grids_proposal(
+        conn, registry, kind, unit_code, period(start, end), principal.scope
     )
