@@ -176,8 +176,8 @@ def upgrade() -> None:
             ["plan_id"], ["plan.id"], name=op.f("fk_plan_grid_plan_id_plan"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_grid")),
-        sa.UniqueConstraint("plan_id", "code", name=op.f("uq_plan_grid_plan_id_code")),,
-        comment="方案中的网格 (the plan's own copy of the grids of its area)"
+        sa.UniqueConstraint("plan_id", "code", name=op.f("uq_plan_grid_plan_id_code")),
+        comment="方案中的网格 (the plan's own copy of the grids of its area)",
     )
     op.create_geospatial_index(
         "idx_plan_grid_geom",
