@@ -179,6 +179,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("plan_id", "code", name=op.f("uq_plan_grid_plan_id_code")),
         comment="方案中的网格 (the plan's own copy of the grids of its area)",
     )
+    # create_geospatial_table drops the table comment: set it on its own.
+    op.create_table_comment(
+        "plan_grid", "方案中的网格 (the plan's own copy of the grids of its area)"
+    )
     op.create_geospatial_index(
         "idx_plan_grid_geom",
         "plan_grid",
