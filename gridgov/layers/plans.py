@@ -19,9 +19,10 @@ import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import shapely
@@ -51,6 +52,7 @@ from gridgov.layers.scope import AreaScope
 LOCK_NAMESPACE: Final = 0x706C616E
 CHANGES: Final = ("unchanged", "changed", "created", "retired")
 MOVE_LAYERS: Final = ("building", "key_site", "incident")
+LOCAL_TIME: Final = ZoneInfo("Asia/Shanghai")  # effective dates are Beijing days
 
 _PLAN_COLUMNS = (
     "id, name, status, origin, district_code, township_code, community_code, reason, author, "
@@ -905,6 +907,18 @@ def publish(
     return result
 
 
+def effective_moment(day: date) -> datetime | None:
+    """Today: now (None); a later day: its midnight, Beijing time; earlier: refused."""
+    today = datetime.now(LOCAL_TIME).date()
+    if day < today:
+        raise InvalidInputError(
+            f"生效日期 {day} 早于今天，不能改写已经过去的网格",
+            f"effective date {day} is in the past; past grids are never rewritten",
+            public={"reason": "past_effective_date"},
+        )
+    return None if day == today else datetime.combine(day, time(), LOCAL_TIME)
+
+
 # --------------------------------------------------------------------------- what-if
 
 
@@ -1249,6 +1263,7 @@ __all__ = [
     "create_from_proposal",
     "diff",
     "edit_log",
+    "effective_moment",
     "export_gpkg",
     "get",
     "grid",

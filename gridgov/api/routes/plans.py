@@ -13,7 +13,7 @@ plan's whole district or more), and the author or submitter of a plan never appr
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gridgov.api.auth import Principal, PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.routes.grid_editing import EditSide, add_edit_routes, feature
-from gridgov.api.routes.measures import LOCAL_TIME, FromQ, ToQ, period, weights
+from gridgov.api.routes.measures import FromQ, ToQ, period, weights
 from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.errors import InvalidInputError, PermissionDeniedError
 from gridgov.layers import audit, plans
@@ -278,18 +278,6 @@ def reject_plan(
     return _plan_body(conn, plan)
 
 
-def effective_moment(day: date) -> datetime | None:
-    """Today: now (None); a later day: its midnight, Beijing time; earlier: refused."""
-    today = datetime.now(LOCAL_TIME).date()
-    if day < today:
-        raise InvalidInputError(
-            f"生效日期 {day} 早于今天，不能改写已经过去的网格",
-            f"effective date {day} is in the past; past grids are never rewritten",
-            public={"reason": "past_effective_date"},
-        )
-    return None if day == today else datetime.combine(day, time(), LOCAL_TIME)
-
-
 @router.post("/{plan_id}/publish", summary="发布方案，自生效日期起施行 (publish with a date)")
 def publish_plan(
     plan_id: PlanId,
@@ -306,7 +294,7 @@ def publish_plan(
         registry,
         plan.id,
         actor=principal.user.username,
-        effective_from=effective_moment(body.effective_date),
+        effective_from=plans.effective_moment(body.effective_date),
         tolerance_m=settings.assign_tolerance_m,
         max_vertices=settings.grid_max_vertices,
     )
@@ -373,4 +361,4 @@ def plan_grids(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) ->
 
 add_edit_routes(grids_router, plan_side, "方案中的网格")
 
-__all__ = ["effective_moment", "grids_router", "router"]
+__all__ = ["grids_router", "router"]
