@@ -652,46 +652,48 @@ def create_from_proposal(
     """
     if not grids:
         raise InvalidInputError("方案没有网格", "a proposal needs at least one grid")
-    plan_id = create(
-        conn,
-        name=name,
-        actor=actor,
-        reason=reason,
-        community_code=community_code,
-        origin="proposal",
-    )
-    plan = get(conn, plan_id)
-    target = PlanTarget(plan_id)
-    at, state, versions, synthetic = target.begin(conn, community_code)
-    # One validation of the whole proposal: today's grids all give way to the new set.
-    changes = Changes(
-        geometries=dict.fromkeys(state.grids),
-        new=[(geom, {"kind": "base"}) for geom in grids],
-    )
-    checked = validate(
-        CommunityState(community_code, state.community, {}, {}),
-        Changes(new=changes.new),
-        Options(max_vertices=max_vertices),
-    )
-    _check_covers(state, checked)
-    keep = _matching_codes(state, [g for g, _ in checked.new])
-    # Proposed grids that keep a code replace that grid; the rest are created, the
-    # grids no proposed grid keeps are retired.
-    kept = Changes()
-    new: list[tuple[BaseGeometry, dict[str, Any]]] = []
-    for index, (geom, values) in enumerate(checked.new):
-        code = keep.get(index)
-        if code is None:
-            new.append((geom, values))
-        else:
-            kept.geometries[code] = geom
-            kept.attrs[code] = dict(state.attrs.get(code, {}))
-    for code in state.grids:
-        if code not in kept.geometries:
-            kept.geometries[code] = None
-    kept.new = new
-    _write_plan(conn, plan.id, "proposal", state, versions, synthetic, kept, at, actor, reason)
-    return plan_id
+    # A savepoint: a refused proposal leaves no plan behind, whatever the caller does next.
+    with conn.begin_nested():
+        plan_id = create(
+            conn,
+            name=name,
+            actor=actor,
+            reason=reason,
+            community_code=community_code,
+            origin="proposal",
+        )
+        plan = get(conn, plan_id)
+        target = PlanTarget(plan_id)
+        at, state, versions, synthetic = target.begin(conn, community_code)
+        # One validation of the whole proposal: today's grids all give way to the new set.
+        changes = Changes(
+            geometries=dict.fromkeys(state.grids),
+            new=[(geom, {"kind": "base"}) for geom in grids],
+        )
+        checked = validate(
+            CommunityState(community_code, state.community, {}, {}),
+            Changes(new=changes.new),
+            Options(max_vertices=max_vertices),
+        )
+        _check_covers(state, checked)
+        keep = _matching_codes(state, [g for g, _ in checked.new])
+        # Proposed grids that keep a code replace that grid; the rest are created, the
+        # grids no proposed grid keeps are retired.
+        kept = Changes()
+        new: list[tuple[BaseGeometry, dict[str, Any]]] = []
+        for index, (geom, values) in enumerate(checked.new):
+            code = keep.get(index)
+            if code is None:
+                new.append((geom, values))
+            else:
+                kept.geometries[code] = geom
+                kept.attrs[code] = dict(state.attrs.get(code, {}))
+        for code in state.grids:
+            if code not in kept.geometries:
+                kept.geometries[code] = None
+        kept.new = new
+        _write_plan(conn, plan.id, "proposal", state, versions, synthetic, kept, at, actor, reason)
+        return plan_id
 
 
 def _check_covers(state: CommunityState, checked: Changes) -> None:
