@@ -12,7 +12,7 @@ from rich.table import Table
 
 from gridgov.cli.common import TestOption, console, fail, transaction
 from gridgov.errors import GridgovError
-from gridgov.layers import plans
+from gridgov.layers import audit, plans
 from gridgov.layers.measures import Period
 from gridgov.layers.registry import default_registry
 from gridgov.settings import Settings
@@ -151,6 +151,20 @@ def publish(
                 effective_from=moment,
                 tolerance_m=settings.assign_tolerance_m,
                 max_vertices=settings.grid_max_vertices,
+            )
+            audit.record(
+                conn,
+                audit.AuditEvent(
+                    action="plan_publish",
+                    outcome="ok",
+                    username=actor,
+                    target=f"plan/{plan_id}",
+                    detail={
+                        "via": "cli",
+                        "effective_from": result.effective_from.isoformat(),
+                        "edits": [e.edit_id for e in result.edits],
+                    },
+                ),
             )
     except GridgovError as exc:
         raise fail(exc) from exc

@@ -215,15 +215,15 @@ def test_measures_and_moves_match_an_independent_count(client: TestClient) -> No
 
     moves = client.get(f"/plans/{plan_id}/moves", params={"limit": 1}).json()
     expected: dict[tuple[str | None, str | None], list[int]] = {}
-    for lon, lat, households in BUILDINGS:
+    for lon, lat, homes in BUILDINGS:
         pair = (locate(Point(lon, lat), today), locate(Point(lon, lat), plan_grids))
         if pair[0] != pair[1]:
-            expected.setdefault(pair, []).append(households)
+            expected.setdefault(pair, []).append(homes)
     got = {(p["from"], p["to"]): p for p in moves["building"]["pairs"]}
     assert set(got) == set(expected) == {(G2, G1), (G2, G3)}
-    for pair, households in expected.items():
-        assert got[pair]["count"] == len(households)
-        assert got[pair]["households"] == sum(households)
+    for pair, moved_homes in expected.items():
+        assert got[pair]["count"] == len(moved_homes)
+        assert got[pair]["households"] == sum(moved_homes)
         assert len(got[pair]["ids"]) == 1  # limit
     assert moves["households_moved"] == 40 + 7 + 60
     sites = [(locate(Point(p), today), locate(Point(p), plan_grids)) for p in SITES]
@@ -233,13 +233,13 @@ def test_measures_and_moves_match_an_independent_count(client: TestClient) -> No
     assert [(p["from"], p["to"], p["count"]) for p in moves["incident"]["pairs"]] == [(G2, G1, 1)]
 
     report = client.get(f"/plans/{plan_id}/measures").json()
-    households = {g["code"]: g["households"] for g in report["plan"]["grids"]}
+    measured = {g["code"]: g["households"] for g in report["plan"]["grids"]}
     independent = dict.fromkeys(plan_grids, 0)
     for lon, lat, n in BUILDINGS:
         code = locate(Point(lon, lat), plan_grids)
         assert code is not None
         independent[code] += n
-    assert households == independent
+    assert measured == independent
     values = np.array([independent[c] for c in sorted(independent)], dtype=float)
     assert report["plan"]["balance"]["households"]["cv"] == pytest.approx(
         values.std() / values.mean(), abs=1e-4
