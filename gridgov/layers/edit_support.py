@@ -22,7 +22,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-OPERATIONS = ("create", "replace", "update", "retire", "split", "merge", "move_boundary")
+OPERATIONS = (
+    "create",
+    "replace",
+    "update",
+    "retire",
+    "split",
+    "merge",
+    "move_boundary",
+    "publish",  # a plan taking force (gridgov.layers.plans)
+)
 
 
 def build_edit_tables(metadata: MetaData) -> None:

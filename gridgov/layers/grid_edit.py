@@ -14,16 +14,19 @@ One edit, in the caller's transaction:
    docking table, reassigns the incidents the change touches
    (:func:`gridgov.layers.incidents.reassign`) and writes the edit log with who and why.
 
-``target`` names where the edit goes; only ``"live"`` exists today, and plans (edits not
-yet in force) will be a second target of this same function.
+``target`` names where the edit goes: ``"live"`` (the steps above), or an
+:class:`EditTarget` such as a plan (:class:`gridgov.layers.plans.PlanTarget`), which
+supplies its own lock, grid state and write while the ETag check and the validation
+stay this function's. Publishing a plan writes through :func:`write_changes`, the live
+write path of step 3.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import shapely
@@ -58,7 +61,6 @@ from gridgov.layers.spec import AdminLevel
 
 # First key of the two-key advisory lock: "gred" (grid edit); the second is the community.
 LOCK_NAMESPACE: Final = 0x67726564
-Target = Literal["live"]
 
 _IN_FORCE = "g.valid_from <= :t AND (g.valid_to IS NULL OR g.valid_to > :t)"
 _VERSION_COLUMNS = (
@@ -82,12 +84,13 @@ class GridVersion:
     valid_to: datetime | None
     updated_at: datetime
     geometry: BaseGeometry
+    etag_prefix: str = ""  # "p" for a plan's copy, so it never passes for a live ETag
 
     @property
     def etag(self) -> str:
         """Strong ETag: the version id and its last change, so any write changes it."""
         stamp = int(self.updated_at.timestamp() * 1_000_000)
-        return f'"{self.id}-{stamp}"'
+        return f'"{self.etag_prefix}{self.id}-{stamp}"'
 
 
 def _version(row: Any) -> GridVersion:
@@ -190,7 +193,7 @@ def _community_of(operation: Operation, community_code: str | None) -> str:
     return communities.pop()
 
 
-def _lock(conn: Connection, community_code: str) -> None:
+def lock_community(conn: Connection, community_code: str) -> None:
     """Serialise the edits of one community until the transaction ends."""
     conn.execute(
         text("SELECT pg_advisory_xact_lock(CAST(:ns AS integer), hashtext(:c))"),
@@ -198,7 +201,10 @@ def _lock(conn: Connection, community_code: str) -> None:
     )
 
 
-def _state(conn: Connection, community_code: str, at: datetime) -> tuple[CommunityState, Any]:
+def live_state(
+    conn: Connection, community_code: str, at: datetime
+) -> tuple[CommunityState, tuple[dict[str, GridVersion], bool]]:
+    """The community, its grids in force at ``at`` (locked), and whether it is synthetic."""
     community = conn.execute(
         text("SELECT synthetic, ST_AsBinary(geom) AS wkb FROM community WHERE code = :c"),
         {"c": community_code},
@@ -254,6 +260,37 @@ def check_etags(
         )
 
 
+class EditTarget(Protocol):
+    """Somewhere else than the live grids an edit can go (a plan)."""
+
+    def begin(
+        self, conn: Connection, community_code: str
+    ) -> tuple[datetime, CommunityState, dict[str, GridVersion], bool]:
+        """Lock, then the moment, the state, its versions (for ETags) and synthetic."""
+        ...
+
+    def write(
+        self,
+        conn: Connection,
+        registry: Registry,
+        operation: str,
+        state: CommunityState,
+        versions: dict[str, GridVersion],
+        synthetic: bool,
+        changes: Changes,
+        at: datetime,
+        *,
+        actor: str,
+        reason: str,
+        options: Options,
+    ) -> EditResult:
+        """Store validated changes."""
+        ...
+
+
+Target = Literal["live"] | EditTarget
+
+
 def apply_edit(
     conn: Connection,
     registry: Registry,
@@ -270,8 +307,6 @@ def apply_edit(
 ) -> EditResult:
     """Validate and commit one grid edit (see the module docstring); refusals raise and
     leave nothing written (the caller's transaction is rolled back)."""
-    if target != "live":
-        raise InvalidInputError("未知的编辑目标", f"unknown edit target {target!r}")
     if not actor.strip() or not reason.strip():
         raise InvalidInputError(
             "每次网格调整都须注明操作人与原因", "every grid edit needs an actor and a reason"
@@ -282,12 +317,29 @@ def apply_edit(
             f"无权调整村社区 {community} 的网格（不在账户的区域内）",
             f"the grids of community {community} lie outside the account's area",
         )
-    _lock(conn, community)
-    at = _now(conn)
-    state, (versions, synthetic) = _state(conn, community, at)
+    if target == "live":
+        lock_community(conn, community)
+        at = _now(conn)
+        state, (versions, synthetic) = live_state(conn, community, at)
+    else:
+        at, state, versions, synthetic = target.begin(conn, community)
     check_etags(versions, operation.named, if_match)
     changes = validate(state, operation.build(state), options)
-    return _write(
+    if target != "live":
+        return target.write(
+            conn,
+            registry,
+            operation.operation,
+            state,
+            versions,
+            synthetic,
+            changes,
+            at,
+            actor=actor,
+            reason=reason,
+            options=options,
+        )
+    return write_changes(
         conn,
         registry,
         operation.operation,
@@ -303,7 +355,7 @@ def apply_edit(
     )
 
 
-def _write(
+def write_changes(
     conn: Connection,
     registry: Registry,
     operation: str,
@@ -317,7 +369,18 @@ def _write(
     reason: str,
     options: Options,
     tolerance_m: float,
+    new_codes: Sequence[str] | None = None,
+    counts: Mapping[str, tuple[int | None, int | None]] | None = None,
+    since: datetime | None = None,
 ) -> EditResult:
+    """Step 3 of the module docstring: close the old versions and open new ones at ``at``.
+
+    A plan being published gives the codes it already showed (``new_codes``); with a
+    future ``at`` it also gives the households and population it counted (``counts``),
+    since the buildings keep the codes of the grids in force today until then (they are
+    neither re-coded nor recounted now). ``since`` is when this write began (default
+    ``at``): the incidents the new versions touch are found from it.
+    """
     touched = changes.touched
     scheduled = conn.execute(
         text("SELECT DISTINCT code FROM grid WHERE code = ANY(:codes) AND valid_from > :t"),
@@ -342,7 +405,18 @@ def _write(
         text("SELECT DISTINCT code FROM grid WHERE community_code = :c"),
         {"c": state.community_code},
     )
-    new_codes = _new_codes(state.community_code, list(ever_used.scalars()), changes)
+    used = list(ever_used.scalars())
+    if new_codes is None:
+        new_codes = next_codes(state.community_code, used, changes)
+    else:
+        taken = sorted(set(new_codes) & set(used))
+        if taken or len(new_codes) != len(changes.new):
+            raise ConflictError(
+                f"网格编码 {'、'.join(taken)} 已被使用，不能再分配",
+                f"grid code {', '.join(taken)} is already used",
+                public={"codes": ",".join(taken)},
+            )
+        new_codes = list(new_codes)
     rows: list[dict[str, Any]] = []
     reshaped: list[str] = []
     for code in touched:
@@ -355,6 +429,11 @@ def _write(
         if not keep_counts:
             reshaped.append(code)
         values = changes.attrs.get(code, old.attrs)
+        households, population = (
+            (old.attrs["households"], old.attrs["population"])
+            if keep_counts
+            else (counts or {}).get(code, (None, None))
+        )
         rows.append(
             _row(
                 code,
@@ -362,13 +441,16 @@ def _write(
                 values,
                 geom,
                 old.attrs["synthetic"],
-                old.attrs["households"] if keep_counts else None,
-                old.attrs["population"] if keep_counts else None,
+                households,
+                population,
             )
         )
     for code, (geom, values) in zip(new_codes, changes.new, strict=True):
         reshaped.append(code)
-        rows.append(_row(code, state.community_code, values, geom, synthetic, None, None))
+        households, population = (counts or {}).get(code, (None, None))
+        rows.append(
+            _row(code, state.community_code, values, geom, synthetic, households, population)
+        )
     new_ids: list[int] = []
     for row in rows:
         new_ids.append(
@@ -395,12 +477,13 @@ def _write(
         + [g for g in changes.geometries.values() if g is not None]
         + [g for g, _ in changes.new]
     )
-    _recode_carried(conn, registry, state.community_code, region, at)
-    _recount(conn, state.community_code, reshaped, at)
+    if counts is None:
+        _recode_carried(conn, registry, state.community_code, region, at)
+        _recount(conn, state.community_code, reshaped, at)
     if new_ids:
         refresh_grid_units(conn, new_ids)
     report = incidents.reassign(
-        conn, tolerance_m, incidents.affected_by_changes(conn, at, tolerance_m)
+        conn, tolerance_m, incidents.affected_by_changes(conn, since or at, tolerance_m)
     )
     retired = sorted(c for c, g in changes.geometries.items() if g is None)
     created = sorted(new_codes)
@@ -454,7 +537,7 @@ def _write(
     )
 
 
-def _new_codes(community_code: str, ever_used: list[str], changes: Changes) -> list[str]:
+def next_codes(community_code: str, ever_used: list[str], changes: Changes) -> list[str]:
     """The next unused codes (retired ones are never reused), in reading order."""
     if not changes.new:
         return []

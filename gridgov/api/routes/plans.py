@@ -1,0 +1,364 @@
+"""``/plans``: grid plans (网格调整方案) — edits not yet in force, what-if, review, publish.
+
+Thin: every statement is in :mod:`gridgov.layers.plans`. The grid routes of a plan
+(``/plans/{id}/grids…``) are the very routes of ``/grids`` (same bodies, ETags,
+If-Match rules and refusals) registered with a plan as their side
+(:mod:`gridgov.api.routes.grid_editing`).
+
+Who may do what: anyone who may read grids sees the plans of their area (404 outside
+it); admins and planners edit and submit plans of their area; approving, rejecting and
+publishing need a district role (an admin, or a planner / supervisor whose area is the
+plan's whole district or more), and the author or submitter of a plan never approves it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from gridgov.api.auth import Principal, PrincipalDep
+from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from gridgov.api.routes.grid_editing import EditSide, add_edit_routes, feature
+from gridgov.api.routes.measures import FromQ, ToQ, period, weights
+from gridgov.api.strict_json import StrictJSONRoute
+from gridgov.errors import InvalidInputError, PermissionDeniedError
+from gridgov.layers import audit, plans
+from gridgov.layers.plans import Plan, PlanTarget
+from gridgov.security.roles import Role
+
+router = APIRouter(prefix="/plans", tags=["plans 网格调整方案"], route_class=StrictJSONRoute)
+grids_router = APIRouter(
+    prefix="/plans/{plan_id}/grids", tags=["plans 网格调整方案"], route_class=StrictJSONRoute
+)
+
+PlanId = Annotated[int, Path(ge=1, le=2**62, description="方案编号 (plan id)")]
+LimitQ = Annotated[int, Query(ge=1, le=10_000, description="每对迁移最多列出的编号数")]
+Status = Literal["draft", "submitted", "approved", "published"]
+GPKG = "application/geopackage+sqlite3"
+
+
+class PlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="方案名称")
+    township_code: str | None = Field(default=None, pattern=r"^[0-9]{9}$")
+    community_code: str | None = Field(default=None, pattern=r"^[0-9]{12}$")
+    reason: str = Field(min_length=1, max_length=2000, description="调整原因 (why)")
+
+
+class RejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=2000, description="退回意见")
+
+
+class PublishIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    effective_date: date = Field(description="生效日期（北京时间；今天或以后）")
+
+
+def _visible(conn: ConnectionDep, principal: Principal, plan_id: int) -> Plan:
+    """The plan if the caller may see it; 404 exactly as for a missing one otherwise."""
+    principal.require_read("grid")
+    return plans.get(conn, plan_id, principal.scope)
+
+
+def _require_editor(principal: Principal, plan: Plan) -> None:
+    principal.require_edit("grid")
+    if not principal.scope.covers_code(plan.area_code):
+        raise PermissionDeniedError(
+            f"无权编辑方案 {plan.id}（{plan.area_code} 不全在账户的区域内）",
+            f"plan {plan.id} ({plan.area_code}) is not wholly inside the account's area",
+        )
+
+
+def _require_district_role(principal: Principal, plan: Plan) -> None:
+    """Admins, or planners / supervisors whose area holds the plan's whole district."""
+    if principal.role is Role.ADMIN:
+        return
+    if principal.role in (Role.PLANNER, Role.SUPERVISOR):
+        codes = principal.scope.codes
+        if codes is None or any(len(c) <= 6 and plan.district_code.startswith(c) for c in codes):
+            return
+    raise PermissionDeniedError(
+        f"审批与发布方案须由区级账户操作"
+        f"（管理员，或负责区 {plan.district_code} 的规划、指挥中心账户）",
+        f"approving and publishing need a district role (admin, or a planner / supervisor "
+        f"of district {plan.district_code})",
+    )
+
+
+def _audit(
+    conn: ConnectionDep, principal: Principal, action: str, plan: Plan, **detail: Any
+) -> None:
+    audit.record(
+        conn,
+        principal.event(
+            action, "ok", target=f"plan/{plan.id}", detail={"name": plan.name, **detail}
+        ),
+    )
+
+
+def _plan_body(conn: ConnectionDep, plan: Plan) -> dict[str, Any]:
+    counts = dict.fromkeys(plans.CHANGES, 0)
+    for item in plans.grids(conn, plan):
+        counts[item.change] += 1
+    base = f"/plans/{plan.id}"
+    return {
+        **plan.as_dict(),
+        "changes": counts,
+        "links": [
+            {"rel": "self", "href": base},
+            {"rel": "grids", "href": f"{base}/grids"},
+            {"rel": "measures", "href": f"{base}/measures"},
+            {"rel": "moves", "href": f"{base}/moves"},
+            {"rel": "diff", "href": f"{base}/diff?against=live"},
+            {"rel": "edits", "href": f"{base}/edits"},
+            {"rel": "export", "href": f"{base}/export.gpkg"},
+        ],
+    }
+
+
+@router.post("", status_code=201, summary="新建方案 (a draft plan for a township or community)")
+def create_plan(
+    body: PlanIn, conn: ConnectionDep, principal: PrincipalDep, response: Response
+) -> dict[str, Any]:
+    principal.require_edit("grid")
+    area = body.community_code or body.township_code
+    if area is None or (body.community_code and body.township_code):
+        raise InvalidInputError(
+            "须指定 township_code 或 community_code 之一",
+            "give exactly one of township_code and community_code",
+        )
+    if not principal.scope.covers_code(area):
+        raise PermissionDeniedError(
+            f"区域 {area} 不在账户的区域内", f"area {area} lies outside the account's area"
+        )
+    plan_id = plans.create(
+        conn,
+        name=body.name,
+        actor=principal.user.username,
+        reason=body.reason,
+        township_code=None if body.community_code else body.township_code,
+        community_code=body.community_code,
+    )
+    plan = plans.get(conn, plan_id)
+    _audit(conn, principal, "plan_create", plan, area_code=area, reason=body.reason)
+    response.headers["Location"] = f"/plans/{plan_id}"
+    return _plan_body(conn, plan)
+
+
+@router.get("", summary="方案列表 (plans of the caller's area, newest first)")
+def list_plans(
+    conn: ConnectionDep,
+    principal: PrincipalDep,
+    status: Annotated[Status | None, Query(description="状态")] = None,
+    township: Annotated[str | None, Query(pattern=r"^[0-9]{9}$", description="镇街代码")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    principal.require_read("grid")
+    found = plans.search(conn, principal.scope, status, township, limit)
+    return {"items": [p.as_dict() for p in found]}
+
+
+@router.get("/{plan_id}", summary="方案 (a plan, its workflow state and how many grids change)")
+def get_plan(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> dict[str, Any]:
+    return _plan_body(conn, _visible(conn, principal, plan_id))
+
+
+@router.get("/{plan_id}/edits", summary="方案编辑记录 (edits made into the plan)")
+def plan_edits(
+    plan_id: PlanId,
+    conn: ConnectionDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    plan = _visible(conn, principal, plan_id)
+    return {"items": plans.edit_log(conn, plan.id, limit)}
+
+
+@router.get("/{plan_id}/measures", summary="方案测度与现状对比 (measures, balance, docking)")
+def plan_measures(
+    plan_id: PlanId,
+    conn: ConnectionDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    start: FromQ = None,
+    end: ToQ = None,
+) -> dict[str, Any]:
+    plan = _visible(conn, principal, plan_id)
+    return plans.plan_measures(conn, registry, plan, period(start, end), weights(settings))
+
+
+@router.get("/{plan_id}/moves", summary="将改变网格的住户、楼栋、重点场所与事件 (what moves)")
+def plan_moves(
+    plan_id: PlanId,
+    conn: ConnectionDep,
+    principal: PrincipalDep,
+    start: FromQ = None,
+    end: ToQ = None,
+    limit: LimitQ = 100,
+) -> dict[str, Any]:
+    plan = _visible(conn, principal, plan_id)
+    before = plans.live_geometries(conn, plan)
+    after = plans.plan_geometries(conn, plan)
+    return {"plan_id": plan.id, **plans.moves(conn, before, after, period(start, end), limit)}
+
+
+@router.get("/{plan_id}/diff", summary="两方案或方案与现状的对比 (side-by-side diff)")
+def plan_diff(
+    plan_id: PlanId,
+    conn: ConnectionDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    against: Annotated[
+        str, Query(pattern=r"^(live|[0-9]{1,18})$", description="live 或另一方案编号")
+    ] = "live",
+    start: FromQ = None,
+    end: ToQ = None,
+    limit: LimitQ = 100,
+) -> dict[str, Any]:
+    plan = _visible(conn, principal, plan_id)
+    other = None if against == "live" else _visible(conn, principal, int(against))
+    return plans.diff(conn, registry, plan, other, period(start, end), weights(settings), limit)
+
+
+@router.get(
+    "/{plan_id}/export.gpkg",
+    summary="导出方案为 GeoPackage (plan grids, today's grids, moves; for QGIS)",
+    response_class=Response,
+    responses={200: {"content": {GPKG: {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def export_plan(
+    plan_id: PlanId,
+    conn: ConnectionDep,
+    principal: PrincipalDep,
+    start: FromQ = None,
+    end: ToQ = None,
+) -> Response:
+    plan = _visible(conn, principal, plan_id)
+    content = plans.export_gpkg(conn, plan, period(start, end))
+    _audit(conn, principal, "export", plan, format="gpkg", bytes=len(content))
+    return Response(
+        content,
+        media_type=GPKG,
+        headers={"Content-Disposition": f'attachment; filename="plan-{plan.id}.gpkg"'},
+    )
+
+
+@router.post("/{plan_id}/submit", summary="提交方案（此后只读）(submit: read-only from now)")
+def submit_plan(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> dict[str, Any]:
+    plan = _visible(conn, principal, plan_id)
+    _require_editor(principal, plan)
+    plan = plans.submit(conn, plan.id, principal.user.username)
+    _audit(conn, principal, "plan_submit", plan)
+    return _plan_body(conn, plan)
+
+
+@router.post("/{plan_id}/approve", summary="批准方案（区级账户）(approve: district role)")
+def approve_plan(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> dict[str, Any]:
+    plan = _visible(conn, principal, plan_id)
+    _require_district_role(principal, plan)
+    plan = plans.approve(conn, plan.id, principal.user.username)
+    _audit(conn, principal, "plan_approve", plan)
+    return _plan_body(conn, plan)
+
+
+@router.post("/{plan_id}/reject", summary="退回方案为草稿（区级账户）(reject back to draft)")
+def reject_plan(
+    plan_id: PlanId, body: RejectIn, conn: ConnectionDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    plan = _visible(conn, principal, plan_id)
+    _require_district_role(principal, plan)
+    plan = plans.reject(conn, plan.id, principal.user.username, body.note)
+    _audit(conn, principal, "plan_reject", plan, note=body.note)
+    return _plan_body(conn, plan)
+
+
+@router.post("/{plan_id}/publish", summary="发布方案，自生效日期起施行 (publish with a date)")
+def publish_plan(
+    plan_id: PlanId,
+    body: PublishIn,
+    conn: ConnectionDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    plan = _visible(conn, principal, plan_id)
+    _require_district_role(principal, plan)
+    result = plans.publish(
+        conn,
+        registry,
+        plan.id,
+        actor=principal.user.username,
+        effective_from=plans.effective_moment(body.effective_date),
+        tolerance_m=settings.assign_tolerance_m,
+        max_vertices=settings.grid_max_vertices,
+    )
+    edits = [
+        {
+            "id": e.edit_id,
+            "community_code": e.community_code,
+            "created": e.created,
+            "retired": e.retired,
+            "codes": sorted(v.code for v in e.versions),
+            "incidents_moved": e.incidents_moved,
+        }
+        for e in result.edits
+    ]
+    _audit(
+        conn,
+        principal,
+        "plan_publish",
+        result.plan,
+        effective_from=result.effective_from.isoformat(),
+        edits=[e["id"] for e in edits],
+    )
+    return {
+        **_plan_body(conn, result.plan),
+        "effective_from": result.effective_from.isoformat(),
+        "edits": edits,
+    }
+
+
+# --------------------------------------------------------------------------- plan grids
+
+
+def plan_side(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> EditSide:
+    """Edits of ``/plans/{id}/grids`` go into that plan (404 when it is not visible)."""
+    plan = _visible(conn, principal, plan_id)
+
+    def read(c: Any, code: str) -> Any:
+        return plans.grid(c, plan, code)
+
+    def require_edit(who: Principal) -> None:
+        _require_editor(who, plan)
+
+    return EditSide(
+        base=f"/plans/{plan.id}/grids",
+        target=PlanTarget(plan.id),
+        read=read,
+        require_edit=require_edit,
+        audit_action="plan_edit",
+        audit_prefix=f"plan/{plan.id}/",
+    )
+
+
+@grids_router.get("", summary="方案中的网格及其变化 (the plan's grids, with their change)")
+def plan_grids(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> dict[str, Any]:
+    plan = _visible(conn, principal, plan_id)
+    base = f"/plans/{plan.id}/grids"
+    features = []
+    for item in plans.grids(conn, plan):
+        found = feature(item.version, base)
+        found["properties"]["change"] = item.change
+        features.append(found)
+    return {"type": "FeatureCollection", "plan": plan.as_dict(), "features": features}
+
+
+add_edit_routes(grids_router, plan_side, "方案中的网格")
+
+__all__ = ["grids_router", "router"]
