@@ -52,8 +52,9 @@ class PieceLeft:
 
 LEFT_REASONS: Final = {
     "no_neighbour_in_unit": (
-        "该部分所在责任区内没有相邻网格，需新设网格或调整责任区边界",
-        "no neighbouring grid lies in that unit: a new grid, or a unit boundary move, is needed",
+        "该部分所在责任区内没有本村社区的相邻网格，需新设网格或调整责任区边界",
+        "no neighbouring grid of the same community lies in that unit: a new grid, "
+        "or a unit boundary move, is needed",
     ),
     "would_split_grid": (
         "移出该部分会使网格分成不相连的两块",
@@ -134,13 +135,16 @@ def grids_follow_units(
     *,
     one_unit_share: float,
     min_piece_m2: float = MIN_PIECE_M2,
+    group_of: Mapping[str, str] | None = None,
 ) -> GridsFollowUnits:
     """Hand each grid's pieces in other units to the neighbour of that unit it borders most.
 
     Grids already ``one_unit_share`` in one unit are left alone. A piece goes to a grid
     whose main unit is the piece's unit and which shares a stretch of boundary with it; a
-    move that would cut the giver in two is not made. Grids are visited in code order, so
-    the answer does not depend on the input's order.
+    move that would cut the giver in two is not made. With ``group_of`` (grid → its
+    community) a piece only goes to a grid of the same community: grids never leave their
+    community. Grids are visited in code order, so the answer does not depend on the
+    input's order.
     """
     index = _Units(units)
     shares_of = {code: index.shares(grids[code]) for code in sorted(grids)}
@@ -165,7 +169,9 @@ def grids_follow_units(
                     (
                         (-_shared_length(part, current[other]), other)
                         for other in current
-                        if other != code and main[other] == unit
+                        if other != code
+                        and main[other] == unit
+                        and (group_of is None or group_of[other] == group_of[code])
                     ),
                 )
                 receivers = [r for r in receivers if r[0] < 0]

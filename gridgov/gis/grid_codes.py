@@ -41,6 +41,13 @@ def grid_code(community_code: str, sequence: int) -> str:
     return f"{community_code}{sequence:03d}"
 
 
+def community_of(grid_code_: str) -> str:
+    """The community a grid belongs to: the first 12 digits of its code."""
+    if not GRID_CODE.match(grid_code_):
+        raise ValueError(f"not a 15-digit grid code: {grid_code_!r}")
+    return grid_code_[:12]
+
+
 def next_sequence(codes_ever_used: Iterable[str]) -> int:
     """The first sequence after every code ever used (retired ones included)."""
     used = [int(code[12:]) for code in codes_ever_used if GRID_CODE.match(code)]

@@ -14,16 +14,19 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
-from gridgov.errors import NotFoundError
+from gridgov.errors import InvalidInputError, NotFoundError
 from gridgov.gis.docking import docking_summary
 from gridgov.gis.docking_proposal import (
     LEFT_REASONS,
+    GridsFollowUnits,
     grid_shares,
     grids_follow_units,
     units_from_grids,
 )
+from gridgov.gis.grid_codes import community_of
+from gridgov.gis.grid_edit import Options, Update
 from gridgov.gis.measures import area_m2, polygon_parts
-from gridgov.layers import docking
+from gridgov.layers import docking, grid_edit, plans
 from gridgov.layers.assignment import UNIT_TARGETS
 from gridgov.layers.docking import UnitKind
 from gridgov.layers.measures import Period, gather
@@ -110,6 +113,24 @@ def _kind_out(kind: UnitKind) -> dict[str, str]:
     }
 
 
+def _follow(
+    conn: Connection, township_code: str, kind: UnitKind
+) -> tuple[dict[str, BaseGeometry], dict[str, BaseGeometry], GridsFollowUnits]:
+    grids = _township_grids(conn, township_code)
+    if not grids:
+        raise NotFoundError(
+            f"镇街 {township_code} 没有现行网格", f"no grids in force in {township_code}"
+        )
+    units = _units_meeting_grids(conn, kind, "g.township_code = :t", {"t": township_code})
+    result = grids_follow_units(
+        grids,
+        units,
+        one_unit_share=docking.ONE_UNIT_SHARE,
+        group_of={code: community_of(code) for code in grids},
+    )
+    return grids, units, result
+
+
 def grids_follow_units_proposal(
     conn: Connection,
     registry: Registry,
@@ -118,13 +139,7 @@ def grids_follow_units_proposal(
     period: Period,
 ) -> dict[str, Any]:
     """For a township: its grids adjusted to follow the units' boundaries, with what moves."""
-    grids = _township_grids(conn, township_code)
-    if not grids:
-        raise NotFoundError(
-            f"镇街 {township_code} 没有现行网格", f"no grids in force in {township_code}"
-        )
-    units = _units_meeting_grids(conn, kind, "g.township_code = :t", {"t": township_code})
-    result = grids_follow_units(grids, units, one_unit_share=docking.ONE_UNIT_SHARE)
+    grids, units, result = _follow(conn, township_code, kind)
     pieces = {f"move-{i}": m.geometry for i, m in enumerate(result.moves)}
     changed = result.changed
     before = _counts(conn, {c: grids[c] for c in changed}, period)
@@ -176,6 +191,55 @@ def grids_follow_units_proposal(
             ],
         },
     }
+
+
+def plan_grids_follow_units(
+    conn: Connection,
+    registry: Registry,
+    township_code: str,
+    kind: UnitKind,
+    *,
+    actor: str,
+    reason: str,
+    name: str,
+    tolerance_m: float,
+    max_vertices: int,
+) -> int:
+    """The grid-side proposal as a draft plan of the township: one edit per move, each the
+    receiving grid taking its piece from the giver (``overlap=take``), validated like any
+    plan edit. Nothing live changes; a refused edit leaves no plan behind."""
+    _grids, _units, result = _follow(conn, township_code, kind)
+    if not result.moves:
+        raise InvalidInputError(
+            f"镇街 {township_code} 的网格无需或无法随{kind.title_zh}调整",
+            f"no grid of {township_code} can be moved to follow the {kind.layer} units",
+            public={"reason": "nothing_to_move"},
+        )
+    with conn.begin_nested():
+        plan_id = plans.create(
+            conn,
+            name=name,
+            actor=actor,
+            reason=reason,
+            township_code=township_code,
+            origin="proposal",
+        )
+        plan = plans.get(conn, plan_id)
+        target = plans.PlanTarget(plan_id)
+        for move in result.moves:
+            receiver = plans.grid(conn, plan, move.to_code)
+            grid_edit.apply_edit(
+                conn,
+                registry,
+                Update(code=move.to_code, geometry=shapely.union(receiver.geometry, move.geometry)),
+                actor=actor,
+                reason=f"{reason}（{move.from_code} → {move.to_code}，{move.unit}）",
+                if_match=[receiver.etag],
+                options=Options(overlap="take", max_vertices=max_vertices),
+                tolerance_m=tolerance_m,
+                target=target,
+            )
+    return plan_id
 
 
 def _unit(

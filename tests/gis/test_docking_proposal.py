@@ -105,3 +105,13 @@ def test_a_unit_holding_no_grid_mostly_is_reported_emptied() -> None:
     assert result.emptied == ["u2"]
     assert same_area(result.units["u1"], box(0, 0, 1000, 1000))
     assert area_m2(result.units["u2"]) < 1.0
+
+
+def test_a_piece_never_leaves_its_community() -> None:
+    grids = {"c1-g1": box(0, 0, 500, 1000), "c2-g1": box(500, 0, 1000, 1000)}
+    units = {"u1": box(0, 0, 600, 1000), "u2": box(600, 0, 1000, 1000)}
+    result = grids_follow_units(
+        grids, units, one_unit_share=SHARE, group_of={c: c[:2] for c in grids}
+    )
+    assert result.moves == ()
+    assert [(p.code, p.reason) for p in result.left] == [("c2-g1", "no_neighbour_in_unit")]

@@ -16,15 +16,16 @@ from fastapi.testclient import TestClient
 from shapely.geometry import MultiPolygon, Point, box, shape
 from sqlalchemy import Connection, MetaData, text
 
+from gridgov.errors import InvalidInputError, NotFoundError
 from gridgov.gis.measures import area_m2
-from gridgov.layers import docking, docking_proposal, incidents
+from gridgov.layers import docking, docking_proposal, incidents, plans
 from gridgov.layers.incidents import NewIncident
 from gridgov.layers.measures import Period
 from gridgov.layers.registry import Registry
 from gridgov.layers.scope import AreaScope
 from tests.conftest import ClientAs
 from tests.factories import insert_row, valid_row
-from tests.small_city import MID, TOLERANCE, E, N, S, W, build_small_city
+from tests.small_city import HOLE, MID, TOLERANCE, E, N, S, W, build_small_city
 
 G1, G2 = "320213001001001", "320213001001002"
 TOWNSHIP = "320213001"
@@ -108,8 +109,6 @@ def test_unit_made_of_whole_grids(city: Connection, registry: Registry) -> None:
 
 
 def test_a_unit_outside_the_scope_is_not_found(city: Connection, registry: Registry) -> None:
-    from gridgov.errors import NotFoundError
-
     with pytest.raises(NotFoundError):
         docking_proposal.units_from_grids_proposal(
             city, registry, kind(registry), "JWQ-N", PERIOD, AreaScope.of(["320214"])
@@ -130,3 +129,65 @@ def test_proposals_over_http(client: TestClient, client_as: ClientAs) -> None:
     bad = client.get(f"/docking/proposals/townships/{TOWNSHIP}", params={"unit_layer": "grid"})
     assert bad.status_code == 422
     assert "责任区" in bad.json()["detail"]
+
+
+def test_the_grid_side_proposal_as_a_plan(city: Connection, registry: Registry) -> None:
+    plan_id = docking_proposal.plan_grids_follow_units(
+        city,
+        registry,
+        TOWNSHIP,
+        kind(registry),
+        actor="planner",
+        reason="随警务区调整",
+        name="对接方案",
+        tolerance_m=TOLERANCE,
+        max_vertices=5000,
+    )
+    plan = plans.get(city, plan_id)
+    assert (plan.status, plan.origin, plan.township_code) == ("draft", "proposal", TOWNSHIP)
+    in_plan = {g.version.code: g for g in plans.grids(city, plan)}
+    assert in_plan[G1].change == in_plan[G2].change == "changed"
+    grown = in_plan[G1].version.geometry
+    assert area_m2(grown.symmetric_difference(box(W, S, CUT, N).difference(HOLE))) < 1.0
+    assert area_m2(in_plan[G2].version.geometry.symmetric_difference(box(CUT, S, E, N))) < 1.0
+    # The live grids are untouched until the plan is published.
+    live = city.execute(
+        text("SELECT ST_AsBinary(geom) FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": G2}
+    ).scalar_one()
+    assert shapely.from_wkb(bytes(live)).equals(MultiPolygon([box(MID, S, E, N)]))
+
+
+def test_nothing_to_move_makes_no_plan(city: Connection, registry: Registry) -> None:
+    urban = docking.unit_kind(registry, "urban_unit", None)  # one unit holds the township
+    with pytest.raises(InvalidInputError):
+        docking_proposal.plan_grids_follow_units(
+            city,
+            registry,
+            TOWNSHIP,
+            urban,
+            actor="planner",
+            reason="随城管责任区调整",
+            name="对接方案",
+            tolerance_m=TOLERANCE,
+            max_vertices=5000,
+        )
+    assert city.execute(text("SELECT count(*) FROM plan")).scalar_one() == 0
+
+
+@pytest.mark.usefixtures("city")
+def test_plan_from_docking_over_http(client: TestClient, client_as: ClientAs) -> None:
+    body = {"name": "对接方案", "township_code": TOWNSHIP, "reason": "随警务区调整", **PARAMS}
+    made = client.post("/plans/from-docking", json=body)
+    assert made.status_code == 201, made.text
+    plan = made.json()
+    assert made.headers["Location"] == f"/plans/{plan['id']}"
+    assert plan["changes"]["changed"] == 2
+    features = client.get(f"/plans/{plan['id']}/grids").json()["features"]
+    assert {f["properties"]["code"]: f["properties"]["change"] for f in features} == {
+        G1: "changed",
+        G2: "changed",
+    }
+    viewer = client_as("viewer", [TOWNSHIP])
+    assert viewer.post("/plans/from-docking", json=body).status_code == 403
+    elsewhere = client_as("planner", ["320213002"])
+    assert elsewhere.post("/plans/from-docking", json=body).status_code == 403

@@ -25,7 +25,7 @@ from gridgov.api.routes.grid_editing import EditSide, add_edit_routes, feature
 from gridgov.api.routes.measures import FromQ, ToQ, period, weights
 from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.errors import InvalidInputError, PermissionDeniedError
-from gridgov.layers import audit, plans
+from gridgov.layers import audit, docking, docking_proposal, plans
 from gridgov.layers.plans import Plan, PlanTarget
 from gridgov.security.roles import Role
 
@@ -145,6 +145,62 @@ def create_plan(
     )
     plan = plans.get(conn, plan_id)
     _audit(conn, principal, "plan_create", plan, area_code=area, reason=body.reason)
+    response.headers["Location"] = f"/plans/{plan_id}"
+    return _plan_body(conn, plan)
+
+
+class DockingPlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="方案名称")
+    township_code: str = Field(pattern=r"^[0-9]{9}$")
+    unit_layer: str = Field(description="police_unit / urban_unit / emergency_unit")
+    unit_level: str | None = Field(default=None, description="e.g. station / policing_area")
+    reason: str = Field(min_length=1, max_length=2000, description="调整原因 (why)")
+
+
+@router.post(
+    "/from-docking",
+    status_code=201,
+    summary="由对接方案生成方案：网格随责任区边界调整 (a plan from the grid-side docking proposal)",
+)
+def plan_from_docking(
+    body: DockingPlanIn,
+    conn: ConnectionDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    response: Response,
+) -> dict[str, Any]:
+    """``GET /docking/proposals/townships/{code}`` as a draft plan: one edit per move."""
+    principal.require_edit("grid")
+    kind = docking.unit_kind(registry, body.unit_layer, body.unit_level)
+    principal.require_read(kind.layer)
+    if not principal.scope.covers_code(body.township_code):
+        raise PermissionDeniedError(
+            f"区域 {body.township_code} 不在账户的区域内",
+            f"area {body.township_code} lies outside the account's area",
+        )
+    plan_id = docking_proposal.plan_grids_follow_units(
+        conn,
+        registry,
+        body.township_code,
+        kind,
+        actor=principal.user.username,
+        reason=body.reason,
+        name=body.name,
+        tolerance_m=settings.assign_tolerance_m,
+        max_vertices=settings.grid_max_vertices,
+    )
+    plan = plans.get(conn, plan_id)
+    _audit(
+        conn,
+        principal,
+        "plan_create",
+        plan,
+        area_code=body.township_code,
+        reason=body.reason,
+        origin=f"docking:{kind.layer}/{kind.level}",
+    )
     response.headers["Location"] = f"/plans/{plan_id}"
     return _plan_body(conn, plan)
 
