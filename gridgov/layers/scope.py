@@ -121,23 +121,41 @@ def row_in_scope(spec: LayerSpec, row: Mapping[str, Any], scope: AreaScope) -> b
     return any(row.get(column) in codes for column, codes in terms.items())
 
 
+# Overlaps of the part outside the account's area smaller than this (m²) are boundary
+# dust: the demo's (and real) community polygons overlap their neighbours by slivers.
+OUTSIDE_DUST_M2 = 1.0
+
+
 def communities_outside(
     conn: Connection, scope: AreaScope, geometries: Mapping[str, BaseGeometry]
 ) -> list[str]:
-    """Codes of out-of-scope communities whose interior the geometries (EPSG:4490) reach:
-    measures of a proposal count what lies under it, so it must stay inside the area."""
+    """Codes of out-of-scope communities that the part of the geometries (EPSG:4490) lying
+    outside the account's own communities reaches by more than dust: measures of a
+    proposal count what lies under it, so it must stay inside the area.
+
+    Only the part outside the account's communities counts, because neighbouring
+    community polygons overlap each other: a grid lying wholly in its own community may
+    still touch the interior of the next township's community, and must not be refused.
+    """
     if scope.codes is None or not geometries:
         return []
     rows = conn.execute(
         text(
-            "SELECT DISTINCT c.code FROM community c "
-            "JOIN unnest(CAST(:wkb AS bytea[])) AS g(wkb) "
-            "ON ST_Relate(c.geom, ST_GeomFromWKB(g.wkb, 4490), '2********') "
+            "WITH mine AS (SELECT ST_Union(geom) AS geom FROM community "
+            "WHERE code LIKE ANY(:p)), "
+            "outer_part AS (SELECT CASE WHEN mine.geom IS NULL THEN g.geom "
+            "ELSE ST_Difference(g.geom, mine.geom) END AS geom "
+            "FROM (SELECT ST_GeomFromWKB(wkb, 4490) AS geom "
+            "FROM unnest(CAST(:wkb AS bytea[])) AS u(wkb)) AS g CROSS JOIN mine) "
+            "SELECT DISTINCT c.code FROM community c JOIN outer_part o "
+            "ON NOT ST_IsEmpty(o.geom) AND ST_Relate(c.geom, o.geom, '2********') "
+            "AND ST_Area(ST_Intersection(c.geom, o.geom)::geography) > :dust "
             "WHERE NOT (c.code LIKE ANY(:p)) ORDER BY c.code"
         ),
         {
             "wkb": [shapely.to_wkb(g) for g in geometries.values()],
             "p": [f"{c}%" for c in scope.codes],
+            "dust": OUTSIDE_DUST_M2,
         },
     ).scalars()
     return list(rows)
