@@ -67,16 +67,18 @@ PANEL: Final = """
     <select id="gg-target"><option value="live">现行网格（直接生效）</option></select></label>
   <p class="gg-note">点击网格选择，按住 Shift 点击可多选（合并、移动共用边界）。
     Click a grid to select it; Shift-click to select several.</p>
-  <table class="gg-table" id="gg-grids">
+  <div class="gg-grid-list"><table class="gg-table" id="gg-grids">
     <thead><tr><th>网格编码</th><th>名称</th><th>户数</th></tr></thead>
     <tbody></tbody>
-  </table>
+  </table></div>
   {tools}
   <div id="gg-problem" class="gg-problem" role="alert" hidden></div>
-  <h2>测度：调整前 → 调整后 (measures)</h2>
-  <div id="gg-measures" class="gg-note">选择村社区后显示。</div>
   <div id="gg-status" role="status"></div>
   <div id="gg-error" role="alert" hidden></div>
+</div>
+<div class="gg-info gg-float" id="gg-measures-box">
+  <h4>测度：调整前 → 调整后 (measures, before → after)</h4>
+  <div id="gg-measures" class="gg-note">选择镇街或村社区后显示。</div>
 </div>
 """
 

@@ -153,7 +153,7 @@ def start_editing(watched: Watched, pair: Pair, follow: bool) -> None:
     page.evaluate(
         """([a, b]) => { const s = GridGovPage.state;
           GridGovPage.map.fitBounds(s.grids[a].layer.getBounds().extend(s.grids[b].layer.getBounds()),
-            {animate: false, padding: [40, 40]}); }""",
+            {animate: false, paddingTopLeft: [40, 40], paddingBottomRight: [420, 40]}); }""",
         [pair.code, pair.neighbour],
     )
     page.click("#gg-edit")

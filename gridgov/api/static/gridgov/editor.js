@@ -24,6 +24,8 @@
     line: { color: "#e6550d", weight: 3, dashArray: "8 6" }
   };
   var LABEL_ZOOM = 14;
+  // Fitting a grid into view leaves room for the measures box on the right.
+  var FIT = { paddingTopLeft: [60, 60], paddingBottomRight: [420, 60], maxZoom: 17, animate: false };
 
   function clone(value) {
     return JSON.parse(JSON.stringify(value));
@@ -303,7 +305,7 @@
         if (!row) return;
         var code = row.getAttribute("data-code");
         select(code, e.shiftKey || e.ctrlKey).then(function () {
-          map.fitBounds(state.grids[code].layer.getBounds(), { padding: [60, 60], maxZoom: 17, animate: false });
+          map.fitBounds(state.grids[code].layer.getBounds(), FIT);
         });
       });
 
