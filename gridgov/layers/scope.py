@@ -129,24 +129,26 @@ OUTSIDE_DUST_M2 = 1.0
 def communities_outside(
     conn: Connection, scope: AreaScope, geometries: Mapping[str, BaseGeometry]
 ) -> list[str]:
-    """Codes of out-of-scope communities that the part of the geometries (EPSG:4490) lying
-    outside the account's own communities reaches by more than dust: measures of a
-    proposal count what lies under it, so it must stay inside the area.
+    """Codes of out-of-scope communities that the geometries (EPSG:4490) reach, by more than
+    dust, outside what the account already sees: measures of a proposal count what lies
+    under it, so it must stay inside the area.
 
-    Only the part outside the account's communities counts, because neighbouring
-    community polygons overlap each other: a grid lying wholly in its own community may
-    still touch the interior of the next township's community, and must not be refused.
+    "What the account sees" is its communities and its grids in force: neighbouring
+    community polygons overlap each other, and grids may spill over their community's edge,
+    so a planner's own, unchanged grids can reach another township's community; measuring
+    them tells nothing the account could not already read.
     """
     if scope.codes is None or not geometries:
         return []
     rows = conn.execute(
         text(
-            "WITH mine AS (SELECT ST_Union(geom) AS geom FROM community "
-            "WHERE code LIKE ANY(:p)), "
-            "outer_part AS (SELECT CASE WHEN mine.geom IS NULL THEN g.geom "
-            "ELSE ST_Difference(g.geom, mine.geom) END AS geom "
-            "FROM (SELECT ST_GeomFromWKB(wkb, 4490) AS geom "
-            "FROM unnest(CAST(:wkb AS bytea[])) AS u(wkb)) AS g CROSS JOIN mine) "
+            "WITH g AS (SELECT ST_GeomFromWKB(wkb, 4490) AS geom "
+            "FROM unnest(CAST(:wkb AS bytea[])) AS u(wkb)), "
+            "outer_part AS (SELECT COALESCE(ST_Difference(g.geom, mine.geom), g.geom) AS geom "
+            "FROM g CROSS JOIN LATERAL (SELECT ST_Union(s.geom) AS geom FROM ("
+            "SELECT c.geom FROM community c WHERE c.code LIKE ANY(:p) AND c.geom && g.geom "
+            "UNION ALL SELECT r.geom FROM grid r WHERE r.valid_to IS NULL "
+            "AND r.code LIKE ANY(:p) AND r.geom && g.geom) AS s) AS mine) "
             "SELECT DISTINCT c.code FROM community c JOIN outer_part o "
             "ON NOT ST_IsEmpty(o.geom) AND ST_Relate(c.geom, o.geom, '2********') "
             "AND ST_Area(ST_Intersection(c.geom, o.geom)::geography) > :dust "
