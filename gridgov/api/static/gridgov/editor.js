@@ -465,6 +465,16 @@
         changed();
       });
 
+      // Escape (or Geoman's cancel) ends the drawing without a line: leave split mode.
+      map.on("pm:drawend", function () {
+        setTimeout(function () {
+          if (!state.splitting) return;
+          state.splitting = null;
+          GG.status("");
+          renderTools();
+        }, 0);
+      });
+
       function merge() {
         if (state.selected.length < 2) return;
         stopEditing();
@@ -628,7 +638,9 @@
 
       function cell(code, name, b, a, digits) {
         var before = b ? b[name] : null, after = a ? a[name] : null;
-        var changedClass = before !== null && after !== null && before !== after ? ' class="gg-changed"' : "";
+        // marked when the change shows at the precision displayed (not float noise)
+        var changedClass = before !== null && after !== null && fmt(before, digits) !== fmt(after, digits) ?
+          ' class="gg-changed"' : "";
         return '<td data-code="' + code + '" data-measure="' + name + '" data-before="' + (before === null ? "" : before) +
           '" data-after="' + (after === null ? "" : after) + '"' + changedClass + ">" + fmt(before, digits) +
           (a ? " → " + fmt(after, digits) : "") + "</td>";
@@ -776,7 +788,13 @@
               return false;
             }
             answer.data.grids.features.forEach(function (f) {
-              if (state.grids[f.id]) state.grids[f.id].etag = f.properties.etag;
+              var grid = state.grids[f.id];
+              if (grid && f.properties.valid_to === null) {
+                // the saved shape is now the grid's own (the edits after it build on it)
+                grid.etag = f.properties.etag;
+                grid.base = f.geometry;
+                grid.props = L.extend({}, grid.props, f.properties);
+              }
               saved.push({ code: f.id, version_id: f.properties.version_id, valid_from: f.properties.valid_from });
             });
             state.ops.shift();
@@ -787,7 +805,16 @@
           state.saving = false;
           state.saved = state.saved.concat(saved);
           if (!ok) {
-            if (saved.length) reloadAfterSave(saved, "部分调整已保存；其余被拒绝");
+            if (saved.length) {
+              // the saved edits are the grids' shapes now: they can no longer be undone here
+              state.undo = [];
+              state.redo = [];
+              state.order.forEach(function (code) {
+                state.grids[code].layer.setLatLngs(latLngsOf(currentGeometry(code)));
+              });
+              styleAll();
+              reloadAfterSave(saved, "部分调整已保存；其余被拒绝");
+            }
             renderTools();
             renderPending();
             return;
