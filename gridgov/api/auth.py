@@ -111,6 +111,12 @@ def _token(request: Request) -> str | None:
     return None
 
 
+def request_token(request: Request) -> str | None:
+    """The session token this request was authenticated with (header or cookie): the
+    editor page hands it to its own script, which must send it as a Bearer header to write."""
+    return _token(request)
+
+
 def authenticate(request: Request, conn: Connection, settings: Any) -> Principal:
     """The principal of a request, or :class:`AuthenticationError` (401) saying why."""
     token = _token(request)
@@ -210,4 +216,5 @@ __all__ = [
     "client_ip",
     "get_page_principal",
     "get_principal",
+    "request_token",
 ]

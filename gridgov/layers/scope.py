@@ -121,23 +121,43 @@ def row_in_scope(spec: LayerSpec, row: Mapping[str, Any], scope: AreaScope) -> b
     return any(row.get(column) in codes for column, codes in terms.items())
 
 
+# Overlaps of the part outside the account's area smaller than this (m²) are boundary
+# dust: the demo's (and real) community polygons overlap their neighbours by slivers.
+OUTSIDE_DUST_M2 = 1.0
+
+
 def communities_outside(
     conn: Connection, scope: AreaScope, geometries: Mapping[str, BaseGeometry]
 ) -> list[str]:
-    """Codes of out-of-scope communities whose interior the geometries (EPSG:4490) reach:
-    measures of a proposal count what lies under it, so it must stay inside the area."""
+    """Codes of out-of-scope communities that the geometries (EPSG:4490) reach, by more than
+    dust, outside what the account already sees: measures of a proposal count what lies
+    under it, so it must stay inside the area.
+
+    "What the account sees" is its communities and its grids in force: neighbouring
+    community polygons overlap each other, and grids may spill over their community's edge,
+    so a planner's own, unchanged grids can reach another township's community; measuring
+    them tells nothing the account could not already read.
+    """
     if scope.codes is None or not geometries:
         return []
     rows = conn.execute(
         text(
-            "SELECT DISTINCT c.code FROM community c "
-            "JOIN unnest(CAST(:wkb AS bytea[])) AS g(wkb) "
-            "ON ST_Relate(c.geom, ST_GeomFromWKB(g.wkb, 4490), '2********') "
+            "WITH g AS (SELECT ST_GeomFromWKB(wkb, 4490) AS geom "
+            "FROM unnest(CAST(:wkb AS bytea[])) AS u(wkb)), "
+            "outer_part AS (SELECT COALESCE(ST_Difference(g.geom, mine.geom), g.geom) AS geom "
+            "FROM g CROSS JOIN LATERAL (SELECT ST_Union(s.geom) AS geom FROM ("
+            "SELECT c.geom FROM community c WHERE c.code LIKE ANY(:p) AND c.geom && g.geom "
+            "UNION ALL SELECT r.geom FROM grid r WHERE r.valid_to IS NULL "
+            "AND r.code LIKE ANY(:p) AND r.geom && g.geom) AS s) AS mine) "
+            "SELECT DISTINCT c.code FROM community c JOIN outer_part o "
+            "ON NOT ST_IsEmpty(o.geom) AND ST_Relate(c.geom, o.geom, '2********') "
+            "AND ST_Area(ST_Intersection(c.geom, o.geom)::geography) > :dust "
             "WHERE NOT (c.code LIKE ANY(:p)) ORDER BY c.code"
         ),
         {
             "wkb": [shapely.to_wkb(g) for g in geometries.values()],
             "p": [f"{c}%" for c in scope.codes],
+            "dust": OUTSIDE_DUST_M2,
         },
     ).scalars()
     return list(rows)

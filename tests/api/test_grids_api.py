@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from shapely.geometry import box, mapping, shape
+from shapely.geometry import MultiPolygon, box, mapping, shape
 from sqlalchemy import Connection, MetaData, text
 
 from gridgov.layers.accounts import User
@@ -228,3 +228,35 @@ def test_planners_edit_grids_only_in_their_area(
     viewer = client_as("viewer", ["320213001"])
     assert viewer.get(f"/grids/{G2}").status_code == 200
     assert viewer.put(f"/grids/{G2}", json=edit, headers={"If-Match": tag}).status_code == 403
+
+
+@pytest.mark.usefixtures("city")
+def test_measures_scope_ignores_slivers_of_a_neighbouring_community(
+    client_as: ClientAs, connection: Connection, metadata: MetaData, registry: Registry
+) -> None:
+    """Community polygons overlap their neighbours by slivers (real and demo data): a grid
+    lying in the planner's own community is measured even where another township's
+    community overlaps it by dust; reaching further into that community is refused."""
+    from tests.factories import insert_row, valid_row
+
+    # another township's community, overlapping ours by a 0.1 mm strip along lon = E
+    neighbour = MultiPolygon([box(E - 1e-9, S, E + 0.01, N)])
+    township = valid_row(
+        registry.get("township"), code="320213002", district_code="320213", geom=neighbour
+    )
+    insert_row(connection, metadata, "township", township)
+    community = valid_row(
+        registry.get("community"),
+        code="320213002001",
+        township_code="320213002",
+        district_code="320213",
+        geom=neighbour,
+    )
+    insert_row(connection, metadata, "community", community)
+    mine = client_as("planner", ["320213001"])
+    own = {"type": "FeatureCollection", "features": [feature(box(MID, S, E, N))]}
+    assert mine.post("/measures", json=own).status_code == 200
+    reaching = {"type": "FeatureCollection", "features": [feature(box(MID, S, E + 0.001, N))]}
+    refused = mine.post("/measures", json=reaching)
+    assert refused.status_code == 403
+    assert "320213002001" in refused.json()["detail"]

@@ -29,6 +29,8 @@ VECTORGRID_JS: Final = (
     f"{VENDOR}/leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js",
 )
 HEAT_JS: Final = ("heat", f"{VENDOR}/leaflet.heat/leaflet-heat.js")
+GEOMAN_JS: Final = ("geoman", f"{VENDOR}/leaflet-geoman/leaflet-geoman.min.js")
+GEOMAN_CSS: Final = ("geoman_css", f"{VENDOR}/leaflet-geoman/leaflet-geoman.css")
 CHART_JS: Final = ("gg_chart", f"{OWN}/chart.js")
 # Our own scripts, in load order: the datum shift and shared helpers come first.
 COMMON_JS: Final = (("gg_gcj02", f"{OWN}/gcj02.js"), ("gg_common", f"{OWN}/common.js"))
@@ -118,11 +120,13 @@ def render_page(
     panel: str,
     config: Mapping[str, Any],
     plugins: Sequence[tuple[str, str]] = (),
+    plugin_css: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The whole HTML document of one map page, built with folium.
 
     ``plugins`` are scripts the page needs besides Leaflet and ``common.js`` (VectorGrid,
-    heat, the chart); ``/static/gridgov/<page>.js`` holds the page's own code.
+    heat, the chart, Geoman), ``plugin_css`` their stylesheets;
+    ``/static/gridgov/<page>.js`` holds the page's own code.
     """
     fmap = OfflineMap(
         location=WUXI_CENTRE,
@@ -143,7 +147,7 @@ def render_page(
             control=False,
         ).add_to(fmap)
     scripts = [*plugins, *COMMON_JS, (f"gg_{page}", f"{OWN}/{page}.js")]
-    PageScript(page, panel, config, scripts, [MAPS_CSS]).add_to(fmap)
+    PageScript(page, panel, config, scripts, [*plugin_css, MAPS_CSS]).add_to(fmap)
     root = fmap.get_root()
     assert isinstance(root, Figure)
     root.title = title
@@ -172,11 +176,12 @@ NAV_PAGES: Final = (
     ("/map", "综合地图"),
     ("/map/heatmap", "事件热力"),
     ("/map/docking", "网格对接"),
+    ("/editor", "网格编辑"),
 )
 
 
 def nav(current: str) -> str:
-    """Links between the three pages (local, so they work offline)."""
+    """Links between the pages (local, so they work offline)."""
     links = "".join(
         f'<a href="{href}"' + (' aria-current="page"' if href == current else "") + f">{title}</a>"
         for href, title in NAV_PAGES

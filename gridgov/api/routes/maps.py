@@ -1,4 +1,4 @@
-"""The three web map pages and the small JSON the area selector needs.
+"""The web map pages, the grid editor and the small JSON the area selector needs.
 
 Pages are built per request (cheap: no data is embedded, only the registry's styles and
 which layers hold synthetic rows); their scripts then call the standard APIs.
@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from gridgov.api.auth import PagePrincipalDep, Principal, PrincipalDep
+from gridgov.api.auth import PagePrincipalDep, Principal, PrincipalDep, request_token
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
-from gridgov.api.maps import docking, heatmap, overview
+from gridgov.api.maps import docking, editor, heatmap, overview
 from gridgov.layers.areas import areas, synthetic_layers
 from gridgov.layers.registry import Registry
 from gridgov.layers.spec import AdminLevel
+from gridgov.security.roles import can_edit
 
 router = APIRouter(tags=["maps 地图页面"])
 
@@ -51,6 +52,45 @@ def docking_page(
     principal.require_read("grid")
     shown = visible(registry, principal)
     return HTMLResponse(docking.page(settings, shown, synthetic_layers(conn, shown)))
+
+
+PLANS = "/plans"
+
+
+def has_route(request: Request, path: str) -> bool:
+    """Whether the app serves ``GET path`` (the plan routes arrive with another branch: the
+    editor offers plans only when they exist, without a request that would 404)."""
+    return any(
+        getattr(route, "path", None) == path and "GET" in getattr(route, "methods", set())
+        for route in request.app.routes
+    )
+
+
+@router.get("/editor", response_class=HTMLResponse, include_in_schema=False)
+def editor_page(
+    request: Request,
+    principal: PagePrincipalDep,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    conn: ConnectionDep,
+) -> HTMLResponse:
+    """Editors get the tools, other roles that read grids the same map read-only. The
+    page's script gets the session's token: POSTs (measures, edits) need it as a Bearer
+    header, the cookie being accepted for GETs only."""
+    principal.require_read("grid")
+    shown = visible(registry, principal)
+    editable = can_edit(principal.role, "grid")
+    html = editor.page(
+        settings,
+        shown,
+        synthetic_layers(conn, shown),
+        can_edit=editable,
+        role_title=principal.role.title_zh,
+        api_token=request_token(request),
+        plans_url=PLANS if has_route(request, PLANS) else None,
+    )
+    # The page carries the session's token: never kept by a cache.
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 class AreaOut(BaseModel):

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, Route
 
-from tests.live import LIVE_PASSWORD, LIVE_USER
+from tests.live import LIVE_PASSWORD, LIVE_USER, add_session_cookie
 
 # A 1×1 PNG (one violet pixel), served as every base-map tile in base-map tests, so that
 # screenshots show where the base map is.
@@ -69,8 +69,12 @@ class Watched:
         self.page.screenshot(path=str(artifacts / name))
 
 
-def open_page(browser: Browser, base_url: str, path: str) -> Watched:
+def open_page(browser: Browser, base_url: str, path: str, token: str | None = None) -> Watched:
+    """Open ``path`` logged in: with ``token`` as the session cookie, else through the
+    login page as ``LIVE_USER``."""
     context = browser.new_context(locale="zh-CN", viewport=VIEWPORT)  # type: ignore[arg-type]
+    if token is not None:
+        add_session_cookie(context, base_url, token)
     page = context.new_page()
     origin = urlsplit(base_url).netloc
     watched = Watched(page=page, origin=origin)

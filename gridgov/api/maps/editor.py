@@ -1,0 +1,123 @@
+"""``/editor`` (条例第六十二条): planners redraw grids in the browser.
+
+The page lists the grids of a township or community, lets a planner drag vertices (Geoman,
+snapping to the neighbours), split a grid by a drawn line, merge grids and move a shared
+boundary; a panel shows the measures before and after (``POST /measures``) while editing,
+and saving calls the grid editing API with the grids' ETags. Roles that may not edit grids
+get the same map without the tools.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from gridgov.api.maps import base, layers
+from gridgov.layers.registry import Registry
+from gridgov.settings import Settings
+
+TITLE: Final = "网格编辑 · gridgov 网格化服务管理 (grid editor)"
+# Milliseconds between the last change and the measures request (one request per pause).
+MEASURES_DEBOUNCE_MS: Final = 400
+# Pixels within which a dragged vertex snaps to a neighbour's vertex or edge.
+SNAP_DISTANCE_PX: Final = 15
+
+TOOLS: Final = """
+  <h2>编辑工具 (tools)</h2>
+  <div class="gg-tools">
+    <button type="button" id="gg-edit" disabled title="拖动所选网格的顶点，自动吸附相邻网格">
+      编辑顶点</button>
+    <button type="button" id="gg-split" disabled title="在所选网格上画一条线将其拆分">
+      画线拆分</button>
+    <button type="button" id="gg-merge" disabled title="合并所选的相邻网格（保留最小编码）">
+      合并所选</button>
+  </div>
+  <label class="gg-check"><input type="checkbox" id="gg-follow" disabled>
+    移动共用边界：另一所选网格随之调整 (the other selected grid follows)</label>
+  <label class="gg-field">与相邻网格重叠时 <select id="gg-overlap">
+    <option value="refuse">拒绝 (refuse)</option>
+    <option value="take">从相邻网格划入 (take)</option></select></label>
+  <label class="gg-field">留下空隙时 <select id="gg-gap">
+    <option value="refuse">拒绝 (refuse)</option>
+    <option value="give">退还给相邻网格 (give)</option></select></label>
+  <div class="gg-tools">
+    <button type="button" id="gg-undo" disabled title="Ctrl+Z">撤销</button>
+    <button type="button" id="gg-redo" disabled title="Ctrl+Y">重做</button>
+    <button type="button" id="gg-discard" disabled>放弃全部</button>
+  </div>
+  <h2>待保存的调整 (pending edits)</h2>
+  <ol id="gg-pending" class="gg-pending"></ol>
+  <label for="gg-reason">调整原因（必填） (reason)</label>
+  <textarea id="gg-reason" rows="2" maxlength="2000"
+    placeholder="例如：按道路调整边界，均衡网格工作量"></textarea>
+  <button type="button" id="gg-save" class="gg-primary" disabled>保存</button>
+"""
+
+READ_ONLY: Final = """
+  <p class="gg-note" id="gg-readonly">当前角色（{role}）无权编辑网格，仅可查看。
+    Your role may not edit grids: read-only.</p>
+"""
+
+PANEL: Final = """
+<div id="gg-panel" class="gg-panel">
+  <h1>网格化服务管理 · 网格编辑</h1>
+  {nav}
+  <h2>区划选择 (area)</h2>
+  <div id="gg-area"></div>
+  <label class="gg-field" id="gg-target-field" hidden>保存到 (save to)
+    <select id="gg-target"><option value="live">现行网格（直接生效）</option></select></label>
+  <p class="gg-note">点击网格选择，按住 Shift 点击可多选（合并、移动共用边界）。
+    Click a grid to select it; Shift-click to select several.</p>
+  <div class="gg-grid-list"><table class="gg-table" id="gg-grids">
+    <thead><tr><th>网格编码</th><th>名称</th><th>户数</th></tr></thead>
+    <tbody></tbody>
+  </table></div>
+  {tools}
+  <div id="gg-problem" class="gg-problem" role="alert" hidden></div>
+  <div id="gg-status" role="status"></div>
+  <div id="gg-error" role="alert" hidden></div>
+</div>
+<div class="gg-info gg-float" id="gg-measures-box">
+  <h4>测度：调整前 → 调整后 (measures, before → after)</h4>
+  <div id="gg-measures" class="gg-note">选择镇街或村社区后显示。</div>
+</div>
+"""
+
+
+def page(
+    settings: Settings,
+    registry: Registry,
+    synthetic: dict[str, bool],
+    *,
+    can_edit: bool,
+    role_title: str,
+    api_token: str | None,
+    plans_url: str | None,
+) -> str:
+    """The editor page. ``api_token`` is the session's own token: the cookie authenticates
+    GETs only (see ``gridgov.api.auth``), and the script must POST the measures and, for
+    editors, the edits. ``plans_url`` is set only when the app serves ``GET /plans``."""
+    tools = TOOLS if can_edit else READ_ONLY.format(role=role_title)
+    config: dict[str, Any] = {
+        **base.map_config(settings, synthetic),
+        **base.api_urls(),
+        "levels": layers.levels(),
+        "grid": layers.layer_config(registry.get("grid"), synthetic.get("grid", False)),
+        "canEdit": can_edit,
+        "apiToken": api_token,
+        "gridsUrl": "/grids",
+        "plansUrl": plans_url,
+        "measuresUrl": "/measures",
+        "debounceMs": MEASURES_DEBOUNCE_MS,
+        "snapDistance": SNAP_DISTANCE_PX,
+        "maxVertices": settings.grid_max_vertices,
+        "geojsonLimit": layers.GEOJSON_LIMIT,
+    }
+    return base.render_page(
+        settings,
+        title=TITLE,
+        page="editor",
+        panel=PANEL.format(nav=base.nav("/editor"), tools=tools),
+        config=config,
+        plugins=(base.GEOMAN_JS,),
+        plugin_css=(base.GEOMAN_CSS,),
+    )
