@@ -26,6 +26,7 @@ from gridgov.api.routes import (
     maps,
     measures,
     ogc,
+    optimise,
     tiles,
 )
 from gridgov.layers.db import make_engine, make_read_engine
@@ -88,7 +89,17 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.include_router(ogc.public_router, responses=COMMON_PROBLEMS)
     app.include_router(maps.router, responses=SESSION_PROBLEMS)
     session = [Depends(get_principal, scope="function")]
-    for private in (layer_io, incidents, docking, measures, grids, ogc, tiles, aggregates):
+    for private in (
+        layer_io,
+        incidents,
+        docking,
+        measures,
+        grids,
+        optimise,
+        ogc,
+        tiles,
+        aggregates,
+    ):
         app.include_router(private.router, dependencies=session, responses=SESSION_PROBLEMS)
 
     return app

@@ -5,7 +5,7 @@ Each command group lives in its own module and is registered here.
 
 from __future__ import annotations
 
-from gridgov.cli import audit, db, demo, incidents, layer, layers, serve, users
+from gridgov.cli import audit, db, demo, incidents, layer, layers, optimise, serve, users
 from gridgov.cli.common import app
 
 app.add_typer(db.app, name="db")
@@ -16,5 +16,6 @@ app.add_typer(incidents.app, name="incidents")
 app.add_typer(users.app, name="user")
 app.command()(serve.serve)
 app.command("audit")(audit.audit)
+app.command("optimise")(optimise.optimise_command)
 
 __all__ = ["app"]

@@ -58,7 +58,7 @@ class ObjectiveWeights:
     """Weights of the terms the local search lowers (all dimensionless, 0–1 scale)."""
 
     balance: float = 1.0  # coefficient of variation of the grids' workload
-    compactness: float = 0.3  # mean (1 − Polsby-Popper)
+    compactness: float = 1.0  # mean (1 − Polsby-Popper)
     docking: float = 1.0  # share of the area lying outside its grid's main police unit
     moved: float = 1.0  # share of households in a grid other than today's (min_change only)
 
@@ -134,8 +134,7 @@ def _voronoi(community: BaseGeometry, seeds: Sequence[Point]) -> list[BaseGeomet
     points = shapely.MultiPoint([(p.x * scale, p.y) for p in seeds])
     envelope = squeeze(community.envelope.buffer(0.01), xfact=scale, yfact=1.0, origin=(0, 0))
     diagram = shapely.voronoi_polygons(points, extend_to=envelope, ordered=True)
-    cells = [squeeze(cell, xfact=1.0 / scale, yfact=1.0, origin=(0, 0)) for cell in diagram.geoms]
-    return cells
+    return [squeeze(cell, xfact=1.0 / scale, yfact=1.0, origin=(0, 0)) for cell in diagram.geoms]
 
 
 def tessellate(
@@ -173,15 +172,15 @@ def tessellate(
                 if rest.area > UNIT_SLIVER_SHARE * piece.area:
                     cuts.append((None, rest))
                 else:
-                    code, geom = cuts[largest]
-                    cuts[largest] = (code, shapely.union(geom, rest))
+                    owner, geom = cuts[largest]
+                    cuts[largest] = (owner, shapely.union(geom, rest))
         else:
             cuts = [(None, piece)]
-        for code, geom in cuts:
+        for owner, geom in cuts:
             for part in polygon_parts(geom):
                 if part.area > 0:
                     blocks.append(part)
-                    owners.append(code)
+                    owners.append(owner)
     return blocks, owners
 
 
@@ -375,9 +374,7 @@ class _State:
         return (
             float(sum(self._dev(x) for x in self.load)),
             float(sum(self._loose(a, p) for a, p in zip(self.area, self.perim, strict=True))),
-            float(
-                sum(self._outside(u, a) for u, a in zip(self.unit_area, self.area, strict=True))
-            ),
+            float(sum(self._outside(u, a) for u, a in zip(self.unit_area, self.area, strict=True))),
             self.moved(),
         )
 
@@ -434,7 +431,9 @@ def _grow(
         frontier[r].update(x for x in blocks.neighbours[j] if x in pool and labels[x] < 0)
 
 
-def _spread_seeds(blocks: Blocks, members: Sequence[int], k: int, rng: np.random.Generator) -> list[int]:
+def _spread_seeds(
+    blocks: Blocks, members: Sequence[int], k: int, rng: np.random.Generator
+) -> list[int]:
     """``k`` blocks far apart (farthest-point sampling from a seeded random start)."""
     members = sorted(members)
     first = members[int(rng.integers(len(members)))]
@@ -449,7 +448,7 @@ def _spread_seeds(blocks: Blocks, members: Sequence[int], k: int, rng: np.random
 
 
 def region_count(households: float, target: int, blocks: int) -> int:
-    return max(1, min(blocks, int(round(households / target))))
+    return max(1, min(blocks, round(households / target)))
 
 
 def _initial(
@@ -463,7 +462,7 @@ def _initial(
     labels = np.full(len(blocks), -1, dtype=np.int64)
     groups = components(blocks)
     total = max(float(households.sum()), 1.0)
-    shares = [max(1, int(round(k * float(households[g].sum()) / total))) for g in groups]
+    shares = [max(1, round(k * float(households[g].sum()) / total)) for g in groups]
     shares = [min(s, len(g)) for s, g in zip(shares, groups, strict=True)]
     next_label = 0
     for group, count in zip(groups, shares, strict=True):
@@ -522,7 +521,7 @@ def _relabel(labels: IntArray) -> IntArray:
 
 
 def _loads(workload: FloatArray, labels: IntArray) -> FloatArray:
-    return np.bincount(labels, weights=workload, minlength=int(labels.max()) + 1)
+    return np.bincount(labels, weights=workload, minlength=int(labels.max()) + 1).astype(float)
 
 
 def _merge_lightest(blocks: Blocks, workload: FloatArray, labels: IntArray) -> IntArray:
@@ -560,10 +559,10 @@ def _split_heaviest(
 
 def partition(
     blocks: Blocks,
-    workload: Sequence[float],
-    households: Sequence[float],
+    workload: npt.ArrayLike,
+    households: npt.ArrayLike,
     options: Options,
-    today: Sequence[int] | None = None,
+    today: npt.ArrayLike | None = None,
     progress: Progress | None = None,
 ) -> IntArray:
     """A region label per block: contiguous regions balancing ``workload``.
@@ -624,7 +623,7 @@ def _search(
         progress(1.0)
 
 
-def region_geometries(blocks: Blocks, labels: Sequence[int]) -> list[BaseGeometry]:
+def region_geometries(blocks: Blocks, labels: npt.ArrayLike) -> list[BaseGeometry]:
     """The union of each region's blocks, in label order (one polygon per contiguous region)."""
     array = np.asarray(labels)
     out: list[BaseGeometry] = []
@@ -637,7 +636,7 @@ def region_geometries(blocks: Blocks, labels: Sequence[int]) -> list[BaseGeometr
     return out
 
 
-def households_moved(labels: Sequence[int], today: Sequence[int], households: Sequence[float]) -> int:
+def households_moved(labels: npt.ArrayLike, today: npt.ArrayLike, households: npt.ArrayLike) -> int:
     """Households whose grid changes: proposed regions are matched one-to-one to today's
     grids (greedily, largest shared household count first); a household moves when its
     region's match is not its grid today. Blocks in no grid today are not counted."""
@@ -655,13 +654,16 @@ def households_moved(labels: Sequence[int], today: Sequence[int], households: Se
             match[r] = g
             used.add(g)
     moved = sum(
-        h for r, g, h in zip(new.tolist(), old.tolist(), hh.tolist(), strict=True)
+        h
+        for r, g, h in zip(new.tolist(), old.tolist(), hh.tolist(), strict=True)
         if g >= 0 and match.get(r) != g
     )
-    return int(round(moved))
+    return round(float(moved))
 
 
-def today_index(blocks: Blocks, grids: Sequence[BaseGeometry], anchors: Sequence[Point | None]) -> IntArray:
+def today_index(
+    blocks: Blocks, grids: Sequence[BaseGeometry], anchors: Sequence[Point | None]
+) -> IntArray:
     """Each block's grid today: the grid holding its building (``anchors[i]``), else the
     grid holding most of its area; -1 when no grid does."""
     tree = shapely.STRtree(np.asarray(grids, dtype=object))
