@@ -261,14 +261,15 @@ def summary(report: Mapping[str, Any], households_moved: int | None = None) -> d
     }
 
 
-def _measure(
+def measure_report(
     conn: Connection,
     registry: Registry,
     geoms: Mapping[str, BaseGeometry],
     period: Period,
     weights: WorkloadWeights,
-    moved: int | None,
+    moved: int | None = None,
 ) -> dict[str, Any]:
+    """:func:`summary` of ``measure_geometries`` (each grid's measures in ``grids_detail``)."""
     report = measures.measure_geometries(conn, registry, geoms, period, weights)
     result = summary(report, moved)
     result["grids_detail"] = result.pop("grid_measures")
@@ -346,8 +347,8 @@ def propose(
             else 0
         )
         after_geoms = {f"{code}-{i:03d}": g for i, g in enumerate(regions, start=1)}
-        before = _measure(conn, registry, part.inputs.grids, period, options.workload, 0)
-        after = _measure(conn, registry, after_geoms, period, options.workload, moved)
+        before = measure_report(conn, registry, part.inputs.grids, period, options.workload, 0)
+        after = measure_report(conn, registry, after_geoms, period, options.workload, moved)
         results.append(
             CommunityProposal(
                 code=code,
@@ -366,8 +367,8 @@ def propose(
     if len(results) == 1:
         before_all, after_all = results[0].before, results[0].after
     else:
-        before_all = _measure(conn, registry, all_before, period, options.workload, 0)
-        after_all = _measure(conn, registry, all_after, period, options.workload, total_moved)
+        before_all = measure_report(conn, registry, all_before, period, options.workload, 0)
+        after_all = measure_report(conn, registry, all_after, period, options.workload, total_moved)
     if progress is not None:
         progress(codes[-1], 1.0)
     return Proposal(
