@@ -45,7 +45,8 @@ from gridgov.layers.registry import default_registry
 from gridgov.layers.tables import build_metadata
 from gridgov.settings import Settings
 
-# One township of the demo city (10 communities): spopt MaxP takes ~30 s a community.
+# The first six communities of one township of the demo city (spopt MaxP takes ~30 s a
+# community of ~100 blocks here; ``--communities`` and ``--areas`` widen the run).
 DEFAULT_AREAS = ("320205102",)
 # spopt's defaults (99 constructions, 10 annealing runs) take minutes per community here;
 # these keep MaxP within an order of magnitude of the others (see the README).
@@ -156,11 +157,11 @@ def _relabel(labels: Labels) -> Labels:
     return np.array([order[x] for x in labels.tolist()], dtype=np.int64)
 
 
-def run(conn: Connection, areas: list[str], target: int, seed: int) -> dict[str, Score]:
+def run(conn: Connection, areas: list[str], target: int, seed: int, limit: int) -> dict[str, Score]:
     registry = default_registry()
     weights = WorkloadWeights.from_mapping(Settings().workload_weights)
     period = optimise.last_year()
-    codes = [c for area in areas for c in optimise.community_codes(conn, area)]
+    codes = [c for area in areas for c in optimise.community_codes(conn, area)][:limit]
     methods: dict[str, Callable[[optimise.Partitioned, int], Labels]] = {
         "gridgov": lambda p, k: gis.partition(
             p.blocks, p.workload, p.households, gis.Options(target, seed), today=p.today
@@ -260,6 +261,7 @@ def main() -> None:
     parser.add_argument("--areas", nargs="*", default=list(DEFAULT_AREAS))
     parser.add_argument("--target-households", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--communities", type=int, default=6, help="the first N communities")
     args = parser.parse_args()
     settings = Settings()
     url = (
@@ -270,7 +272,7 @@ def main() -> None:
         ensure_demo(engine, settings)
         with engine.connect() as conn, conn.begin():
             conn.execute(text("SET LOCAL statement_timeout = 0"))
-            scores = run(conn, args.areas, args.target_households, args.seed)
+            scores = run(conn, args.areas, args.target_households, args.seed, args.communities)
         print_table(scores)
     finally:
         engine.dispose()

@@ -11,6 +11,7 @@ import functools
 
 import geopandas as gpd
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from gridgov.gis import wuxi
 from gridgov.gis.demo.city import DemoInputs, DemoOptions, build_city
@@ -33,19 +34,25 @@ def subset(codes: tuple[str, ...]) -> dict[str, gpd.GeoDataFrame]:
     townships = set(communities["township_code"])
     outline = shapely.union_all(communities.geometry.to_numpy())
     out: dict[str, gpd.GeoDataFrame] = {}
+    for layer in ("police_unit", "urban_unit", "emergency_unit"):
+        frame = city[layer]
+        near = frame[frame.intersects(outline) & ~frame.touches(outline)]
+        if layer == "police_unit":
+            parents = set(near["parent_code"].dropna())
+            near = frame[frame.index.isin(near.index) | frame["code"].isin(parents)]
+        out[layer] = near
+    # The units' own townships and districts come too (their codes are foreign keys).
+    townships |= {c for layer in list(out) for c in out[layer]["township_code"]}
+    districts = {c[:6] for c in townships}
     for layer, frame in city.items():
+        if layer in out:
+            continue
         if layer == "district":
-            out[layer] = frame[frame["code"].isin(set(communities["district_code"]))]
+            out[layer] = frame[frame["code"].isin(districts)]
         elif layer == "township":
             out[layer] = frame[frame["code"].isin(townships)]
         elif layer == "community":
             out[layer] = communities
-        elif layer in ("police_unit", "urban_unit", "emergency_unit"):
-            near = frame[frame.intersects(outline) & ~frame.touches(outline)]
-            if layer == "police_unit":
-                parents = set(near["parent_code"].dropna())
-                near = frame[frame.index.isin(near.index) | frame["code"].isin(parents)]
-            out[layer] = near
         elif "community_code" in frame.columns:
             out[layer] = frame[frame["community_code"].isin(codes)]
         else:
@@ -55,7 +62,7 @@ def subset(codes: tuple[str, ...]) -> dict[str, gpd.GeoDataFrame]:
 
 def community_inputs(
     code: str,
-) -> tuple[shapely.Polygon, gpd.GeoDataFrame, dict[str, shapely.Geometry], gpd.GeoDataFrame]:
+) -> tuple[BaseGeometry, gpd.GeoDataFrame, dict[str, BaseGeometry], gpd.GeoDataFrame]:
     """Outline, buildings, community policing areas and today's grids of one community."""
     layers = subset((code,))
     outline = layers["community"].geometry.iloc[0]

@@ -65,7 +65,8 @@ def test_blocks_tile_the_community(case: Case) -> None:
 
 def test_partition_is_complete_contiguous_and_exact(case: Case) -> None:
     labels = case.run(seed=1)
-    assert labels.shape == (len(case.blocks),) and labels.min() == 0
+    assert labels.shape == (len(case.blocks),)
+    assert labels.min() == 0
     k = int(labels.max()) + 1
     assert k == round(case.households.sum() / 400)
     regions = optimise.region_geometries(case.blocks, labels)
@@ -94,7 +95,9 @@ def test_balance_beats_a_naive_sweep_and_today(case: Case) -> None:
     ours = balance(list(np.bincount(labels, weights=case.households))).cv
     naive = balance(list(np.bincount(sweep(case, k), weights=case.households, minlength=k))).cv
     today = balance(list(np.bincount(case.today, weights=case.households))).cv
-    assert ours is not None and naive is not None and today is not None
+    assert ours is not None
+    assert naive is not None
+    assert today is not None
     assert ours < naive
     assert ours < today
 
