@@ -36,6 +36,7 @@ from shapely import affinity
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from gridgov.errors import InvalidInputError
 from gridgov.gis.measures import polygon_parts, to_metric
 
 IntArray = npt.NDArray[np.int64]
@@ -49,7 +50,7 @@ UNIT_SLIVER_SHARE = 0.01
 OBJECTIVE_NAMES = ("balance", "compactness", "docking", "moved")
 
 
-class OptimiseError(ValueError):
+class OptimiseError(InvalidInputError):
     """The inputs cannot be partitioned (no community geometry, nothing to split)."""
 
 
@@ -81,6 +82,7 @@ class Options:
     min_change: bool = False
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
     max_passes: int = 40
+    restarts: int = 4  # searches from differently seeded starts; the best objective wins
 
 
 @dataclass(frozen=True)
@@ -575,21 +577,33 @@ def partition(
         raise OptimiseError("没有可划分的地块", "no blocks to partition")
     load = np.asarray(workload, dtype=float)
     hh = np.asarray(households, dtype=float)
-    rng = np.random.default_rng(options.seed)
     k = region_count(float(hh.sum()), options.target_households, n)
     old = np.asarray(today, dtype=np.int64) if today is not None else None
-    if options.min_change and old is not None:
-        labels = _from_today(blocks, load, hh, old, k, rng)
-        home: IntArray | None = labels.copy()
-    else:
-        labels = _initial(blocks, load, hh, k, rng)
-        home = None
-    k = int(labels.max()) + 1
-    if k == 1 or float(load.sum()) <= 0:
-        return labels
-    state = _State(blocks, load, hh, labels, k, home, options.weights)
-    _search(state, rng, options.max_passes, progress)
-    return state.labels
+    best: tuple[float, IntArray] | None = None
+    runs = max(1, options.restarts)
+    for attempt in range(runs):
+        rng = np.random.default_rng([options.seed, attempt])
+        if options.min_change and old is not None:
+            labels = _from_today(blocks, load, hh, old, k, rng)
+            home: IntArray | None = labels.copy()
+        else:
+            labels = _initial(blocks, load, hh, k, rng)
+            home = None
+        regions = int(labels.max()) + 1
+        if regions == 1 or float(load.sum()) <= 0:
+            return labels
+
+        def step(done: float, attempt: int = attempt) -> None:
+            if progress is not None:
+                progress((attempt + done) / runs)
+
+        state = _State(blocks, load, hh, labels, regions, home, options.weights)
+        _search(state, rng, options.max_passes, step)
+        value = state.objective()
+        if best is None or value < best[0] - 1e-12:
+            best = (value, state.labels.copy())
+    assert best is not None
+    return best[1]
 
 
 def _search(
