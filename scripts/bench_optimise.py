@@ -45,13 +45,14 @@ from gridgov.layers.registry import default_registry
 from gridgov.layers.tables import build_metadata
 from gridgov.settings import Settings
 
-# The first six communities of one township of the demo city (spopt MaxP takes ~30 s a
-# community of ~100 blocks here; ``--communities`` and ``--areas`` widen the run).
-DEFAULT_AREAS = ("320205102",)
+# The first communities of these demo townships that straddle policing areas (spopt MaxP
+# takes ~30 s to minutes a community of ~100 blocks; ``--communities`` widens the run).
+DEFAULT_AREAS = ("320213026", "320214054", "320214052")
+MAX_BLOCKS = 150
 # spopt's defaults (99 constructions, 10 annealing runs) take minutes per community here;
 # these keep MaxP within an order of magnitude of the others (see the README).
 MAXP_CONSTRUCTION, MAXP_SA = 2, 1
-console = Console()
+console = Console(width=170)
 Labels = np.ndarray[Any, np.dtype[np.int64]]
 
 
@@ -161,7 +162,7 @@ def run(conn: Connection, areas: list[str], target: int, seed: int, limit: int) 
     registry = default_registry()
     weights = WorkloadWeights.from_mapping(Settings().workload_weights)
     period = optimise.last_year()
-    codes = [c for area in areas for c in optimise.community_codes(conn, area)][:limit]
+    codes = [c for area in areas for c in optimise.community_codes(conn, area)]
     methods: dict[str, Callable[[optimise.Partitioned, int], Labels]] = {
         "gridgov": lambda p, k: gis.partition(
             p.blocks, p.workload, p.households, gis.Options(target, seed), today=p.today
@@ -176,10 +177,26 @@ def run(conn: Connection, areas: list[str], target: int, seed: int, limit: int) 
         **spopt_methods(target, seed),
     }
     scores = {name: Score(name) for name in ["today", *methods]}
-    for n, code in enumerate(codes, start=1):
+    # Communities split between two or more policing areas (else docking is trivially
+    # 100 for every method) and of at most MAX_BLOCKS blocks (spopt MaxP's cost grows fast).
+    chosen: list[optimise.Partitioned] = []
+    for code in codes:
         part = optimise.prepare(conn, code, weights, period)
+        units = {u for u in part.blocks.units if u is not None}
+        if len(units) >= 2 and len(part.blocks) <= MAX_BLOCKS:
+            chosen.append(part)
+        if len(chosen) == limit:
+            break
+    if not chosen:
+        raise SystemExit("no community of these areas straddles two policing areas")
+    for n, part in enumerate(chosen, start=1):
+        code = part.inputs.code
         k = gis.region_count(float(part.households.sum()), target, len(part.blocks))
-        console.print(f"[{n}/{len(codes)}] {code}: {len(part.blocks)} blocks, {k} grids")
+        n_units = len({u for u in part.blocks.units if u is not None})
+        console.print(
+            f"[{n}/{len(chosen)}] {code}: {len(part.blocks)} blocks, {n_units} policing areas, "
+            f"{k} grids"
+        )
         households = int(part.households.sum())
         report = optimise.measure_report(conn, registry, part.inputs.grids, period, weights)
         scores["today"].add(report)
@@ -261,7 +278,7 @@ def main() -> None:
     parser.add_argument("--areas", nargs="*", default=list(DEFAULT_AREAS))
     parser.add_argument("--target-households", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--communities", type=int, default=6, help="the first N communities")
+    parser.add_argument("--communities", type=int, default=4, help="the first N communities")
     args = parser.parse_args()
     settings = Settings()
     url = (
