@@ -11,7 +11,7 @@ proposal becomes a plan (``gridgov.layers.plans``) only when a planner saves it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -385,8 +385,3 @@ def propose(
         before=before_all,
         after=after_all,
     )
-
-
-def grids_of(proposal: Proposal) -> Sequence[tuple[str, Polygon]]:
-    """(community code, polygon) of every proposed grid, in order."""
-    return [(c.code, g) for c in proposal.communities for g in c.grids]
