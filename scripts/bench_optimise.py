@@ -21,9 +21,11 @@ Run by ``make bench`` on the benchmark database (it loads the demo city if empty
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +51,9 @@ from gridgov.settings import Settings
 # takes ~30 s to minutes a community of ~100 blocks; ``--communities`` widens the run).
 DEFAULT_AREAS = ("320213026", "320214054", "320214052")
 MAX_BLOCKS = 150
+# spopt MaxP's annealing can run for many minutes on a community of 18 blocks: a method
+# that takes longer than this on one community is stopped and reported as a failure there.
+METHOD_LIMIT_S = 120
 # spopt's defaults (99 constructions, 10 annealing runs) take minutes per community here;
 # these keep MaxP within an order of magnitude of the others (see the README).
 MAXP_CONSTRUCTION, MAXP_SA = 2, 1
@@ -153,6 +158,22 @@ def spopt_methods(
     return {"spopt MaxP": maxp, "spopt RegionKMeans": kmeans, "spopt SKATER": skater}
 
 
+@contextlib.contextmanager
+def time_limit(seconds: int) -> Iterator[None]:
+    """Raise TimeoutError in this (main) thread after ``seconds``."""
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise TimeoutError(f"stopped after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _relabel(labels: Labels) -> Labels:
     order = {old: new for new, old in enumerate(sorted(set(labels.tolist())))}
     return np.array([order[x] for x in labels.tolist()], dtype=np.int64)
@@ -204,8 +225,9 @@ def run(conn: Connection, areas: list[str], target: int, seed: int, limit: int) 
         for name, method in methods.items():
             started = time.perf_counter()
             try:
-                labels = _relabel(method(part, k))
-            except Exception as error:  # a baseline that fails is reported, not hidden
+                with time_limit(METHOD_LIMIT_S):
+                    labels = _relabel(method(part, k))
+            except Exception as error:  # a method that fails is reported, not hidden
                 scores[name].failures.append(f"{code}: {type(error).__name__}: {error}")
                 continue
             scores[name].seconds += time.perf_counter() - started
