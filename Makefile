@@ -15,6 +15,7 @@ bench:            ## benchmarks on the gridgov_bench database; they print ratios
 	.venv/bin/python scripts/bench_assign.py
 	.venv/bin/python scripts/bench_tiles.py
 	.venv/bin/python scripts/bench_load.py
+	.venv/bin/python scripts/bench_optimise.py
 
 lint:             ## ruff and mypy only
 	.venv/bin/ruff check .

@@ -26,6 +26,7 @@ from gridgov.api.routes import (
     maps,
     measures,
     ogc,
+    optimise,
     plans,
     tiles,
 )
@@ -89,7 +90,18 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.include_router(ogc.public_router, responses=COMMON_PROBLEMS)
     app.include_router(maps.router, responses=SESSION_PROBLEMS)
     session = [Depends(get_principal, scope="function")]
-    for private in (layer_io, incidents, docking, measures, grids, plans, ogc, tiles, aggregates):
+    for private in (
+        layer_io,
+        incidents,
+        docking,
+        measures,
+        grids,
+        plans,
+        optimise,
+        ogc,
+        tiles,
+        aggregates,
+    ):
         app.include_router(private.router, dependencies=session, responses=SESSION_PROBLEMS)
     app.include_router(plans.grids_router, dependencies=session, responses=SESSION_PROBLEMS)
 

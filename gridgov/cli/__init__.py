@@ -5,7 +5,7 @@ Each command group lives in its own module and is registered here.
 
 from __future__ import annotations
 
-from gridgov.cli import audit, db, demo, incidents, layer, layers, plans, serve, users
+from gridgov.cli import audit, db, demo, incidents, layer, layers, optimise, plans, serve, users
 from gridgov.cli.common import app
 
 app.add_typer(db.app, name="db")
@@ -17,5 +17,6 @@ app.add_typer(users.app, name="user")
 app.add_typer(plans.app, name="plan")
 app.command()(serve.serve)
 app.command("audit")(audit.audit)
+app.command("optimise")(optimise.optimise_command)
 
 __all__ = ["app"]
