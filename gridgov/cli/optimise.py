@@ -103,6 +103,18 @@ def optimise_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the proposed grids to this .gpkg.")
     ] = None,
+    plan: Annotated[
+        str | None,
+        typer.Option(
+            "--plan", help="Save the proposal as a draft plan of this name (per community)."
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Who saves the plan (with --plan).")
+    ] = None,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (with --plan).")
+    ] = "网格优化方案 (grid proposal)",
     test: TestOption = False,
 ) -> None:
     """Propose contiguous, compact, balanced grids docked with the police (网格优化方案)."""
@@ -110,8 +122,13 @@ def optimise_command(
         raise fail(
             InvalidInputError("请给出 --community 或 --township 之一", "give one of them"), 2
         )
+    if plan is not None and not (actor or "").strip():
+        raise fail(
+            InvalidInputError("保存为方案须用 --actor 注明操作人", "--plan needs --actor"), 2
+        )
     settings = Settings()
     registry = default_registry()
+    saved: dict[str, int] = {}
     try:
         objective, workload = optimise.split_weights(
             parse_weights(weights), WorkloadWeights.from_mapping(settings.workload_weights)
@@ -140,9 +157,21 @@ def optimise_command(
                 progress.update(task, completed=done, description=f"优化网格 (optimising) {code}")
 
             proposal = optimise.propose(conn, registry, area, options, report)
+            if plan is not None:
+                saved = optimise.save_as_plans(
+                    conn,
+                    registry,
+                    proposal.grids_by_community(),
+                    name=plan,
+                    actor=actor or "",
+                    reason=reason,
+                    max_vertices=settings.grid_max_vertices,
+                )
     except GridgovError as error:
         raise fail(error) from error
     console.print(summary_table(proposal))
     if out is not None:
         written = write_gpkg(proposal, out)
         console.print(f"已写出 {written} 个拟议网格 (wrote {written} proposed grids) → {out}")
+    for code, plan_id in saved.items():
+        console.print(f"已保存为方案 {plan_id}（村社区 {code}） (saved as draft plan {plan_id})")

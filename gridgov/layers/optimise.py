@@ -11,7 +11,7 @@ proposal becomes a plan (``gridgov.layers.plans``) only when a planner saves it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from sqlalchemy import Connection, text
 from gridgov.errors import InvalidInputError, NotFoundError
 from gridgov.gis import optimise
 from gridgov.gis.measures import WorkloadWeights, workload
-from gridgov.layers import measures
+from gridgov.layers import measures, plans
 from gridgov.layers.measures import Period
 from gridgov.layers.registry import Registry
 
@@ -385,3 +385,31 @@ def propose(
         before=before_all,
         after=after_all,
     )
+
+
+def save_as_plans(
+    conn: Connection,
+    registry: Registry,
+    grids_by_community: Mapping[str, Sequence[BaseGeometry]],
+    *,
+    name: str,
+    actor: str,
+    reason: str,
+    max_vertices: int,
+) -> dict[str, int]:
+    """Each community's proposed grids as a draft plan (``plans.create_from_proposal``:
+    validated like any edit, live grids untouched); community code → plan id."""
+    several = len(grids_by_community) > 1
+    return {
+        code: plans.create_from_proposal(
+            conn,
+            registry,
+            name=f"{name}（{code}）" if several else name,
+            actor=actor,
+            reason=reason,
+            community_code=code,
+            grids=list(grids_by_community[code]),
+            max_vertices=max_vertices,
+        )
+        for code in sorted(grids_by_community)
+    }

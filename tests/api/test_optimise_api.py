@@ -128,3 +128,54 @@ def test_cli_writes_a_geopackage(committed: shapely.Geometry, tmp_path: Path) ->
     assert area_m2(shapely.symmetric_difference(union, committed)) < EXACT_M2
     refused = CliRunner().invoke(cli, ["optimise", "--test"])
     assert refused.exit_code == 2
+
+
+def test_a_finished_proposal_saved_as_a_plan(
+    committed: shapely.Geometry, client_as: ClientAs
+) -> None:
+    planner = client_as(Role.PLANNER, [SMALL[:9]])
+    job_id = planner.post("/optimise", json={"community_code": SMALL, "seed": 3}).json()["job_id"]
+    done = wait(planner, job_id)
+    assert done["status"] == "done", done
+    proposed = [
+        shapely.geometry.shape(f["geometry"]) for f in done["result"]["proposal"]["features"]
+    ]
+    body = {"name": "优化方案", "reason": "户数均衡"}
+    elsewhere = client_as(Role.PLANNER, ["320205102"])
+    assert elsewhere.post(f"/optimise/{job_id}/plans", json=body).status_code == 404
+    saved = planner.post(f"/optimise/{job_id}/plans", json=body)
+    assert saved.status_code == 201, saved.text
+    [made] = saved.json()["plans"]
+    assert made["community_code"] == SMALL
+    plan = planner.get(made["href"]).json()
+    assert (plan["status"], plan["origin"]) == ("draft", "proposal")
+    features = planner.get(f"{made['href']}/grids").json()["features"]
+    kept = [
+        shapely.geometry.shape(f["geometry"])
+        for f in features
+        if f["properties"]["change"] != "retired"
+    ]
+    assert len(kept) == len(proposed)
+    # The plan holds exactly the proposed grids (codes by the rule), and live grids are as before.
+    assert area_m2(shapely.symmetric_difference(shapely.union_all(kept), committed)) < EXACT_M2
+    for geom in proposed:
+        assert min(area_m2(shapely.symmetric_difference(geom, k)) for k in kept) < EXACT_M2
+
+
+def test_cli_saves_the_proposal_as_a_plan(committed: shapely.Geometry, engine: Engine) -> None:
+    refused = CliRunner().invoke(cli, ["optimise", "--community", SMALL, "--plan", "x", "--test"])
+    assert refused.exit_code == 2
+    assert "--actor" in refused.output
+    result = CliRunner().invoke(
+        cli,
+        ["optimise", "--community", SMALL, "--plan", "命令行方案", "--actor", "planner1", "--test"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "已保存为方案" in result.output
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT community_code, origin, author, status FROM plan WHERE name = '命令行方案'"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [(SMALL, "proposal", "planner1", "draft")]

@@ -22,9 +22,9 @@ from sqlalchemy import Engine
 from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.strict_json import StrictJSONRoute
-from gridgov.errors import NotFoundError, PermissionDeniedError
+from gridgov.errors import ConflictError, NotFoundError, PermissionDeniedError
 from gridgov.gis.measures import WorkloadWeights
-from gridgov.layers import optimise
+from gridgov.layers import audit, optimise
 from gridgov.layers.db import connect
 from gridgov.layers.registry import Registry
 from gridgov.security.roles import Role
@@ -65,6 +65,7 @@ class Job:
     progress: float = 0.0
     community: str | None = None
     result: dict[str, Any] | None = None
+    grids: dict[str, list[Any]] | None = None  # proposed polygons per community, when done
     error: dict[str, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -136,6 +137,7 @@ def run_job(
         result = proposal.as_dict()
         with job.lock:
             job.status, job.progress, job.result = "done", 1.0, result
+            job.grids = dict(proposal.grids_by_community())
     except Exception as error:
         detail_zh = getattr(error, "detail_zh", "优化失败")
         with job.lock:
@@ -200,9 +202,70 @@ def status(
     request: Request,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
+    return _own_job(request, principal, job_id).view()
+
+
+def _own_job(request: Request, principal: Any, job_id: str) -> Job:
     _require_planner(principal)
     job = jobs_of(request).get(job_id)
     # Another account's job is answered like a missing one (its area may be out of scope).
     if job is None or (job.user_id != principal.user.id and principal.role is not Role.ADMIN):
         raise NotFoundError(f"没有优化任务 {job_id}", f"no proposal job {job_id}")
-    return job.view()
+    return job
+
+
+class SaveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="方案名称")
+    reason: str = Field(min_length=1, max_length=2000, description="调整原因 (why)")
+
+
+@router.post(
+    "/optimise/{job_id}/plans",
+    status_code=201,
+    summary="将优化方案保存为待审方案 (save a finished proposal as draft plans)",
+)
+def save_plans(
+    job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    body: SaveIn,
+    request: Request,
+    conn: ConnectionDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    """One draft plan per community of the proposal, validated like any edit."""
+    job = _own_job(request, principal, job_id)
+    with job.lock:
+        grids = job.grids
+    if grids is None:
+        raise ConflictError(
+            "优化任务尚未完成，不能保存为方案", "the job has not finished: nothing to save"
+        )
+    for code in grids:
+        principal.require_visible("grid", code)
+    saved = optimise.save_as_plans(
+        conn,
+        registry,
+        grids,
+        name=body.name,
+        actor=principal.user.username,
+        reason=body.reason,
+        max_vertices=settings.grid_max_vertices,
+    )
+    for code, plan_id in saved.items():
+        audit.record(
+            conn,
+            principal.event(
+                "plan_create",
+                "ok",
+                target=f"plan/{plan_id}",
+                detail={"name": body.name, "area_code": code, "origin": f"optimise:{job_id}"},
+            ),
+        )
+    return {
+        "plans": [
+            {"community_code": code, "plan_id": plan_id, "href": f"/plans/{plan_id}"}
+            for code, plan_id in saved.items()
+        ]
+    }
