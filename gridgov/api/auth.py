@@ -136,10 +136,20 @@ def authenticate(request: Request, conn: Connection, settings: Any) -> Principal
     return principal
 
 
-def _bound(request: Request, conn: Connection) -> bool:
-    """Reads run as the row-level-security role when the database has it (checked once)."""
+def _bound(request: Request, conn: Connection, principal: Principal) -> bool:
+    """Reads of an area-scoped account run as the row-level-security role when the
+    database has it (checked once).
+
+    A city-wide account (scope ``*``) is not bound: the policy would pass every row, but
+    its mere presence keeps PostgreSQL from using the spatial index (PostGIS' ``&&`` is
+    not LEAKPROOF, so no index condition may run before the policy): every ``bbox`` read
+    became a scan of the whole table (12 s over a million incidents, the load
+    benchmark's 503s).
+    """
     if request.method not in SAFE_METHODS:
         return False  # writes are checked by the app (403) and run as the login role
+    if principal.scope.codes is None:
+        return False
     state = request.app.state
     ready: bool | None = getattr(state, "api_role_ready", None)
     if ready is None:
@@ -149,7 +159,7 @@ def _bound(request: Request, conn: Connection) -> bool:
 
 
 def _scoped(request: Request, conn: Connection, principal: Principal) -> Iterator[Principal]:
-    rls.enter(conn, principal.scope, _bound(request, conn))
+    rls.enter(conn, principal.scope, _bound(request, conn, principal))
     try:
         yield principal
     except Exception:

@@ -120,12 +120,6 @@ def build(
         inverse = inverse.astype(np.int64)
         cells_rows[res], cells_open[res] = inverse[:n_rows], inverse[n_rows:]
 
-    def lookup(values: Any, table: Sequence[str]) -> Ints:
-        codes = pd.Categorical(np.asarray(values, dtype=object), categories=list(table)).codes
-        if (codes < 0).any():
-            raise ValueError("a fact has a category or status outside the registry's choices")
-        return np.asarray(codes, dtype=np.int64)
-
     def facts(
         columns: Mapping[str, Any],
         codes: dict[str, Ints],
@@ -137,8 +131,8 @@ def build(
         order = np.argsort(day, kind="stable")
         return Facts(
             day=day[order],
-            category=lookup(columns["category"], categories)[order],
-            status=lookup(columns["status"], statuses)[order],
+            category=_lookup(columns["category"], categories)[order],
+            status=_lookup(columns["status"], statuses)[order],
             codes={level: values[order] for level, values in codes.items()},
             cells={res: values[order] for res, values in cells.items()},
             weight=weight[order],
@@ -172,6 +166,99 @@ def build(
             for level, values in row_facts.codes.items()
         },
     )
+
+
+def splice(
+    cube: Cube,
+    days: Sequence[int],
+    rows: Mapping[str, Any],
+    open_facts: Mapping[str, Any],
+    names: Mapping[str, Mapping[str, str]] | None = None,
+) -> Cube:
+    """``cube`` with every fact of ``days`` replaced by ``rows`` / ``open_facts`` (the
+    columns :func:`build` takes, holding only facts of those days).
+
+    The incremental path after a write: only the days a write touched are reloaded, the
+    rest stays as encoded. New codes and cells are appended to the value tables (old
+    indices stay valid) and the prefix sums are recomputed (a bincount). Every query
+    answers as over :func:`build` of the whole set.
+    """
+    day_set = np.asarray(sorted(set(days)), dtype=np.int64)
+    code_values = {level: list(values) for level, values in cube.code_values.items()}
+    cell_values = dict(cube.cell_values)
+
+    def codes_of(columns: Mapping[str, Any]) -> dict[str, Ints]:
+        out: dict[str, Ints] = {}
+        for level in LEVELS:
+            values = code_values[level]
+            index = {v: i for i, v in enumerate(values)}
+            encoded = []
+            for raw in np.asarray(columns[f"{level}_code"], dtype=object).tolist():
+                code = None if raw is None or raw != raw else raw  # NaN: no code
+                if code not in index:
+                    index[code] = len(values)
+                    values.append(code)
+                encoded.append(index[code])
+            out[level] = np.asarray(encoded, dtype=np.int64)
+        return out
+
+    def cells_of(columns: Mapping[str, Any]) -> dict[int, Ints]:
+        out: dict[int, Ints] = {}
+        for res, known in list(cell_values.items()):
+            wanted = _column(columns, f"cell{res}", np.int64)
+            missing = np.setdiff1d(wanted, known)
+            if len(missing):
+                known = np.concatenate([known, missing.astype(np.int64)])
+            cell_values[res] = known
+            out[res] = np.asarray(pd.Index(known).get_indexer(wanted), dtype=np.int64)
+        return out
+
+    def merged(old: Facts, columns: Mapping[str, Any], weight: Ints, deadline: Floats) -> Facts:
+        keep = ~np.isin(old.day, day_set)
+        codes, cells = codes_of(columns), cells_of(columns)
+        day = np.concatenate([old.day[keep], _column(columns, "day", np.int64)])
+        order = np.argsort(day, kind="stable")
+
+        def join(kept: Ints, new: Ints) -> Ints:
+            return np.concatenate([kept[keep], new])[order]
+
+        return Facts(
+            day=day[order],
+            category=join(old.category, _lookup(columns["category"], cube.categories)),
+            status=join(old.status, _lookup(columns["status"], cube.statuses)),
+            codes={level: join(old.codes[level], codes[level]) for level in LEVELS},
+            cells={res: join(old.cells[res], cells[res]) for res in cube.cell_values},
+            weight=join(old.weight, weight),
+            deadline=np.concatenate([old.deadline[keep], deadline])[order],
+        )
+
+    n_rows, n_open = len(rows["day"]), len(open_facts["day"])
+    row_facts = merged(cube.rows, rows, _column(rows, "n", np.int64), np.full(n_rows, np.nan))
+    return Cube(
+        rows=row_facts,
+        open=merged(
+            cube.open,
+            open_facts,
+            np.ones(n_open, dtype=np.int64),
+            _column(open_facts, "deadline", np.float64),
+        ),
+        categories=cube.categories,
+        statuses=cube.statuses,
+        code_values=code_values,
+        cell_values=cell_values,
+        names=cube.names if names is None else names,
+        cumulative={
+            level: _prefix_sums(row_facts, values, len(code_values[level]))
+            for level, values in row_facts.codes.items()
+        },
+    )
+
+
+def _lookup(values: Any, table: Sequence[str]) -> Ints:
+    codes = pd.Categorical(np.asarray(values, dtype=object), categories=list(table)).codes
+    if (codes < 0).any():
+        raise ValueError("a fact has a category or status outside the registry's choices")
+    return np.asarray(codes, dtype=np.int64)
 
 
 def _prefix_sums(facts: Facts, codes: Ints, units: int) -> npt.NDArray[np.int32]:
@@ -302,4 +389,4 @@ def totals(cube: Cube, by: str | int, flt: CubeFilter, now: float) -> Totals:
     return Totals([labels[i] for i in present], count[present], overdue[present], present)
 
 
-__all__ = ["LEVELS", "Cube", "CubeFilter", "Facts", "Totals", "build", "totals"]
+__all__ = ["LEVELS", "Cube", "CubeFilter", "Facts", "Totals", "build", "splice", "totals"]
