@@ -53,6 +53,9 @@ class Cube:
     # "every incident of each unit between two dates" reads two rows of it (thousands of
     # numbers) instead of scanning the facts. Day i of it is ``rows.day[0] + i``.
     cumulative: Mapping[str, npt.NDArray[np.int32]] = field(default_factory=dict)
+    # Per resolution: cell → index into cell_values, made by the first :func:`splice` and
+    # kept up by the next ones (a million cells hash once, not after every write).
+    cell_lookup: dict[int, dict[int, int]] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,9 @@ def splice(
     day_set = np.asarray(sorted(set(days)), dtype=np.int64)
     code_values = {level: list(values) for level, values in cube.code_values.items()}
     cell_values = dict(cube.cell_values)
+    # The lookups move to the new cube (an old one spliced again rebuilds its own).
+    lookup = dict(cube.cell_lookup)
+    cube.cell_lookup.clear()
 
     def codes_of(columns: Mapping[str, Any]) -> dict[str, Ints]:
         out: dict[str, Ints] = {}
@@ -205,31 +211,51 @@ def splice(
     def cells_of(columns: Mapping[str, Any]) -> dict[int, Ints]:
         out: dict[int, Ints] = {}
         for res, known in list(cell_values.items()):
-            wanted = _column(columns, f"cell{res}", np.int64)
-            missing = np.setdiff1d(wanted, known)
-            if len(missing):
-                known = np.concatenate([known, missing.astype(np.int64)])
+            table = lookup.get(res)
+            if table is None or len(table) != len(known):  # built once, then kept up
+                table = {cell: i for i, cell in enumerate(known.tolist())}
+                lookup[res] = table
+            extra: list[int] = []
+            encoded = []
+            for cell in _column(columns, f"cell{res}", np.int64).tolist():
+                index = table.get(cell)
+                if index is None:
+                    index = table[cell] = len(known) + len(extra)
+                    extra.append(cell)
+                encoded.append(index)
+            if extra:
+                known = np.concatenate([known, np.asarray(extra, dtype=np.int64)])
             cell_values[res] = known
-            out[res] = np.asarray(pd.Index(known).get_indexer(wanted), dtype=np.int64)
+            out[res] = np.asarray(encoded, dtype=np.int64)
         return out
 
     def merged(old: Facts, columns: Mapping[str, Any], weight: Ints, deadline: Floats) -> Facts:
-        keep = ~np.isin(old.day, day_set)
+        # The old facts are sorted by day: each replaced day is one slice of them, cut out;
+        # the new facts (sorted) go in where their days were. Linear, no sort of the whole.
+        keep = np.ones(len(old), dtype=bool)
+        for lo, hi in zip(
+            np.searchsorted(old.day, day_set, "left"),
+            np.searchsorted(old.day, day_set, "right"),
+            strict=True,
+        ):
+            keep[lo:hi] = False
+        new_day = _column(columns, "day", np.int64)
+        order = np.argsort(new_day, kind="stable")
+        kept_day = old.day[keep]
+        at = np.searchsorted(kept_day, new_day[order], "left")
         codes, cells = codes_of(columns), cells_of(columns)
-        day = np.concatenate([old.day[keep], _column(columns, "day", np.int64)])
-        order = np.argsort(day, kind="stable")
 
-        def join(kept: Ints, new: Ints) -> Ints:
-            return np.concatenate([kept[keep], new])[order]
+        def join(kept: npt.NDArray[Any], new: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return np.insert(kept[keep], at, new[order])
 
         return Facts(
-            day=day[order],
+            day=np.insert(kept_day, at, new_day[order]),
             category=join(old.category, _lookup(columns["category"], cube.categories)),
             status=join(old.status, _lookup(columns["status"], cube.statuses)),
             codes={level: join(old.codes[level], codes[level]) for level in LEVELS},
             cells={res: join(old.cells[res], cells[res]) for res in cube.cell_values},
             weight=join(old.weight, weight),
-            deadline=np.concatenate([old.deadline[keep], deadline])[order],
+            deadline=join(old.deadline, deadline),
         )
 
     n_rows, n_open = len(rows["day"]), len(open_facts["day"])
@@ -247,6 +273,7 @@ def splice(
         code_values=code_values,
         cell_values=cell_values,
         names=cube.names if names is None else names,
+        cell_lookup=lookup,
         cumulative={
             level: _prefix_sums(row_facts, values, len(code_values[level]))
             for level, values in row_facts.codes.items()

@@ -295,8 +295,14 @@ def touch_session(conn: Connection, session_id: str, user_id: int, idle: timedel
     if user.disabled:
         return SessionCheck(None, "disabled")
     if row.stale:  # at most one write per session every 30 s
+        # SKIP LOCKED: the row stays locked until this request's transaction ends; the
+        # session's other requests meanwhile (a map loading twenty tiles at once) must not
+        # queue behind it: one of them marking the session used is enough.
         conn.execute(
-            text("UPDATE user_session SET last_seen_at = now() WHERE id = :sid"),
+            text(
+                "UPDATE user_session SET last_seen_at = now() WHERE id = "
+                "(SELECT id FROM user_session WHERE id = :sid FOR UPDATE SKIP LOCKED)"
+            ),
             {"sid": session_id},
         )
     return SessionCheck(user, "ok")

@@ -49,19 +49,19 @@ def generation(conn: Connection) -> int | None:
     return int(value) if value is not None else None
 
 
-def refresh(conn: Connection, wait: bool = True) -> int:
+def refresh(conn: Connection, wait: bool = True) -> int | None:
     """Recompute the pre-aggregate for every dirty day, in the caller's transaction.
 
     Returns the number of days recomputed (0 when nothing changed since the last refresh).
     With ``wait=False`` (the start-up warm-up) it does nothing while another transaction
-    is refreshing, rather than wait for it.
+    is refreshing, rather than wait for it, and returns None.
     """
     if wait:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
     elif not conn.execute(
         text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _LOCK}
     ).scalar_one():
-        return 0
+        return None
     days: list[date] = list(
         conn.execute(text("DELETE FROM incident_agg_dirty_day RETURNING day")).scalars()
     )
@@ -128,6 +128,12 @@ def _raw(conn: Connection) -> psycopg.Connection[Any]:
     if not isinstance(raw, psycopg.Connection):
         raise TypeError("the pre-aggregate needs the psycopg 3 driver")
     return raw
+
+
+def autocommit(conn: Connection) -> bool:
+    """Whether the driver commits every statement alone (SQLAlchemy's
+    ``get_isolation_level`` reports the server's level even then)."""
+    return bool(_raw(conn).autocommit)
 
 
 def _bulk_frame(
@@ -287,4 +293,4 @@ def update_cube(conn: Connection, cube: cube_mod.Cube, since: int) -> tuple[cube
     return spliced, mark
 
 
-__all__ = ["change_mark", "generation", "load_cube", "refresh", "update_cube"]
+__all__ = ["autocommit", "change_mark", "generation", "load_cube", "refresh", "update_cube"]

@@ -57,7 +57,10 @@ def answers(cube: cube_mod.Cube) -> list[Any]:
         for by in (*cube_mod.LEVELS, *RESOLUTIONS, "day"):
             t = cube_mod.totals(cube, by, flt, NOW)
             out.append(
-                (by, sorted(zip(t.keys, t.count.tolist(), t.overdue.tolist(), strict=True), key=str))
+                (
+                    by,
+                    sorted(zip(t.keys, t.count.tolist(), t.overdue.tolist(), strict=True), key=str),
+                )
             )
     return out
 
@@ -93,3 +96,21 @@ def test_splice_of_emptied_days() -> None:
     empty_rows, empty_open = take(rows, np.zeros(100, bool)), take(open_, np.zeros(10, bool))
     spliced = cube_mod.splice(cube_mod.build(rows, open_, *args), days, empty_rows, empty_open)
     assert answers(spliced) == answers(cube_mod.build(empty_rows, empty_open, *args))
+
+
+def test_a_chain_of_splices_equals_build() -> None:
+    """One write after another, each spliced into the last cube (the cell lookups are
+    carried along), ends where building everything would."""
+    rng = np.random.default_rng(11)
+    args = (CATEGORIES, STATUSES, RESOLUTIONS)
+    rows = facts(rng, 300, list(range(19_000, 19_008)), ["A", "B"], False)
+    open_ = facts(rng, 40, list(range(19_000, 19_008)), ["A", "B"], True)
+    cube = cube_mod.build(rows, open_, *args)
+    for step in range(5):
+        day = [19_004 + step]
+        new_rows = facts(rng, 20, day, ["B", f"N{step}"], False)
+        new_open = facts(rng, 3, day, ["A"], True)
+        rows = join(take(rows, ~np.isin(rows["day"], day)), new_rows)
+        open_ = join(take(open_, ~np.isin(open_["day"], day)), new_open)
+        cube = cube_mod.splice(cube, day, new_rows, new_open)
+        assert answers(cube) == answers(cube_mod.build(rows, open_, *args)), step

@@ -100,16 +100,33 @@ class CubeCache:
             cube = self._fresh(aggregates.generation(conn))
             if cube is not None:
                 return cube
-            if conn.in_transaction() and conn.get_isolation_level() != "AUTOCOMMIT":
-                return self._rebuild(conn, wait=True)
+            # Never on an autocommit connection (the read engine's): every statement would
+            # commit alone, the advisory lock and the temporary table would not outlive
+            # it, and a failure halfway would leave days deleted and no longer dirty.
+            if conn.in_transaction() and not aggregates.autocommit(conn):
+                return self._load(conn, self._refresh(conn, wait=True))  # tests share theirs
+            # Two short transactions: the refresh commits at once (writers of the day it
+            # recomputed wait on its locks), then the cube is updated from what it wrote.
             with engine.begin() as tx:
-                return self._rebuild(tx, wait=True)
+                generation = self._refresh(tx, wait=True)
+            with engine.begin() as tx:
+                return self._load(tx, generation)
 
-    def _rebuild(self, conn: Connection, wait: bool) -> Cube:
+    @staticmethod
+    def _refresh(conn: Connection, wait: bool) -> int | None:
+        """Recompute the dirty days; the generation the cube will then hold (None: the
+        refresh was skipped, the next request tries again)."""
+        with as_owner(conn):
+            # Read before the refresh: every write it counts marked its day dirty before
+            # it committed, so the refresh below recomputes that day.
+            generation = aggregates.generation(conn)
+            if aggregates.refresh(conn, wait=wait) is None:
+                return None
+        return generation
+
+    def _load(self, conn: Connection, generation: int | None) -> Cube:
         # Shared by every caller: built from every row, never under one caller's scope.
         with as_owner(conn):
-            aggregates.refresh(conn, wait=wait)
-            generation = aggregates.generation(conn)  # in the transaction that loads the cube
             if self._cube is None:
                 cube, mark = aggregates.load_cube(conn)
             else:  # only the days recomputed since this cube was loaded
@@ -122,7 +139,7 @@ class CubeCache:
         a failure here only means the first request builds it."""
         with self._lock, engine.begin() as tx:
             tx.execute(text("SET LOCAL lock_timeout = '2s'"))
-            self._rebuild(tx, wait=False)
+            self._load(tx, self._refresh(tx, wait=False))
 
 
 def cube_cache(app: FastAPI) -> CubeCache:
