@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection, Engine, text
 
-from gridgov.api.auth import Principal, PrincipalDep
+from gridgov.api.auth import Principal, ReadPrincipalDep
 from gridgov.api.deps import ReadConnectionDep, RegistryDep
 from gridgov.api.query import bad, parse_bool, reject_unknown
 from gridgov.errors import NotFoundError
@@ -252,7 +252,7 @@ FILTER_DOC = (
 )
 def h3_cells(
     request: Request,
-    principal: PrincipalDep,
+    principal: ReadPrincipalDep,
     registry: RegistryDep,
     conn: ReadConnectionDep,
     resolution: Annotated[
@@ -286,7 +286,7 @@ def _resolution(value: str) -> int:
 def by_level(
     level: str,
     request: Request,
-    principal: PrincipalDep,
+    principal: ReadPrincipalDep,
     registry: RegistryDep,
     conn: ReadConnectionDep,
 ) -> Response:
@@ -383,7 +383,7 @@ def _periods(result: Totals, interval: str) -> list[dict[str, Any]]:
 )
 def trend(
     request: Request,
-    principal: PrincipalDep,
+    principal: ReadPrincipalDep,
     registry: RegistryDep,
     conn: ReadConnectionDep,
     interval: Annotated[
