@@ -117,7 +117,7 @@ def server(database_url: str, workers: int) -> Iterator[str]:
             "--workers",
             str(workers),
             "--log-level",
-            "warning",
+            "info",  # the supervisor's lifecycle lines too (a worker restarted …)
             "--no-access-log",
         ],
         env={**os.environ, "DATABASE_URL": database_url},

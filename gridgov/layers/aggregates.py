@@ -28,6 +28,7 @@ from gridgov.gis import h3bins
 from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_STATUSES
 from gridgov.layers.map_support import LOCAL_TIME_ZONE, OPEN_STATUSES_SQL
 
+_CHUNK_ROWS = 50_000  # rows parsed per call (see _bulk_frame)
 _LOCK = 0x67726964_61676700  # pg_advisory_xact_lock key: one refresher at a time
 _CODES = ", ".join(f"{level}_code" for level in cube_mod.LEVELS)
 _COARSE = tuple(r for r in h3bins.RESOLUTIONS if r != h3bins.FINE)
@@ -154,7 +155,10 @@ def _bulk_frame(
     text_columns.update(category=str, status=str)
     if not blob:
         return pd.DataFrame({name: pd.Series([], dtype=object) for name in names})
-    return pd.read_csv(
+    # In chunks: one call over a million rows holds the GIL for seconds, and a uvicorn
+    # worker whose health-check thread cannot answer for 5 s is killed by its supervisor
+    # (it was, in a loop, while it loaded the cube at start-up under load).
+    chunks = pd.read_csv(
         io.StringIO(blob),
         sep="\t",
         header=None,
@@ -163,7 +167,9 @@ def _bulk_frame(
         keep_default_na=False,
         dtype=text_columns,
         engine="c",
+        chunksize=_CHUNK_ROWS,
     )
+    return pd.concat(list(chunks), ignore_index=True)
 
 
 def _columns(frame: pd.DataFrame) -> dict[str, Any]:
