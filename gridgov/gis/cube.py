@@ -275,10 +275,51 @@ def splice(
         names=cube.names if names is None else names,
         cell_lookup=lookup,
         cumulative={
-            level: _prefix_sums(row_facts, values, len(code_values[level]))
+            level: _prefix_sums_from(
+                cube.rows.day[0] if len(cube.rows) else None,
+                cube.cumulative.get(level),
+                int(day_set[0]) if len(day_set) else None,
+                row_facts,
+                values,
+                len(code_values[level]),
+            )
             for level, values in row_facts.codes.items()
         },
     )
+
+
+def _prefix_sums_from(
+    old_first: int | None,
+    old: npt.NDArray[np.int32] | None,
+    first_touched: int | None,
+    facts: Facts,
+    codes: Ints,
+    units: int,
+) -> npt.NDArray[np.int32]:
+    """The prefix sums after a splice: rows before the first touched day are kept (new
+    units get zero columns there), only the rows from it on are recomputed — after a write
+    of today's incident, a few rows, not the whole table. Anything else (the first day
+    moved, nothing kept): recomputed in full."""
+    if (
+        old is None
+        or old_first is None
+        or first_touched is None
+        or not len(facts)
+        or int(facts.day[0]) != old_first
+        or first_touched < old_first
+    ):
+        return _prefix_sums(facts, codes, units)
+    days = int(facts.day[-1] - facts.day[0]) + 1
+    keep = min(first_touched - old_first, len(old) - 1, days)  # rows 0..keep stay
+    out = np.zeros((days + 1, units), dtype=np.int32)
+    out[: keep + 1, : old.shape[1]] = old[: keep + 1]
+    start = int(np.searchsorted(facts.day, old_first + keep, "left"))
+    span = days - keep
+    flat = (facts.day[start:] - (old_first + keep)) * units + codes[start:]
+    per_day = np.bincount(flat, weights=facts.weight[start:], minlength=span * units)
+    np.cumsum(per_day.reshape(span, units), axis=0, out=out[keep + 1 :])
+    out[keep + 1 :] += out[keep]
+    return out
 
 
 def _lookup(values: Any, table: Sequence[str]) -> Ints:
