@@ -24,7 +24,7 @@ def facts(rng: np.random.Generator, n: int, days: list[int], codes: list[str], o
         "status": rng.choice(STATUSES, n).astype(object),
     }
     for level in cube_mod.LEVELS:
-        picked = rng.choice([*codes, None], n).astype(object)
+        picked = rng.choice(np.array([*codes, None], dtype=object), n)
         out[f"{level}_code"] = picked
     for res in RESOLUTIONS:
         out[f"cell{res}"] = rng.integers(1, 40 + res, n) * 1000 + res
