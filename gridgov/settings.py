@@ -183,6 +183,16 @@ class Settings(BaseSettings):
     login_lock_minutes: int = Field(
         default=15, ge=1, le=24 * 60, description="How long a locked account stays locked."
     )
+    login_ip_max_failures: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Failed logins from one client address, over every account, within "
+        "login_ip_window_minutes that make further logins from it a 429.",
+    )
+    login_ip_window_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="Window of login_ip_max_failures."
+    )
     cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (set it behind HTTPS)."
     )

@@ -117,7 +117,7 @@ def server(database_url: str, workers: int) -> Iterator[str]:
             "--workers",
             str(workers),
             "--log-level",
-            "warning",
+            "info",  # the supervisor's lifecycle lines too (a worker restarted …)
             "--no-access-log",
         ],
         env={**os.environ, "DATABASE_URL": database_url},
@@ -127,16 +127,21 @@ def server(database_url: str, workers: int) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        # Every worker must have started (its cube loaded) before the load begins: the
+        # first one ready would otherwise take all 50 keep-alive connections for the whole
+        # run while the others finish starting, and carry the load alone.
+        deadline = time.monotonic() + 300
         while True:
-            try:
-                httpx.get(f"{base}/health", timeout=5).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    err = Path(log.name).read_text(errors="replace")
-                    raise RuntimeError(f"the server did not start: {err[-2000:]}") from None
-                time.sleep(0.2)
+            started = Path(log.name).read_text(errors="replace")
+            if started.count("Application startup complete") >= workers:
+                try:
+                    httpx.get(f"{base}/health", timeout=5).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start: {started[-2000:]}")
+            time.sleep(0.5)
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection
 
-from gridgov.api.deps import ConnectionDep, SettingsDep
+from gridgov.api.deps import ConnectionDep, SettingsDep, session_transaction
 from gridgov.errors import (
     AuthenticationError,
     OutOfScopeError,
@@ -142,10 +142,20 @@ def authenticate(request: Request, conn: Connection, settings: Any) -> Principal
     return principal
 
 
-def _bound(request: Request, conn: Connection) -> bool:
-    """Reads run as the row-level-security role when the database has it (checked once)."""
+def _bound(request: Request, conn: Connection, principal: Principal) -> bool:
+    """Reads of an area-scoped account run as the row-level-security role when the
+    database has it (checked once).
+
+    A city-wide account (scope ``*``) is not bound: the policy would pass every row, but
+    its mere presence keeps PostgreSQL from using the spatial index (PostGIS' ``&&`` is
+    not LEAKPROOF, so no index condition may run before the policy): every ``bbox`` read
+    became a scan of the whole table (12 s over a million incidents, the load
+    benchmark's 503s).
+    """
     if request.method not in SAFE_METHODS:
         return False  # writes are checked by the app (403) and run as the login role
+    if principal.scope.codes is None:
+        return False
     state = request.app.state
     ready: bool | None = getattr(state, "api_role_ready", None)
     if ready is None:
@@ -155,7 +165,7 @@ def _bound(request: Request, conn: Connection) -> bool:
 
 
 def _scoped(request: Request, conn: Connection, principal: Principal) -> Iterator[Principal]:
-    rls.enter(conn, principal.scope, _bound(request, conn))
+    rls.enter(conn, principal.scope, _bound(request, conn, principal))
     try:
         yield principal
     except Exception:
@@ -193,7 +203,25 @@ def get_page_principal(
     yield from _scoped(request, conn, principal)
 
 
+def get_read_principal(
+    request: Request,
+    settings: SettingsDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+) -> Principal:
+    """The caller of a read-engine route (tiles, aggregates): checked in a transaction of
+    its own that ends before the route runs.
+
+    Those routes query on the read engine's connection and apply the area scope in their
+    SQL, so no main-pool connection needs to stay open, idle in transaction, while they
+    work: under load (50 users) those idle connections exhausted the pool and every other
+    request waited 3 s for one, then got a 503.
+    """
+    with session_transaction(request) as conn:
+        return authenticate(request, conn, settings)
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal, scope="function")]
+ReadPrincipalDep = Annotated[Principal, Depends(get_read_principal)]
 PagePrincipalDep = Annotated[Principal, Depends(get_page_principal, scope="function")]
 
 
@@ -212,9 +240,11 @@ __all__ = [
     "PagePrincipalDep",
     "Principal",
     "PrincipalDep",
+    "ReadPrincipalDep",
     "authenticate",
     "client_ip",
     "get_page_principal",
     "get_principal",
+    "get_read_principal",
     "request_token",
 ]

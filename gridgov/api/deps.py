@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -44,6 +45,20 @@ def get_read_connection(request: Request) -> Iterator[Connection]:
     statement, nothing to commit. Tests override it to share their transaction."""
     engine: Engine = request.app.state.read_engine
     with connect(engine) as conn:
+        yield conn
+
+
+@contextmanager
+def session_transaction(request: Request) -> Iterator[Connection]:
+    """A short transaction of the main engine, ended before the route runs (the session
+    check of the read routes), or the connection a test put in place of
+    :func:`get_connection` (its override), so that it sees the test's accounts."""
+    override = request.app.dependency_overrides.get(get_connection)
+    if override is not None:
+        with contextmanager(override)() as conn:
+            yield conn
+        return
+    with connect(request.app.state.engine) as conn, conn.begin():
         yield conn
 
 

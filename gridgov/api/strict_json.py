@@ -1,4 +1,6 @@
-"""JSON request bodies parsed strictly: ``NaN``, ``Infinity`` and ``-Infinity`` are refused.
+"""JSON request bodies parsed strictly: ``NaN``, ``Infinity`` and ``-Infinity`` are refused,
+and so is a GeoJSON ``crs`` member (RFC 7946 removed it; the API takes the CRS as a field
+or a query parameter, never from inside the GeoJSON).
 
 Python's ``json`` accepts those literals although RFC 8259 has no such numbers; a value
 that slipped through would reach PostGIS as NaN. Routes of routers built with
@@ -38,10 +40,58 @@ def loads_strict(body: bytes | str) -> Any:
         ) from None
 
 
+GEOJSON_TYPES = frozenset(
+    {
+        "Point",
+        "MultiPoint",
+        "LineString",
+        "MultiLineString",
+        "Polygon",
+        "MultiPolygon",
+        "GeometryCollection",
+        "Feature",
+        "FeatureCollection",
+    }
+)
+CRS_MEMBER = (
+    "GeoJSON 对象不得含 crs 成员（RFC 7946 已删除；坐标系请用请求的 crs 字段或 crs 查询参数） "
+    "— a GeoJSON `crs` member is not accepted (RFC 7946 removed it): give the coordinate "
+    "system in the request's `crs` field or `crs` query parameter"
+)
+
+
+def crs_member(value: Any) -> bool:
+    """Whether a parsed body holds a GeoJSON ``crs`` member: on a GeoJSON object (a
+    geometry, feature or collection), or with an object as its value (the GeoJSON 2008
+    ``{"type": "name", ...}`` form) anywhere. A plain string field named ``crs`` beside
+    the geometry (``"crs": "gcj02"``) is the API's own way to say the CRS."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "crs" in item and (
+                not isinstance(item["crs"], str) or item.get("type") in GEOJSON_TYPES
+            ):
+                return True
+            stack.extend(v for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, dict | list))
+    return False
+
+
+def loads_body(body: bytes | str) -> Any:
+    """:func:`loads_strict`, refusing a GeoJSON ``crs`` member (:func:`crs_member`) too."""
+    value = loads_strict(body)
+    if crs_member(value):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        raise json.JSONDecodeError(CRS_MEMBER, text, max(text.find('"crs"'), 0))
+    return value
+
+
 class StrictJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = loads_strict(await self.body())
+            self._json = loads_body(await self.body())
         return self._json
 
 
@@ -57,4 +107,4 @@ class StrictJSONRoute(APIRoute):
         return strict_handler
 
 
-__all__ = ["StrictJSONRequest", "StrictJSONRoute", "loads_strict"]
+__all__ = ["StrictJSONRequest", "StrictJSONRoute", "crs_member", "loads_body", "loads_strict"]

@@ -53,6 +53,9 @@ class Cube:
     # "every incident of each unit between two dates" reads two rows of it (thousands of
     # numbers) instead of scanning the facts. Day i of it is ``rows.day[0] + i``.
     cumulative: Mapping[str, npt.NDArray[np.int32]] = field(default_factory=dict)
+    # Per resolution: cell → index into cell_values, made by the first :func:`splice` and
+    # kept up by the next ones (a million cells hash once, not after every write).
+    cell_lookup: dict[int, dict[int, int]] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -120,12 +123,6 @@ def build(
         inverse = inverse.astype(np.int64)
         cells_rows[res], cells_open[res] = inverse[:n_rows], inverse[n_rows:]
 
-    def lookup(values: Any, table: Sequence[str]) -> Ints:
-        codes = pd.Categorical(np.asarray(values, dtype=object), categories=list(table)).codes
-        if (codes < 0).any():
-            raise ValueError("a fact has a category or status outside the registry's choices")
-        return np.asarray(codes, dtype=np.int64)
-
     def facts(
         columns: Mapping[str, Any],
         codes: dict[str, Ints],
@@ -137,8 +134,8 @@ def build(
         order = np.argsort(day, kind="stable")
         return Facts(
             day=day[order],
-            category=lookup(columns["category"], categories)[order],
-            status=lookup(columns["status"], statuses)[order],
+            category=_lookup(columns["category"], categories)[order],
+            status=_lookup(columns["status"], statuses)[order],
             codes={level: values[order] for level, values in codes.items()},
             cells={res: values[order] for res, values in cells.items()},
             weight=weight[order],
@@ -172,6 +169,164 @@ def build(
             for level, values in row_facts.codes.items()
         },
     )
+
+
+def splice(
+    cube: Cube,
+    days: Sequence[int],
+    rows: Mapping[str, Any],
+    open_facts: Mapping[str, Any],
+    names: Mapping[str, Mapping[str, str]] | None = None,
+) -> Cube:
+    """``cube`` with every fact of ``days`` replaced by ``rows`` / ``open_facts`` (the
+    columns :func:`build` takes, holding only facts of those days).
+
+    The incremental path after a write: only the days a write touched are reloaded, the
+    rest stays as encoded. New codes and cells are appended to the value tables (old
+    indices stay valid) and the prefix sums are recomputed (a bincount). Every query
+    answers as over :func:`build` of the whole set.
+    """
+    day_set = np.asarray(sorted(set(days)), dtype=np.int64)
+    code_values = {level: list(values) for level, values in cube.code_values.items()}
+    cell_values = dict(cube.cell_values)
+    # The lookups move to the new cube (an old one spliced again rebuilds its own).
+    lookup = dict(cube.cell_lookup)
+    cube.cell_lookup.clear()
+
+    def codes_of(columns: Mapping[str, Any]) -> dict[str, Ints]:
+        out: dict[str, Ints] = {}
+        for level in LEVELS:
+            values = code_values[level]
+            index = {v: i for i, v in enumerate(values)}
+            encoded = []
+            for raw in np.asarray(columns[f"{level}_code"], dtype=object).tolist():
+                code = None if raw is None or raw != raw else raw  # NaN: no code
+                if code not in index:
+                    index[code] = len(values)
+                    values.append(code)
+                encoded.append(index[code])
+            out[level] = np.asarray(encoded, dtype=np.int64)
+        return out
+
+    def cells_of(columns: Mapping[str, Any]) -> dict[int, Ints]:
+        out: dict[int, Ints] = {}
+        for res, known in list(cell_values.items()):
+            table = lookup.get(res)
+            if table is None or len(table) != len(known):  # built once, then kept up
+                table = {cell: i for i, cell in enumerate(known.tolist())}
+                lookup[res] = table
+            extra: list[int] = []
+            encoded = []
+            for cell in _column(columns, f"cell{res}", np.int64).tolist():
+                index = table.get(cell)
+                if index is None:
+                    index = table[cell] = len(known) + len(extra)
+                    extra.append(cell)
+                encoded.append(index)
+            if extra:
+                known = np.concatenate([known, np.asarray(extra, dtype=np.int64)])
+            cell_values[res] = known
+            out[res] = np.asarray(encoded, dtype=np.int64)
+        return out
+
+    def merged(old: Facts, columns: Mapping[str, Any], weight: Ints, deadline: Floats) -> Facts:
+        # The old facts are sorted by day: each replaced day is one slice of them, cut out;
+        # the new facts (sorted) go in where their days were. Linear, no sort of the whole.
+        keep = np.ones(len(old), dtype=bool)
+        for lo, hi in zip(
+            np.searchsorted(old.day, day_set, "left"),
+            np.searchsorted(old.day, day_set, "right"),
+            strict=True,
+        ):
+            keep[lo:hi] = False
+        new_day = _column(columns, "day", np.int64)
+        order = np.argsort(new_day, kind="stable")
+        kept_day = old.day[keep]
+        at = np.searchsorted(kept_day, new_day[order], "left")
+        codes, cells = codes_of(columns), cells_of(columns)
+
+        def join(kept: npt.NDArray[Any], new: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return np.insert(kept[keep], at, new[order])
+
+        return Facts(
+            day=np.insert(kept_day, at, new_day[order]),
+            category=join(old.category, _lookup(columns["category"], cube.categories)),
+            status=join(old.status, _lookup(columns["status"], cube.statuses)),
+            codes={level: join(old.codes[level], codes[level]) for level in LEVELS},
+            cells={res: join(old.cells[res], cells[res]) for res in cube.cell_values},
+            weight=join(old.weight, weight),
+            deadline=join(old.deadline, deadline),
+        )
+
+    n_rows, n_open = len(rows["day"]), len(open_facts["day"])
+    row_facts = merged(cube.rows, rows, _column(rows, "n", np.int64), np.full(n_rows, np.nan))
+    return Cube(
+        rows=row_facts,
+        open=merged(
+            cube.open,
+            open_facts,
+            np.ones(n_open, dtype=np.int64),
+            _column(open_facts, "deadline", np.float64),
+        ),
+        categories=cube.categories,
+        statuses=cube.statuses,
+        code_values=code_values,
+        cell_values=cell_values,
+        names=cube.names if names is None else names,
+        cell_lookup=lookup,
+        cumulative={
+            level: _prefix_sums_from(
+                cube.rows.day[0] if len(cube.rows) else None,
+                cube.cumulative.get(level),
+                int(day_set[0]) if len(day_set) else None,
+                row_facts,
+                values,
+                len(code_values[level]),
+            )
+            for level, values in row_facts.codes.items()
+        },
+    )
+
+
+def _prefix_sums_from(
+    old_first: int | None,
+    old: npt.NDArray[np.int32] | None,
+    first_touched: int | None,
+    facts: Facts,
+    codes: Ints,
+    units: int,
+) -> npt.NDArray[np.int32]:
+    """The prefix sums after a splice: rows before the first touched day are kept (new
+    units get zero columns there), only the rows from it on are recomputed — after a write
+    of today's incident, a few rows, not the whole table. Anything else (the first day
+    moved, nothing kept): recomputed in full."""
+    if (
+        old is None
+        or old_first is None
+        or first_touched is None
+        or not len(facts)
+        or int(facts.day[0]) != old_first
+        or first_touched < old_first
+    ):
+        return _prefix_sums(facts, codes, units)
+    days = int(facts.day[-1] - facts.day[0]) + 1
+    keep = min(first_touched - old_first, len(old) - 1, days)  # rows 0..keep stay
+    out = np.zeros((days + 1, units), dtype=np.int32)
+    out[: keep + 1, : old.shape[1]] = old[: keep + 1]
+    start = int(np.searchsorted(facts.day, old_first + keep, "left"))
+    span = days - keep
+    flat = (facts.day[start:] - (old_first + keep)) * units + codes[start:]
+    per_day = np.bincount(flat, weights=facts.weight[start:], minlength=span * units)
+    np.cumsum(per_day.reshape(span, units), axis=0, out=out[keep + 1 :])
+    out[keep + 1 :] += out[keep]
+    return out
+
+
+def _lookup(values: Any, table: Sequence[str]) -> Ints:
+    codes = pd.Categorical(np.asarray(values, dtype=object), categories=list(table)).codes
+    if (codes < 0).any():
+        raise ValueError("a fact has a category or status outside the registry's choices")
+    return np.asarray(codes, dtype=np.int64)
 
 
 def _prefix_sums(facts: Facts, codes: Ints, units: int) -> npt.NDArray[np.int32]:
@@ -302,4 +457,4 @@ def totals(cube: Cube, by: str | int, flt: CubeFilter, now: float) -> Totals:
     return Totals([labels[i] for i in present], count[present], overdue[present], present)
 
 
-__all__ = ["LEVELS", "Cube", "CubeFilter", "Facts", "Totals", "build", "totals"]
+__all__ = ["LEVELS", "Cube", "CubeFilter", "Facts", "Totals", "build", "splice", "totals"]

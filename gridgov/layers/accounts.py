@@ -237,10 +237,42 @@ def is_locked(conn: Connection, user: User) -> bool:
     return bool(conn.execute(text("SELECT :t > now()"), {"t": user.locked_until}).scalar_one())
 
 
+def failures_from(conn: Connection, ip: str, window: timedelta) -> tuple[int, float]:
+    """Failed logins from ``ip`` over every account within ``window`` (from the audit log,
+    which records each), and the seconds until the oldest of them leaves the window."""
+    row = conn.execute(
+        text(
+            "SELECT count(*), extract(epoch FROM min(at) + :window - now()) FROM audit_log "
+            "WHERE action = 'login' AND outcome = 'failed' AND ip = :ip "
+            "AND at > now() - :window"
+        ),
+        {"ip": ip, "window": window},
+    ).one()
+    return int(row[0]), float(row[1] or 0.0)
+
+
+SESSION_KEPT_AFTER_END = timedelta(hours=1)
+
+
+def prune_sessions(conn: Connection) -> int:
+    """Delete sessions that ended (expired or revoked) over an hour ago: they can never be
+    used again, and the audit log keeps who logged in when. Run at every login, so the
+    table holds about the live sessions rather than growing without bound."""
+    return conn.execute(
+        text(
+            "DELETE FROM user_session WHERE expires_at < now() - :kept "
+            "OR revoked_at < now() - :kept"
+        ),
+        {"kept": SESSION_KEPT_AFTER_END},
+    ).rowcount
+
+
 def open_session(
     conn: Connection, user_id: int, ip: str | None, lifetime: timedelta
 ) -> tuple[str, datetime]:
-    """A new session id after a good login (the failure count starts again)."""
+    """A new session id after a good login (the failure count starts again); ended
+    sessions are pruned on the way."""
+    prune_sessions(conn)
     session_id = secrets.token_urlsafe(32)
     expires = conn.execute(
         text(
@@ -295,8 +327,14 @@ def touch_session(conn: Connection, session_id: str, user_id: int, idle: timedel
     if user.disabled:
         return SessionCheck(None, "disabled")
     if row.stale:  # at most one write per session every 30 s
+        # SKIP LOCKED: the row stays locked until this request's transaction ends; the
+        # session's other requests meanwhile (a map loading twenty tiles at once) must not
+        # queue behind it: one of them marking the session used is enough.
         conn.execute(
-            text("UPDATE user_session SET last_seen_at = now() WHERE id = :sid"),
+            text(
+                "UPDATE user_session SET last_seen_at = now() WHERE id = "
+                "(SELECT id FROM user_session WHERE id = :sid FOR UPDATE SKIP LOCKED)"
+            ),
             {"sid": session_id},
         )
     return SessionCheck(user, "ok")

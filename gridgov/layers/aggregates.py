@@ -28,10 +28,18 @@ from gridgov.gis import h3bins
 from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_STATUSES
 from gridgov.layers.map_support import LOCAL_TIME_ZONE, OPEN_STATUSES_SQL
 
+_CHUNK_ROWS = 50_000  # rows parsed per call (see _bulk_frame)
 _LOCK = 0x67726964_61676700  # pg_advisory_xact_lock key: one refresher at a time
 _CODES = ", ".join(f"{level}_code" for level in cube_mod.LEVELS)
 _COARSE = tuple(r for r in h3bins.RESOLUTIONS if r != h3bins.FINE)
 _DAY = f"(reported_at AT TIME ZONE '{LOCAL_TIME_ZONE}')::date"
+# Incidents ``i`` of the local days ``:days`` through the index on reported_at (the day
+# expression has none).
+_ON_DAYS = (
+    "unnest(CAST(:days AS date[])) AS d JOIN incident i "
+    f"ON i.reported_at >= (d::timestamp AT TIME ZONE '{LOCAL_TIME_ZONE}') "
+    f"AND i.reported_at < ((d + 1)::timestamp AT TIME ZONE '{LOCAL_TIME_ZONE}')"
+)
 
 
 def generation(conn: Connection) -> int | None:
@@ -42,29 +50,37 @@ def generation(conn: Connection) -> int | None:
     return int(value) if value is not None else None
 
 
-def refresh(conn: Connection, wait: bool = True) -> int:
+def refresh(conn: Connection, wait: bool = True) -> int | None:
     """Recompute the pre-aggregate for every dirty day, in the caller's transaction.
 
     Returns the number of days recomputed (0 when nothing changed since the last refresh).
     With ``wait=False`` (the start-up warm-up) it does nothing while another transaction
-    is refreshing, rather than wait for it.
+    is refreshing, rather than wait for it, and returns None.
     """
     if wait:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
     elif not conn.execute(
         text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _LOCK}
     ).scalar_one():
-        return 0
+        return None
     days: list[date] = list(
         conn.execute(text("DELETE FROM incident_agg_dirty_day RETURNING day")).scalars()
     )
     if not days:
         return 0
     conn.execute(text("DELETE FROM incident_agg WHERE day = ANY(:days)"), {"days": days})
-    points = conn.execute(
+    # Serialised by the lock (held to commit): the numbers grow in commit order.
+    conn.execute(
         text(
-            f"SELECT id, ST_X(geom) AS x, ST_Y(geom) AS y FROM incident WHERE {_DAY} = ANY(:days)"
+            "INSERT INTO incident_agg_change (day, seq) "
+            "SELECT d, (SELECT coalesce(max(seq), 0) + 1 FROM incident_agg_change) "
+            "FROM unnest(CAST(:days AS date[])) AS d "
+            "ON CONFLICT (day) DO UPDATE SET seq = EXCLUDED.seq"
         ),
+        {"days": days},
+    )
+    points = conn.execute(
+        text(f"SELECT i.id, ST_X(i.geom) AS x, ST_Y(i.geom) AS y FROM {_ON_DAYS}"),
         {"days": days},
     ).all()
     if not points:
@@ -91,6 +107,7 @@ def refresh(conn: Connection, wait: bool = True) -> int:
             strict=True,
         ):
             copy.write_row(row)
+    conn.execute(text("ANALYZE incident_cell_tmp"))  # few rows: join by id, not a scan
     conn.execute(
         text(
             f"""
@@ -114,7 +131,15 @@ def _raw(conn: Connection) -> psycopg.Connection[Any]:
     return raw
 
 
-def _bulk_frame(conn: Connection, select: str, names: list[str]) -> pd.DataFrame:
+def autocommit(conn: Connection) -> bool:
+    """Whether the driver commits every statement alone (SQLAlchemy's
+    ``get_isolation_level`` reports the server's level even then)."""
+    return bool(_raw(conn).autocommit)
+
+
+def _bulk_frame(
+    conn: Connection, select: str, names: list[str], params: dict[str, Any] | None = None
+) -> pd.DataFrame:
     """Rows of ``select`` (whose columns are ``names``) as a DataFrame.
 
     PostgreSQL joins the rows into one tab-separated text (missing values empty) that
@@ -123,13 +148,17 @@ def _bulk_frame(conn: Connection, select: str, names: list[str]) -> pd.DataFrame
     """
     fields = ", ".join(f"COALESCE(q.{name}::text, '')" for name in names)
     blob = conn.execute(
-        text(f"SELECT string_agg(concat_ws(E'\\t', {fields}), E'\\n') FROM ({select}) q")
+        text(f"SELECT string_agg(concat_ws(E'\\t', {fields}), E'\\n') FROM ({select}) q"),
+        params or {},
     ).scalar_one()
     text_columns = {name: str for name in names if name.endswith("_code")}
     text_columns.update(category=str, status=str)
     if not blob:
         return pd.DataFrame({name: pd.Series([], dtype=object) for name in names})
-    return pd.read_csv(
+    # In chunks: one call over a million rows holds the GIL for seconds, and a uvicorn
+    # worker whose health-check thread cannot answer for 5 s is killed by its supervisor
+    # (it was, in a loop, while it loaded the cube at start-up under load).
+    chunks = pd.read_csv(
         io.StringIO(blob),
         sep="\t",
         header=None,
@@ -138,7 +167,9 @@ def _bulk_frame(conn: Connection, select: str, names: list[str]) -> pd.DataFrame
         keep_default_na=False,
         dtype=text_columns,
         engine="c",
+        chunksize=_CHUNK_ROWS,
     )
+    return pd.concat(list(chunks), ignore_index=True)
 
 
 def _columns(frame: pd.DataFrame) -> dict[str, Any]:
@@ -170,51 +201,74 @@ def _names(conn: Connection) -> dict[str, dict[str, str]]:
     }
 
 
-def load_cube(conn: Connection) -> cube_mod.Cube:
-    """The pre-aggregate and the open incidents, encoded for in-memory queries."""
+_ROW_NAMES = [
+    "day",
+    "cell10",
+    "cell9",
+    "cell8",
+    "cell7",
+    "category",
+    "status",
+    *(f"{level}_code" for level in cube_mod.LEVELS),
+    "n",
+]
+_OPEN_NAMES = [
+    "day",
+    "x",
+    "y",
+    "category",
+    "status",
+    *(f"{level}_code" for level in cube_mod.LEVELS),
+    "deadline",
+]
+
+
+def _facts(conn: Connection, days: list[date] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Columns of the pre-aggregate rows and of the open incidents with a deadline, of
+    ``days`` only (None: all)."""
     epoch_day = "(day - DATE '1970-01-01')"
-    row_names = [
-        "day",
-        "cell10",
-        "cell9",
-        "cell8",
-        "cell7",
-        "category",
-        "status",
-        *(f"{level}_code" for level in cube_mod.LEVELS),
-        "n",
-    ]
+    on_days = "" if days is None else "WHERE day = ANY(CAST(:days AS date[]))"
+    params = {} if days is None else {"days": days}
     rows = _columns(
         _bulk_frame(
             conn,
             f"SELECT {epoch_day} AS day, cell AS cell10, cell9, cell8, cell7, category, status, "
-            f"{_CODES}, n FROM incident_agg",
-            row_names,
+            f"{_CODES}, n FROM incident_agg {on_days}",
+            _ROW_NAMES,
+            params,
         )
     )
     # Open incidents with a deadline: few, found through ix_incident_open_deadline.
-    open_names = [
-        "day",
-        "x",
-        "y",
-        "category",
-        "status",
-        *(f"{level}_code" for level in cube_mod.LEVELS),
-        "deadline",
-    ]
+    source = "incident i" if days is None else _ON_DAYS
     open_rows = _columns(
         _bulk_frame(
             conn,
             f"SELECT ({_DAY} - DATE '1970-01-01') AS day, ST_X(geom) AS x, ST_Y(geom) AS y, "
             f"category, status, {_CODES}, extract(epoch FROM deadline_at)::float8 AS deadline "
-            "FROM incident "
+            f"FROM {source} "
             f"WHERE {OPEN_STATUSES_SQL} AND deadline_at IS NOT NULL",
-            open_names,
+            _OPEN_NAMES,
+            params,
         )
     )
     for res in h3bins.RESOLUTIONS:
         open_rows[f"cell{res}"] = h3bins.cells(open_rows["x"], open_rows["y"], res)
-    return cube_mod.build(
+    return rows, open_rows
+
+
+def change_mark(conn: Connection) -> int:
+    """The number of the newest recomputation of the pre-aggregate (0: none yet)."""
+    return int(
+        conn.execute(text("SELECT coalesce(max(seq), 0) FROM incident_agg_change")).scalar_one()
+    )
+
+
+def load_cube(conn: Connection) -> tuple[cube_mod.Cube, int]:
+    """The pre-aggregate and the open incidents, encoded for in-memory queries, with the
+    :func:`change_mark` it holds (read first: a later recomputation is seen again)."""
+    mark = change_mark(conn)
+    rows, open_rows = _facts(conn, None)
+    cube = cube_mod.build(
         rows,
         open_rows,
         [c.value for c in INCIDENT_CATEGORIES],
@@ -222,6 +276,27 @@ def load_cube(conn: Connection) -> cube_mod.Cube:
         h3bins.RESOLUTIONS,
         _names(conn),
     )
+    return cube, mark
 
 
-__all__ = ["generation", "load_cube", "refresh"]
+def update_cube(conn: Connection, cube: cube_mod.Cube, since: int) -> tuple[cube_mod.Cube, int]:
+    """``cube`` (holding the pre-aggregate as of mark ``since``) brought up to date by
+    reloading only the days recomputed after ``since``; a full load when the record went
+    backwards (a rolled-back refresh it had seen)."""
+    mark = change_mark(conn)
+    if mark < since:
+        return load_cube(conn)
+    if mark == since:
+        return cube, mark
+    days: list[date] = list(
+        conn.execute(
+            text("SELECT day FROM incident_agg_change WHERE seq > :since"), {"since": since}
+        ).scalars()
+    )
+    rows, open_rows = _facts(conn, days)
+    epoch = date(1970, 1, 1)
+    spliced = cube_mod.splice(cube, [(d - epoch).days for d in days], rows, open_rows, _names(conn))
+    return spliced, mark
+
+
+__all__ = ["autocommit", "change_mark", "generation", "load_cube", "refresh", "update_cube"]

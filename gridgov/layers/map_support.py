@@ -116,6 +116,19 @@ def build_map_support_tables(metadata: MetaData) -> None:
         Column("day", Date, primary_key=True),
         comment="待重算的预聚合日期 (days the incident pre-aggregate must recompute)",
     )
+    Table(
+        "incident_agg_change",
+        metadata,
+        Column("day", Date, primary_key=True),
+        Column(
+            "seq",
+            BigInteger,
+            nullable=False,
+            comment="重算批次编号 (number of the refresh that last recomputed the day)",
+        ),
+        Index(None, "seq"),
+        comment="预聚合重算记录 (which pre-aggregate days each refresh recomputed)",
+    )
     # Overdue depends on now(): it is counted from the few open incidents, via this index.
     incident = metadata.tables["incident"]
     Index(

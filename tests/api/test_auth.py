@@ -273,3 +273,60 @@ def test_refusals_are_audited_in_their_own_transaction(
     assert mine
     assert mine[-1].status == 403
     assert any(r.username is None and r.status == 401 for r in rows)
+
+
+def test_many_failures_from_one_address_are_throttled_across_accounts(
+    anon_client: TestClient, make_user: MakeUser, connection: Connection, settings: Settings
+) -> None:
+    """Password spraying: one client trying one password against many user names never
+    trips a per-account lock, so failures are also counted per client address (429 with
+    Retry-After, audited), even for a right password, while they are in the window."""
+    make_user(Role.VIEWER, ["320213"], username="sun_qi")
+    limit = settings.login_ip_max_failures
+    for k in range(limit):
+        assert _login(anon_client, f"sprayed_{k}", "Spray-Passw0rd").status_code == 401
+    throttled = _login(anon_client, "sun_qi")
+    assert throttled.status_code == 429, throttled.text
+    assert "稍后再试" in throttled.json()["detail"]
+    retry = int(throttled.headers["Retry-After"])
+    assert 0 < retry <= settings.login_ip_window_minutes * 60 + 1
+    assert _audit(connection, "sun_qi") == [("login", "refused", 429)]
+    failed = connection.execute(
+        text("SELECT failed_logins FROM app_user WHERE username = 'sun_qi'")
+    ).scalar_one()
+    assert failed == 0  # the account itself is not punished
+    # The refusal itself is not a failure: it does not extend the window.
+    refused = connection.execute(
+        text("SELECT count(*) FROM audit_log WHERE action = 'login' AND outcome = 'failed'")
+    ).scalar_one()
+    assert refused == limit
+
+
+def test_logins_prune_ended_sessions(
+    anon_client: TestClient, make_user: MakeUser, connection: Connection
+) -> None:
+    user = make_user(Role.VIEWER, ["320213"], username="zhou_ba")
+    for sid, ended in (
+        ("e" * 40, "expires_at = now() - interval '2 hours'"),
+        ("r" * 40, "revoked_at = now() - interval '2 hours'"),
+        ("f" * 40, "revoked_at = now() - interval '10 minutes'"),  # kept a while
+        ("l" * 40, "last_seen_at = now()"),  # live
+    ):
+        connection.execute(
+            text(
+                "INSERT INTO user_session (id, user_id, expires_at) "
+                "VALUES (:id, :u, now() + interval '1 hour')"
+            ),
+            {"id": sid, "u": user.id},
+        )
+        connection.execute(text(f"UPDATE user_session SET {ended} WHERE id = :id"), {"id": sid})
+    assert _login(anon_client, "zhou_ba").status_code == 200
+    left = set(
+        connection.execute(
+            text("SELECT id FROM user_session WHERE user_id = :u"), {"u": user.id}
+        ).scalars()
+    )
+    assert "e" * 40 not in left
+    assert "r" * 40 not in left
+    assert {"f" * 40, "l" * 40} <= left
+    assert len(left) == 3  # and the new session

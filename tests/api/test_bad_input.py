@@ -220,6 +220,46 @@ def test_crs_member_in_a_body_is_422(client: TestClient, city: Connection) -> No
     assert incidents(city) == 0
 
 
+def test_crs_member_is_refused_in_every_geojson_body(client: TestClient, city: Connection) -> None:
+    """Grid edits and measures too: a ``crs`` member on a GeoJSON object (or any object
+    valued ``crs``) is a 422 naming RFC 7946, Chinese first; the CRS is a query parameter."""
+    named = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4549"}}
+    polygon = {**_square(X, Y), "crs": named}
+    line = {"type": "LineString", "coordinates": [[X, Y], [X + 0.001, Y]], "crs": "EPSG:4549"}
+    reason = "调整 (crs test)"
+    cases = [
+        (
+            "POST",
+            "/grids",
+            {"community_code": CODES_COMMUNITY, "geometry": polygon, "reason": reason},
+        ),
+        (
+            "POST",
+            "/grids",
+            {
+                "type": "Feature",
+                "crs": named,
+                "community_code": CODES_COMMUNITY,
+                "geometry": _square(X, Y),
+                "reason": reason,
+            },
+        ),
+        ("POST", f"/grids/{CODES_COMMUNITY}001/split", {"line": line, "reason": reason}),
+        ("PATCH", f"/grids/{CODES_COMMUNITY}001", {"geometry": polygon, "reason": reason}),
+        ("POST", "/measures", {"type": "FeatureCollection", "crs": named, "features": []}),
+    ]
+    for method, path, body in cases:
+        response = client.request(method, path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        detail = response.json()["detail"]
+        assert "crs" in detail
+        assert "RFC 7946" in detail
+        assert detail.index("坐标系") < detail.index("not accepted")  # Chinese first
+    # The API's own string field named crs, beside the geometry, stays accepted.
+    plain = {**INCIDENT, "lon": WUXI_LON, "lat": WUXI_LAT, "crs": "cgcs2000"}
+    assert client.post("/incidents", json=plain).status_code == 201
+
+
 # ---------------------------------------------------------------- geometry → 422
 
 

@@ -401,3 +401,49 @@ def test_imports_only_into_the_area(
         assert connection.execute(text("SELECT count(*) FROM grid")).scalar_one() == before + 1
         return
     assert connection.execute(text("SELECT count(*) FROM grid")).scalar_one() == before
+
+
+def _layer_ids(content: bytes) -> dict[str, set[int]]:
+    decoded = mapbox_vector_tile.decode(content) if content else {}
+    return {name: {int(f["id"]) for f in layer["features"]} for name, layer in decoded.items()}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_multi_layer_tiles_measures_and_docking_stay_in_scope(
+    role: Role, city: dict[str, set[int]], as_role: Any
+) -> None:
+    """The paths beside the per-layer ones: the multi-layer tile (each layer rendered with
+    the scope), grid and area measures (a grid or area of B is a 404, like a missing one)
+    and the docking lists (only grids of the area)."""
+    client = as_role(role)
+    z = 15
+    x, y = tile_for(*POINT_B, z)
+    tile = client.get(
+        f"/tiles/WebMercatorQuad/{z}/{x}/{y}", params={"collections": "grid,incident"}
+    )
+    if not (can_read(role, "grid") and can_read(role, "incident")):
+        assert tile.status_code == 403
+    else:
+        assert tile.status_code in (200, 204)
+        seen = _layer_ids(tile.content)
+        leaked = {name: ids & city[name] for name, ids in seen.items()}
+        if role is Role.ADMIN:
+            assert any(leaked.values())  # B's grid and incidents are there for the admin
+        else:
+            assert not any(leaked.values()), leaked
+    grid_b, area_b = CODES_B["grid_code"], B
+    expected = 200 if role is Role.ADMIN else 404
+    assert client.get(f"/grids/{grid_b}/measures").status_code == expected
+    assert client.get(f"/areas/{area_b}/measures").status_code == expected
+    if role is not Role.ADMIN:  # their own area still answers
+        own = GRID_A if role is Role.GRID_WORKER else A
+        path = f"/grids/{own}/measures" if len(own) == 15 else f"/areas/{own}/measures"
+        assert client.get(path).status_code == 200
+    docking = client.get("/docking/grids", params={"unit_layer": "police_unit"})
+    if not can_read(role, "police_unit"):
+        assert docking.status_code == 403
+        return
+    assert docking.status_code == 200, docking.text
+    codes = {f["properties"]["grid_code"] for f in docking.json()["features"]}
+    if role is not Role.ADMIN:
+        assert not {c for c in codes if c.startswith(B)}

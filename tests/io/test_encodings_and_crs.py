@@ -198,3 +198,24 @@ def test_gbk_shapefile_export_says_so_and_re_imports(
     report = run_import(connection, registry, "grid", out, mode="replace")
     assert report.encoding == "gb18030"
     assert [r["name"] for r in table_rows(connection, metadata, "grid")] == NAMES[:2]
+
+
+def test_geojson_crs_member_that_contradicts_the_crs_option_is_refused(
+    connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
+) -> None:
+    """A GeoJSON *file* may still carry a ``crs`` member (GDAL and QGIS write one): it is
+    read like a ``.prj``, and a file whose member says another CRS than ``--crs`` is
+    refused, nothing written."""
+    import json
+
+    frame = _grid_frame(NAMES[:1]).to_crs("EPSG:4549")
+    doc = json.loads(frame.to_json())
+    doc["crs"] = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4549"}}
+    path = tmp_path / "projected.geojson"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(ImportUsageError, match="不一致"):
+        run_import(connection, registry, "grid", path, crs="gcj02")
+    assert table_rows(connection, metadata, "grid") == []
+    report = run_import(connection, registry, "grid", path)  # the member alone: honoured
+    assert report.rows_written == 1
+    assert report.crs == "EPSG:4549"

@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection, Engine, text
 
-from gridgov.api.auth import Principal, PrincipalDep
+from gridgov.api.auth import Principal, ReadPrincipalDep
 from gridgov.api.deps import ReadConnectionDep, RegistryDep
 from gridgov.api.query import bad, parse_bool, reject_unknown
 from gridgov.errors import NotFoundError
@@ -62,17 +62,22 @@ Level = Literal["grid", "community", "township", "district", "police_station", "
 
 
 class CubeCache:
-    """The cube of one app, rebuilt when the incident generation moves.
+    """The cube of one app, brought up to date when the incident generation moves.
 
-    A fresh cube costs one tiny query per request (the generation). A rebuild refreshes
-    the pre-aggregate and loads it in one transaction: on the request's connection when it
-    is in one (tests share theirs), else on a connection of ``engine``.
+    A fresh cube costs one tiny query per request (the generation). An update refreshes
+    the pre-aggregate (the dirty days) and reloads, in one transaction, only the days
+    recomputed since this cube was loaded (``incident_agg_change``, also those another
+    worker process recomputed), splicing them into the cube: after a write, milliseconds
+    of work rather than a reload of the whole city. The first build loads everything. On
+    the request's connection when it is in a transaction (tests share theirs), else on a
+    connection of ``engine``.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._generation: int | None = None
         self._cube: Cube | None = None
+        self._mark = 0  # the pre-aggregate's change mark the cube holds
 
     @property
     def cube(self) -> Cube | None:
@@ -95,18 +100,38 @@ class CubeCache:
             cube = self._fresh(aggregates.generation(conn))
             if cube is not None:
                 return cube
-            if conn.in_transaction() and conn.get_isolation_level() != "AUTOCOMMIT":
-                return self._rebuild(conn, wait=True)
+            # Never on an autocommit connection (the read engine's): every statement would
+            # commit alone, the advisory lock and the temporary table would not outlive
+            # it, and a failure halfway would leave days deleted and no longer dirty.
+            if conn.in_transaction() and not aggregates.autocommit(conn):
+                return self._load(conn, self._refresh(conn, wait=True))  # tests share theirs
+            # Two short transactions: the refresh commits at once (writers of the day it
+            # recomputed wait on its locks), then the cube is updated from what it wrote.
             with engine.begin() as tx:
-                return self._rebuild(tx, wait=True)
+                generation = self._refresh(tx, wait=True)
+            with engine.begin() as tx:
+                return self._load(tx, generation)
 
-    def _rebuild(self, conn: Connection, wait: bool) -> Cube:
+    @staticmethod
+    def _refresh(conn: Connection, wait: bool) -> int | None:
+        """Recompute the dirty days; the generation the cube will then hold (None: the
+        refresh was skipped, the next request tries again)."""
+        with as_owner(conn):
+            # Read before the refresh: every write it counts marked its day dirty before
+            # it committed, so the refresh below recomputes that day.
+            generation = aggregates.generation(conn)
+            if aggregates.refresh(conn, wait=wait) is None:
+                return None
+        return generation
+
+    def _load(self, conn: Connection, generation: int | None) -> Cube:
         # Shared by every caller: built from every row, never under one caller's scope.
         with as_owner(conn):
-            aggregates.refresh(conn, wait=wait)
-            generation = aggregates.generation(conn)  # in the transaction that loads the cube
-            cube = aggregates.load_cube(conn)
-        self._cube, self._generation = cube, generation
+            if self._cube is None:
+                cube, mark = aggregates.load_cube(conn)
+            else:  # only the days recomputed since this cube was loaded
+                cube, mark = aggregates.update_cube(conn, self._cube, self._mark)
+        self._cube, self._generation, self._mark = cube, generation, mark
         return cube
 
     def warm_up(self, engine: Engine) -> None:
@@ -114,7 +139,7 @@ class CubeCache:
         a failure here only means the first request builds it."""
         with self._lock, engine.begin() as tx:
             tx.execute(text("SET LOCAL lock_timeout = '2s'"))
-            self._rebuild(tx, wait=False)
+            self._load(tx, self._refresh(tx, wait=False))
 
 
 def cube_cache(app: FastAPI) -> CubeCache:
@@ -227,7 +252,7 @@ FILTER_DOC = (
 )
 def h3_cells(
     request: Request,
-    principal: PrincipalDep,
+    principal: ReadPrincipalDep,
     registry: RegistryDep,
     conn: ReadConnectionDep,
     resolution: Annotated[
@@ -261,7 +286,7 @@ def _resolution(value: str) -> int:
 def by_level(
     level: str,
     request: Request,
-    principal: PrincipalDep,
+    principal: ReadPrincipalDep,
     registry: RegistryDep,
     conn: ReadConnectionDep,
 ) -> Response:
@@ -358,7 +383,7 @@ def _periods(result: Totals, interval: str) -> list[dict[str, Any]]:
 )
 def trend(
     request: Request,
-    principal: PrincipalDep,
+    principal: ReadPrincipalDep,
     registry: RegistryDep,
     conn: ReadConnectionDep,
     interval: Annotated[

@@ -36,12 +36,13 @@ class LoginIn(BaseModel):
 
 @dataclass(frozen=True)
 class LoginResult:
-    status: int  # 200, 401, 403 (disabled) or 423 (locked)
+    status: int  # 200, 401, 403 (disabled), 423 (locked) or 429 (this address throttled)
     detail_zh: str
     detail_en: str
     token: str | None = None
     expires_at: datetime | None = None
     user: accounts.User | None = None
+    retry_after_s: int | None = None
 
 
 BAD_CREDENTIALS = ("用户名或密码错误", "wrong user name or password")
@@ -68,6 +69,19 @@ def attempt_login(
             ),
         )
 
+    if ip is not None:
+        # Per address, over every account: the per-account lock alone lets one client
+        # try a password against every user name (password spraying).
+        window = timedelta(minutes=settings.login_ip_window_minutes)
+        failures, wait_s = accounts.failures_from(conn, ip, window)
+        if failures >= settings.login_ip_max_failures:
+            note("refused", 429, "too many failures from this address")
+            return LoginResult(
+                429,
+                "该地址登录失败次数过多，请稍后再试",
+                f"too many failed logins from this address; retry in {max(1, int(wait_s))} s",
+                retry_after_s=max(1, int(wait_s) + 1),
+            )
     if user is None:
         verify_password(None, password)  # same time as a real check: no user enumeration
         note("failed", 401, "unknown user")
@@ -143,7 +157,19 @@ def _user_body(user: accounts.User) -> dict[str, Any]:
 @router.post(
     "/auth/login",
     summary="登录，取得令牌 (log in: a bearer token, and a cookie for the map pages)",
-    responses={401: {"description": "用户名或密码错误"}, 423: {"description": "账户已锁定"}},
+    responses={
+        401: {"description": "用户名或密码错误"},
+        423: {"description": "账户已锁定"},
+        429: {
+            "description": "该地址登录失败过多 (too many failed logins from this address)",
+            "headers": {
+                "Retry-After": {
+                    "description": "秒 (seconds until logins from this address are taken again)",
+                    "schema": {"type": "integer"},
+                }
+            },
+        },
+    },
 )
 def login(body: LoginIn, request: Request, conn: ConnectionDep, settings: SettingsDep) -> Response:
     result = attempt_login(conn, settings, body.username, body.password, client_ip(request))
@@ -158,6 +184,8 @@ def login(body: LoginIn, request: Request, conn: ConnectionDep, settings: Settin
         )
         if result.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="gridgov"'
+        if result.retry_after_s is not None:
+            response.headers["Retry-After"] = str(result.retry_after_s)
         return response
     assert result.expires_at is not None
     response = JSONResponse(

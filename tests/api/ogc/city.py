@@ -128,6 +128,7 @@ def remove_everything(conn: Connection, registry: Registry) -> None:
         "tile_cache",
         "incident_agg",
         "incident_agg_dirty_day",
+        "incident_agg_change",
     ):
         conn.execute(text(f"DELETE FROM {table}"))
     for spec in reversed(list(registry)):

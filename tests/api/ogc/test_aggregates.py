@@ -176,3 +176,47 @@ def _warm_and_cold(settings: Settings, headers: dict[str, str]) -> None:
         assert getattr(cold.state, "incident_cube", None) is None
         assert client.get("/aggregates/incidents/by/grid").status_code == 200
         assert cold.state.incident_cube.cube is not None
+
+
+def test_writes_reload_only_their_days_and_counts_stay_exact(
+    client: TestClient, connection: Connection, city: list[int]
+) -> None:
+    """After each write the cube is spliced (not rebuilt) and still equals GROUP BY, for
+    every level, the trend and the overdue counts: a new day, a moved status and a
+    removed incident."""
+    assert client.get("/aggregates/incidents/by/grid").status_code == 200
+    cache = client.app.state.incident_cube  # type: ignore[attr-defined]
+    first = cache.cube
+    connection.execute(
+        text(
+            "INSERT INTO incident (category, status, source, reported_at, deadline_at, geom, "
+            "district_code, township_code, community_code, grid_code, police_station_code) "
+            "SELECT 'livelihood', 'dispatched', 'hotline', TIMESTAMPTZ '2026-02-03 23:30+08', "
+            "now() - interval '2 hours', geom, district_code, township_code, community_code, "
+            "grid_code, police_station_code FROM incident WHERE id = :id"
+        ),
+        {"id": city[2]},
+    )
+    connection.execute(
+        text("UPDATE incident SET status = 'closed' WHERE id = :id"), {"id": city[3]}
+    )
+    connection.execute(text("DELETE FROM incident WHERE id = :id"), {"id": city[4]})
+    reloaded = connection.execute(text("SELECT count(*) FROM incident_agg_dirty_day")).scalar()
+    assert reloaded is not None
+    assert 1 <= reloaded <= 3  # only the touched days are recomputed
+    for level in ("grid", "community", "township", "district", "police_station"):
+        response = client.get(f"/aggregates/incidents/by/{level}")
+        got = {i["code"]: (i["count"], i["overdue"]) for i in response.json()["items"]}
+        assert got == raw(connection, f"{level}_code", "true"), level
+    assert cache.cube is not first  # a new cube object ...
+    assert cache.cube.code_values["grid"][: len(first.code_values["grid"])] == list(
+        first.code_values["grid"]
+    )  # ... spliced: the old encoding kept, not rebuilt from scratch
+    items = client.get("/aggregates/incidents/trend", params={"interval": "day"}).json()["items"]
+    got = {i["period"]: (i["count"], i["overdue"]) for i in items if i["count"]}
+    assert got == raw(connection, f"{DAY}::text", "true")
+    assert "2026-02-03" in got
+    late = client.get("/aggregates/incidents/by/district?overdue=true").json()["items"]
+    assert {i["code"]: i["count"] for i in late} == {
+        k: v[0] for k, v in raw(connection, "district_code", OVERDUE_SQL).items()
+    }
