@@ -8,7 +8,9 @@ scope down to ``gridgov.layers`` where the SQL predicate is built (``layers.scop
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -17,7 +19,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection
 
-from gridgov.api.deps import ConnectionDep, SettingsDep
+from gridgov.api.deps import ConnectionDep, ReadConnectionDep, SettingsDep
 from gridgov.errors import (
     AuthenticationError,
     OutOfScopeError,
@@ -111,8 +113,65 @@ def _token(request: Request) -> str | None:
     return None
 
 
-def authenticate(request: Request, conn: Connection, settings: Any) -> Principal:
-    """The principal of a request, or :class:`AuthenticationError` (401) saying why."""
+class SessionCache:
+    """Sessions checked in the database in the last ``seconds``, per server process.
+
+    Why: a map view fetches dozens of tiles per second, and checking the session row and
+    the account for each one cost more than rendering most tiles. Only the tile routes use
+    it (:func:`get_read_principal`). The signed token (signature, audience, issuer, expiry)
+    is still verified on every request; what may be up to ``seconds`` old is what only the
+    database knows: a revoked or idle session, a disabled account, a changed role or area.
+    A logout through this server forgets its session at once; a change made elsewhere (the
+    CLI, another worker) reaches tiles within ``seconds`` (``GRIDGOV_SESSION_CACHE_SECONDS``,
+    0 turns the cache off). Bounded: at most ``MAX_ENTRIES`` sessions, then it starts over.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, int], tuple[float, User]] = {}
+
+    def get(self, session_id: str, user_id: int) -> User | None:
+        if self.seconds <= 0:
+            return None
+        with self._lock:
+            entry = self._entries.get((session_id, user_id))
+            if entry is None:
+                return None
+            if entry[0] <= self._clock():
+                del self._entries[(session_id, user_id)]
+                return None
+            return entry[1]
+
+    def put(self, session_id: str, user_id: int, user: User) -> None:
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[(session_id, user_id)] = (self._clock() + self.seconds, user)
+
+    def forget(self, session_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == session_id]:
+                del self._entries[key]
+
+
+def session_cache(request: Request) -> SessionCache:
+    cache: SessionCache = request.app.state.session_cache
+    return cache
+
+
+def authenticate(
+    request: Request, conn: Connection, settings: Any, cache: SessionCache | None = None
+) -> Principal:
+    """The principal of a request, or :class:`AuthenticationError` (401) saying why.
+
+    With ``cache``, a session checked in the database within the cache's lifetime is not
+    checked again (the token itself always is)."""
     token = _token(request)
     if token is None:
         raise AuthenticationError("请先登录", "log in first (no session token)")
@@ -122,6 +181,11 @@ def authenticate(request: Request, conn: Connection, settings: Any) -> Principal
         raise AuthenticationError(
             "登录令牌无效或已过期，请重新登录", "the session token is invalid or expired"
         ) from exc
+    cached = cache.get(claims.session_id, claims.user_id) if cache is not None else None
+    if cached is not None:
+        principal = Principal(user=cached, session_id=claims.session_id, ip=client_ip(request))
+        request.state.principal = principal
+        return principal
     check = accounts.touch_session(
         conn, claims.session_id, claims.user_id, timedelta(minutes=settings.session_idle_minutes)
     )
@@ -131,6 +195,8 @@ def authenticate(request: Request, conn: Connection, settings: Any) -> Principal
             "disabled": "账户已停用",
         }.get(check.reason, "登录已失效，请重新登录")
         raise AuthenticationError(zh, f"the session is no longer valid ({check.reason})")
+    if cache is not None:
+        cache.put(claims.session_id, claims.user_id, check.user)
     principal = Principal(user=check.user, session_id=claims.session_id, ip=client_ip(request))
     request.state.principal = principal
     return principal
@@ -176,6 +242,21 @@ def get_principal(
     yield from _scoped(request, conn, authenticate(request, conn, settings))
 
 
+def get_read_principal(
+    request: Request,
+    conn: ReadConnectionDep,
+    settings: SettingsDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+) -> Principal:
+    """The caller of a tile route: the session checked through the read connection the
+    tile is rendered on, and at most every ``session_cache_seconds`` (:class:`SessionCache`).
+
+    No transaction and no row-level-security role: tile SQL applies the caller's area scope
+    itself (``layers.scope.scope_sql``), so nothing here depends on the session settings.
+    """
+    return authenticate(request, conn, settings, session_cache(request))
+
+
 def get_page_principal(
     request: Request, conn: ConnectionDep, settings: SettingsDep
 ) -> Iterator[Principal]:
@@ -189,6 +270,7 @@ def get_page_principal(
 
 PrincipalDep = Annotated[Principal, Depends(get_principal, scope="function")]
 PagePrincipalDep = Annotated[Principal, Depends(get_page_principal, scope="function")]
+ReadPrincipalDep = Annotated[Principal, Depends(get_read_principal)]
 
 
 def require_admin(principal: PrincipalDep) -> Principal:
@@ -206,8 +288,12 @@ __all__ = [
     "PagePrincipalDep",
     "Principal",
     "PrincipalDep",
+    "ReadPrincipalDep",
+    "SessionCache",
     "authenticate",
     "client_ip",
     "get_page_principal",
     "get_principal",
+    "get_read_principal",
+    "session_cache",
 ]

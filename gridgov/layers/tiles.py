@@ -24,6 +24,7 @@ from sqlalchemy import Connection, text
 
 from gridgov.layers.scope import AreaScope, scope_sql
 from gridgov.layers.spec import SRID, AdminLevel, ColumnType, GeometryKind, LayerSpec
+from gridgov.layers.tables import TILE_GEOMETRY, has_tile_geometry
 
 EXTENT = 4096  # MVT coordinate units per tile side
 BUFFER = 64  # of those, drawn beyond the edge so that strokes join across tiles
@@ -110,17 +111,29 @@ def clustered(spec: LayerSpec, z: int) -> bool:
     return spec.cluster_max_zoom is not None and z <= spec.cluster_max_zoom
 
 
+def _tile_geometry_sql(spec: LayerSpec) -> str:
+    """The feature's geometry in EPSG:3857, cut to the tile and its buffer when it spills over.
+
+    Non-point layers read their stored Web Mercator copy (``geom_3857``, migration
+    ``0010_tile_speed``): no reprojection per request. A polygon that lies inside the
+    buffered tile (most grids from zoom 13 on) goes to ``ST_AsMVTGeom`` as it is; a bigger
+    one is clipped first, so that only the part inside is simplified and encoded.
+    """
+    if spec.geometry is GeometryKind.POINT:
+        return "ST_Transform(t.geom, 3857)"
+    if has_tile_geometry(spec):
+        g = f"t.{TILE_GEOMETRY}"
+        return f"CASE WHEN {g} @ env.tile_box THEN {g} ELSE ST_ClipByBox2D({g}, env.tile_box) END"
+    # Clip in CGCS2000 before reprojecting: only the part inside the tile is transformed.
+    return "ST_Transform(ST_ClipByBox2D(t.geom, env.box), 3857)"
+
+
 def _features_sql(spec: LayerSpec, scope_condition: str = "true") -> str:
     """The MVT of every feature of the tile (``env`` in scope) that meets the area scope."""
-    # Clip in CGCS2000 before reprojecting, so that only the part inside the tile (plus
-    # its buffer) is transformed: much less work for big polygons at low zoom.
-    clip = (
-        "ST_ClipByBox2D(t.geom, env.box)" if spec.geometry is not GeometryKind.POINT else "t.geom"
-    )
     return f"""
         SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom', 'id') FROM (
             SELECT {_select_list(spec)},
-                   ST_AsMVTGeom(ST_Transform({clip}, 3857), env.tile,
+                   ST_AsMVTGeom({_tile_geometry_sql(spec)}, env.tile,
                                 {EXTENT}, {BUFFER}, true) AS geom
             FROM {spec.table_name} t, env
             WHERE t.geom && env.box {_in_force(spec)} AND {scope_condition}
@@ -161,6 +174,7 @@ def _render_sql(spec: LayerSpec, z: int, scope_condition: str = "true") -> str:
 _ENV = f"""
     env AS (
         SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
+               ST_TileEnvelope(:z, :x, :y, margin => :margin) AS tile_box,
                ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), {SRID}) AS box
     )
 """
@@ -168,6 +182,13 @@ _ENV = f"""
 
 def _tile_sql(spec: LayerSpec, z: int, scope_condition: str = "true") -> str:
     return f"WITH {_ENV} {_render_sql(spec, z, scope_condition)}"
+
+
+def _mvt_sql(spec: LayerSpec, z: int, scope_condition: str = "true") -> str:
+    """Only the tile, for tiles that are not cached: no generation, no expiry to compute."""
+    whole = scope_condition == "true"
+    body = _clusters_sql() if whole and clustered(spec, z) else _features_sql(spec, scope_condition)
+    return f"WITH {_ENV} {body}"
 
 
 def _served_sql(spec: LayerSpec, z: int) -> str:
@@ -263,11 +284,13 @@ def tile(
     The cache holds whole tiles only: a tile for an account limited to some areas is
     rendered with the scope predicate and never cached (nor served from the cache).
     """
-    if scope is not None and not scope.unrestricted:
-        return render(conn, spec, z, x, y, scope).mvt
-    if use_cache:
+    if use_cache and (scope is None or scope.unrestricted):
         return served(conn, spec, z, x, y)
-    return render(conn, spec, z, x, y).mvt
+    condition, params = scope_sql(spec, scope or AreaScope.everything(), "t")
+    value = conn.execute(
+        text(_mvt_sql(spec, z, condition)), {**_params(spec, z, x, y), **params}
+    ).scalar_one()
+    return bytes(value or b"")
 
 
 __all__ = [

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection
 
-from gridgov.api.auth import PrincipalDep
+from gridgov.api.auth import PrincipalDep, ReadPrincipalDep
 from gridgov.api.deps import ConnectionDep, ReadConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.map_deps import BaseUrlDep, MetadataDep
 from gridgov.api.query import bad, reject_unknown
@@ -86,7 +86,7 @@ def layer_tile(
     x: str,
     y: str,
     request: Request,
-    principal: PrincipalDep,
+    principal: ReadPrincipalDep,
     conn: ReadConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -113,7 +113,7 @@ def multi_tile(
     x: str,
     y: str,
     request: Request,
-    principal: PrincipalDep,
+    principal: ReadPrincipalDep,
     conn: ReadConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
