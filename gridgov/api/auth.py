@@ -18,8 +18,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
-from gridgov.api.deps import ConnectionDep, ReadConnectionDep, SettingsDep
+from gridgov.api.deps import ConnectionDep, ReadConnectorDep, SettingsDep
 from gridgov.errors import (
     AuthenticationError,
     OutOfScopeError,
@@ -165,27 +166,33 @@ def session_cache(request: Request) -> SessionCache:
     return cache
 
 
-def authenticate(
-    request: Request, conn: Connection, settings: Any, cache: SessionCache | None = None
-) -> Principal:
-    """The principal of a request, or :class:`AuthenticationError` (401) saying why.
-
-    With ``cache``, a session checked in the database within the cache's lifetime is not
-    checked again (the token itself always is)."""
+def _claims(request: Request, settings: Any) -> tokens.TokenClaims:
+    """The verified claims of the request's token, or :class:`AuthenticationError`."""
     token = _token(request)
     if token is None:
         raise AuthenticationError("请先登录", "log in first (no session token)")
     try:
-        claims = tokens.verify(settings.require_secret_key(), token)
+        return tokens.verify(settings.require_secret_key(), token)
     except tokens.TokenError as exc:
         raise AuthenticationError(
             "登录令牌无效或已过期，请重新登录", "the session token is invalid or expired"
         ) from exc
-    cached = cache.get(claims.session_id, claims.user_id) if cache is not None else None
-    if cached is not None:
-        principal = Principal(user=cached, session_id=claims.session_id, ip=client_ip(request))
-        request.state.principal = principal
-        return principal
+
+
+def _principal(request: Request, user: User, session_id: str) -> Principal:
+    principal = Principal(user=user, session_id=session_id, ip=client_ip(request))
+    request.state.principal = principal
+    return principal
+
+
+def _checked(
+    request: Request,
+    conn: Connection,
+    settings: Any,
+    claims: tokens.TokenClaims,
+    cache: SessionCache | None,
+) -> Principal:
+    """The session checked in the database (and remembered in ``cache``)."""
     check = accounts.touch_session(
         conn, claims.session_id, claims.user_id, timedelta(minutes=settings.session_idle_minutes)
     )
@@ -197,9 +204,21 @@ def authenticate(
         raise AuthenticationError(zh, f"the session is no longer valid ({check.reason})")
     if cache is not None:
         cache.put(claims.session_id, claims.user_id, check.user)
-    principal = Principal(user=check.user, session_id=claims.session_id, ip=client_ip(request))
-    request.state.principal = principal
-    return principal
+    return _principal(request, check.user, claims.session_id)
+
+
+def authenticate(
+    request: Request, conn: Connection, settings: Any, cache: SessionCache | None = None
+) -> Principal:
+    """The principal of a request, or :class:`AuthenticationError` (401) saying why.
+
+    With ``cache``, a session checked in the database within the cache's lifetime is not
+    checked again (the token itself always is)."""
+    claims = _claims(request, settings)
+    cached = cache.get(claims.session_id, claims.user_id) if cache is not None else None
+    if cached is not None:
+        return _principal(request, cached, claims.session_id)
+    return _checked(request, conn, settings, claims, cache)
 
 
 def _bound(request: Request, conn: Connection) -> bool:
@@ -242,19 +261,30 @@ def get_principal(
     yield from _scoped(request, conn, authenticate(request, conn, settings))
 
 
-def get_read_principal(
+async def get_read_principal(
     request: Request,
-    conn: ReadConnectionDep,
+    connector: ReadConnectorDep,
     settings: SettingsDep,
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
 ) -> Principal:
-    """The caller of a tile route: the session checked through the read connection the
-    tile is rendered on, and at most every ``session_cache_seconds`` (:class:`SessionCache`).
+    """The caller of a tile route: the token verified on every request, the session checked
+    in the database at most every ``session_cache_seconds`` (:class:`SessionCache`), on a
+    read connection, in a worker thread only then.
 
     No transaction and no row-level-security role: tile SQL applies the caller's area scope
     itself (``layers.scope.scope_sql``), so nothing here depends on the session settings.
     """
-    return authenticate(request, conn, settings, session_cache(request))
+    claims = _claims(request, settings)
+    cache = session_cache(request)
+    cached = cache.get(claims.session_id, claims.user_id)
+    if cached is not None:
+        return _principal(request, cached, claims.session_id)
+
+    def check() -> Principal:
+        with connector() as conn:
+            return _checked(request, conn, settings, claims, cache)
+
+    return await run_in_threadpool(check)
 
 
 def get_page_principal(

@@ -7,7 +7,8 @@ than the lookup itself on the hot tile path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -52,7 +53,20 @@ def get_read_connection(request: Request) -> Iterator[Connection]:
         yield conn
 
 
+ReadConnector = Callable[[], AbstractContextManager[Connection]]
+
+
+async def get_read_connector(request: Request) -> ReadConnector:
+    """A way to check out a read connection later, inside the one worker-thread hop of an
+    ``async`` route (tiles): a ``def`` generator dependency costs two hops per request, on
+    a path where the hops cost more than a cached tile. Tests override it to share their
+    transaction."""
+    engine: Engine = request.app.state.read_engine
+    return lambda: connect(engine)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 ConnectionDep = Annotated[Connection, Depends(get_connection, scope="function")]
 ReadConnectionDep = Annotated[Connection, Depends(get_read_connection)]
+ReadConnectorDep = Annotated[ReadConnector, Depends(get_read_connector)]

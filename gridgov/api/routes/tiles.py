@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from gridgov.api.auth import PrincipalDep, ReadPrincipalDep
-from gridgov.api.deps import ConnectionDep, ReadConnectionDep, RegistryDep, SettingsDep
+from gridgov.api.deps import ConnectionDep, ReadConnectorDep, RegistryDep, SettingsDep
 from gridgov.api.map_deps import BaseUrlDep, MetadataDep
 from gridgov.api.query import bad, reject_unknown
 from gridgov.errors import NotFoundError
@@ -105,7 +106,7 @@ def _tile_response(data: bytes) -> Response:
     response_class=Response,
     responses=TILE_RESPONSES,
 )
-def layer_tile(
+async def layer_tile(
     layer: str,
     tms: str,
     z: str,
@@ -113,7 +114,7 @@ def layer_tile(
     y: str,
     request: Request,
     principal: ReadPrincipalDep,
-    conn: ReadConnectionDep,
+    connector: ReadConnectorDep,
     registry: RegistryDep,
     settings: SettingsDep,
     area: AreaQuery = None,
@@ -125,8 +126,15 @@ def layer_tile(
     reject_unknown(request.query_params, ["f", "area"])
     numbers = _numbers(z, x, y)
     chosen = _area(area)
-    data = _layer_tile(conn, spec, *numbers, settings.tile_cache_max_tiles, principal.scope, chosen)
-    return _tile_response(data)
+    if not spec.min_zoom <= numbers[0] <= spec.max_zoom:
+        return _tile_response(b"")
+
+    def work() -> bytes:  # one worker-thread hop: checkout, render, check in
+        with connector() as conn:
+            limit = settings.tile_cache_max_tiles
+            return _layer_tile(conn, spec, *numbers, limit, principal.scope, chosen)
+
+    return _tile_response(await run_in_threadpool(work))
 
 
 @router.get(
@@ -135,14 +143,14 @@ def layer_tile(
     response_class=Response,
     responses=TILE_RESPONSES,
 )
-def multi_tile(
+async def multi_tile(
     tms: str,
     z: str,
     x: str,
     y: str,
     request: Request,
     principal: ReadPrincipalDep,
-    conn: ReadConnectionDep,
+    connector: ReadConnectorDep,
     registry: RegistryDep,
     settings: SettingsDep,
     collections: Annotated[
@@ -170,8 +178,13 @@ def multi_tile(
         for spec in specs:
             principal.require_read(spec.id)
     limit = settings.tile_cache_max_tiles
-    parts = [_layer_tile(conn, s, *numbers, limit, principal.scope, chosen) for s in specs]
-    return _tile_response(b"".join(parts))
+
+    def work() -> bytes:
+        with connector() as conn:
+            parts = [_layer_tile(conn, s, *numbers, limit, principal.scope, chosen) for s in specs]
+        return b"".join(parts)
+
+    return _tile_response(await run_in_threadpool(work))
 
 
 @router.get(
