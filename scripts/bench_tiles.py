@@ -21,9 +21,10 @@ warm). Three servers run side by side (tipg; gridgov; gridgov with its tile cach
 are measured in turn over ``--rounds`` rounds, so that load from other users of the machine
 falls on all of them: gridgov is measured cold with its cache off (every tile rendered),
 cold with its cache just emptied (every tile rendered and stored) and warm (the same tiles
-again, from its cache). Start-to-ready and the first tile of each server are printed too. Aggregates: whole city, two years, gridgov's
-HTTP endpoints against the same GROUP BY over the raw incidents, plus the start-up time
-(with the warm-up) and the first request with and without the warm-up.
+again, from its cache). Start-to-ready and the first tile of each server are printed too.
+Aggregates: whole city, two years, gridgov's HTTP endpoints against the same GROUP BY over
+the raw incidents, plus the start-up time (with the warm-up) and the first request with and
+without the warm-up.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ from gridgov.settings import Settings, libpq_url
 LAYERS = ("grid", "incident")
 ZOOMS = range(10, 17)
 OVERDUE = "deadline_at < now() AND status NOT IN ('closed', 'evaluated')"
+# With --gridgov-workers N > 1: uvicorn's worker processes over the app factory.
+GRIDGOV_WORKERS = (
+    "import sys, uvicorn; uvicorn.run('gridgov.api.app:app_from_environment', factory=True, "
+    "host='127.0.0.1', workers=int(sys.argv[1]), port=int(sys.argv[2]), log_level='warning')"
+)
 GRIDGOV = (
     "import sys, uvicorn; from gridgov.api.app import create_app; "
     "from gridgov.settings import Settings; "
@@ -246,7 +252,13 @@ def requests_for(
 
 
 def bench_tiles(
-    engine: Engine, database_url: str, samples: int, threads: int, low_zooms: bool, rounds: int
+    engine: Engine,
+    database_url: str,
+    samples: int,
+    threads: int,
+    low_zooms: bool,
+    rounds: int,
+    workers: int = 1,
 ) -> None:
     registry = default_registry()
     tiles = tile_list(engine, samples)
@@ -255,7 +267,7 @@ def bench_tiles(
     print(
         f"\nTiles: {len(tiles)} distinct tiles (zooms 10–16 under {samples} incidents spread "
         f"over Wuxi) × layers {', '.join(LAYERS)}; {threads} client threads on kept-alive "
-        "connections; each server one uvicorn worker (tipg's best setting here), same "
+        f"connections; tipg one uvicorn worker (its best setting here), gridgov {workers}; same "
         "database, same properties, same tile buffer. Every set is fetched once unmeasured "
         "first by each server (PostgreSQL buffers and connections warm for all); then "
         f"{rounds} rounds, each measuring tipg, gridgov with its cache off, gridgov with its "
@@ -307,17 +319,22 @@ def bench_tiles(
     # round: a load spike from the other users of this machine hits all of them alike.
     # "cold" is the cache-enabled server with its cache just emptied (every tile rendered
     # and stored); "off" has the cache turned off (every tile rendered, nothing stored).
+    command = (
+        [sys.executable, "-c", GRIDGOV]
+        if workers == 1
+        else [sys.executable, "-c", GRIDGOV_WORKERS, str(workers)]
+    )
     kinds = {
         "tipg": ([*tipg_args], tipg_env, "/collections", None, tipg_path),
         "gridgov": (
-            [sys.executable, "-c", GRIDGOV],
+            command,
             gridgov_env,
             "/conformance",
             headers,
             gridgov_path,
         ),
         "gridgov-off": (
-            [sys.executable, "-c", GRIDGOV],
+            command,
             {**gridgov_env, "GRIDGOV_TILE_CACHE_MAX_TILES": "0"},
             "/conformance",
             headers,
@@ -502,6 +519,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     parser.add_argument("--repeat", type=int, default=7, help="aggregate repetitions")
     parser.add_argument(
+        "--gridgov-workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes of the gridgov servers (tipg: always 1, its best here)",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=3, help="measured passes per tile set and server"
     )
     parser.add_argument(
@@ -527,7 +550,15 @@ def main() -> None:
         )
     print(f"Database {url.database}: {incidents:,} incidents; numpy {np.__version__}")
     if args.only != "aggregates":
-        bench_tiles(engine, database_url, args.samples, args.threads, args.low_zooms, args.rounds)
+        bench_tiles(
+            engine,
+            database_url,
+            args.samples,
+            args.threads,
+            args.low_zooms,
+            args.rounds,
+            args.gridgov_workers,
+        )
     if args.only != "tiles":
         bench_aggregates(engine, database_url, args.repeat)
     engine.dispose()
