@@ -88,12 +88,14 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     # the landing page `/` and `/conformance`; pages redirect to /login, their data needs a session
     app.include_router(ogc.public_router, responses=COMMON_PROBLEMS)
     app.include_router(maps.router, responses=SESSION_PROBLEMS)
+    # Tiles check the session on their read connection, through the short session cache.
+    # First of the private routes: a map view asks for tiles far more often than for
+    # anything else, and routes are matched in order (no other path has their shape).
+    tile_session = [Depends(get_read_principal)]
+    app.include_router(tiles.router, dependencies=tile_session, responses=SESSION_PROBLEMS)
     session = [Depends(get_principal, scope="function")]
     for private in (layer_io, incidents, docking, measures, grids, ogc, aggregates):
         app.include_router(private.router, dependencies=session, responses=SESSION_PROBLEMS)
-    # Tiles check the session on their read connection, through the short session cache.
-    tile_session = [Depends(get_read_principal)]
-    app.include_router(tiles.router, dependencies=tile_session, responses=SESSION_PROBLEMS)
 
     return app
 
