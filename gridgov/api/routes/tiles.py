@@ -43,7 +43,7 @@ def _tms(tms: str) -> None:
 
 def _numbers(z: str, x: str, y: str) -> tuple[int, int, int]:
     for name, value in (("z", z), ("x", x), ("y", y)):
-        if not value.isdigit() or len(value) > 9:
+        if not (value.isascii() and value.isdigit()) or len(value) > 9:
             raise bad(name, "须为非负整数", "must be a non-negative integer")
     numbers = int(z), int(x), int(y)
     check_tile(*numbers)
@@ -66,7 +66,7 @@ def _area(value: str | None) -> AreaScope | None:
     if value is None:
         return None
     lengths = {level.code_length for level in AREA_LEVELS}
-    if not value.isdigit() or len(value) not in lengths:
+    if not (value.isascii() and value.isdigit()) or len(value) not in lengths:
         raise bad(
             "area",
             "须为区县（6 位）、街道（9 位）或社区（12 位）代码",

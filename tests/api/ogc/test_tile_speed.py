@@ -160,7 +160,9 @@ def test_clusters_follow_the_area_chosen_on_the_map(
         assert {f["properties"]["community_code"] for f in layer["features"]} <= {"320213002001"}
 
 
-@pytest.mark.parametrize("area", ["32021", "abc123", "3202130010011", ""])
+@pytest.mark.parametrize(
+    "area", ["32021", "abc123", "3202130010011", "", "３２０２１３", "²２０２１３"]
+)
 def test_a_bad_area_is_a_400_naming_it(client: TestClient, city: list[int], area: str) -> None:
     response = client.get(
         "/collections/incident/tiles/WebMercatorQuad/12/3428/1665", params={"area": area}
