@@ -174,6 +174,13 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(
         default=30, ge=1, le=24 * 60, description="A session unused this long expires (分钟)."
     )
+    session_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="Tile routes re-check a session in the database at most this often (秒): "
+        "a revoked session or changed account reaches tiles within this delay; 0: every time.",
+    )
     session_max_hours: int = Field(
         default=12, ge=1, le=24 * 30, description="Longest life of a session token (小时)."
     )

@@ -17,10 +17,14 @@ What is compared, labelled in the output:
   204, tipg renders everything (not a speed comparison; tipg's tiles are tens of MB).
 
 Each set is fetched once unmeasured first by each server (PostgreSQL buffers and connections
-warm). gridgov is measured cold (tile cache emptied: every tile rendered and stored) and
-warm (the same tiles again, from its cache). Aggregates: whole city, two years, gridgov's
-HTTP endpoints against the same GROUP BY over the raw incidents, plus the start-up time
-(with the warm-up) and the first request with and without the warm-up.
+warm). Three servers run side by side (tipg; gridgov; gridgov with its tile cache off) and
+are measured in turn over ``--rounds`` rounds, so that load from other users of the machine
+falls on all of them: gridgov is measured cold with its cache off (every tile rendered),
+cold with its cache just emptied (every tile rendered and stored) and warm (the same tiles
+again, from its cache). Start-to-ready and the first tile of each server are printed too.
+Aggregates: whole city, two years, gridgov's HTTP endpoints against the same GROUP BY over
+the raw incidents, plus the start-up time (with the warm-up) and the first request with and
+without the warm-up.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +57,11 @@ from gridgov.settings import Settings, libpq_url
 LAYERS = ("grid", "incident")
 ZOOMS = range(10, 17)
 OVERDUE = "deadline_at < now() AND status NOT IN ('closed', 'evaluated')"
+# With --gridgov-workers N > 1: uvicorn's worker processes over the app factory.
+GRIDGOV_WORKERS = (
+    "import sys, uvicorn; uvicorn.run('gridgov.api.app:app_from_environment', factory=True, "
+    "host='127.0.0.1', workers=int(sys.argv[1]), port=int(sys.argv[2]), log_level='warning')"
+)
 GRIDGOV = (
     "import sys, uvicorn; from gridgov.api.app import create_app; "
     "from gridgov.settings import Settings; "
@@ -243,7 +252,13 @@ def requests_for(
 
 
 def bench_tiles(
-    engine: Engine, database_url: str, samples: int, threads: int, low_zooms: bool
+    engine: Engine,
+    database_url: str,
+    samples: int,
+    threads: int,
+    low_zooms: bool,
+    rounds: int,
+    workers: int = 1,
 ) -> None:
     registry = default_registry()
     tiles = tile_list(engine, samples)
@@ -252,11 +267,13 @@ def bench_tiles(
     print(
         f"\nTiles: {len(tiles)} distinct tiles (zooms 10–16 under {samples} incidents spread "
         f"over Wuxi) × layers {', '.join(LAYERS)}; {threads} client threads on kept-alive "
-        "connections; each server one uvicorn worker (tipg's best setting here), same "
+        f"connections; tipg one uvicorn worker (its best setting here), gridgov {workers}; same "
         "database, same properties, same tile buffer. Every set is fetched once unmeasured "
-        "first by each server (PostgreSQL buffers and connections warm for both); gridgov's "
-        "tile cache is then emptied (cold = every tile rendered and stored; warm = the same "
-        "tiles again, from the cache).\n"
+        "first by each server (PostgreSQL buffers and connections warm for all); then "
+        f"{rounds} rounds, each measuring tipg, gridgov with its cache off, gridgov with its "
+        "cache just emptied (cold: every tile rendered and stored) and the same tiles again "
+        "(warm: from the cache). Figures pool the rounds; the per-round ratios show the "
+        "spread a shared machine adds.\n"
     )
     fields = {
         layer: ",".join(f.name for f in tile_sql.tile_fields(registry.get(layer)) if f.name != "id")
@@ -292,40 +309,114 @@ def bench_tiles(
     def gridgov_path(layer: str, z: int, x: int, y: int) -> str:
         return f"/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}"
 
-    gridgov_env = {"DATABASE_URL": database_url, "GRIDGOV_DATABASE_URL": database_url}
-    results: dict[str, dict[str, Run]] = {}
-    with server(tipg_args, tipg_env, "/collections") as port:
-        for tile_set in sets:
-            paths = requests_for(tile_set, tipg_path)
-            fetch_all(port, paths, threads)  # PostgreSQL buffers warm
-            results[tile_set.name] = {"tipg": fetch_all(port, paths, threads)}
-    # One gridgov server, like tipg: its connections (and PostGIS in them) are warm for
-    # both; before each cold pass only the tile cache is emptied (no tile is held in the
-    # process).
+    gridgov_env = {
+        "DATABASE_URL": database_url,
+        "GRIDGOV_DATABASE_URL": database_url,
+        "GRIDGOV_WARM_UP": "false",  # the aggregate cube: not used by tiles (see below)
+    }
     headers = auth_headers(engine)  # gridgov needs a session; tipg has no accounts
-    with server([sys.executable, "-c", GRIDGOV], gridgov_env, "/conformance") as port:
-        for tile_set in sets:
-            paths = requests_for(tile_set, gridgov_path)
-            fetch_all(port, paths, threads, headers)  # PostgreSQL buffers warm
-            with engine.begin() as conn:
-                tile_sql.clear(conn)
-            results[tile_set.name]["cold"] = fetch_all(port, paths, threads, headers)
-            results[tile_set.name]["warm"] = fetch_all(port, paths, threads, headers)
+    # All three servers run for the whole benchmark and are measured in turn, round after
+    # round: a load spike from the other users of this machine hits all of them alike.
+    # "cold" is the cache-enabled server with its cache just emptied (every tile rendered
+    # and stored); "off" has the cache turned off (every tile rendered, nothing stored).
+    command = (
+        [sys.executable, "-c", GRIDGOV]
+        if workers == 1
+        else [sys.executable, "-c", GRIDGOV_WORKERS, str(workers)]
+    )
+    kinds = {
+        "tipg": ([*tipg_args], tipg_env, "/collections", None, tipg_path),
+        "gridgov": (
+            command,
+            gridgov_env,
+            "/conformance",
+            headers,
+            gridgov_path,
+        ),
+        "gridgov-off": (
+            command,
+            {**gridgov_env, "GRIDGOV_TILE_CACHE_MAX_TILES": "0"},
+            "/conformance",
+            headers,
+            gridgov_path,
+        ),
+    }
+    first = sets[0].requests[0]
+    ports: dict[str, int] = {}
+    started_lines = []
+    rounds_done: dict[str, dict[str, list[Run]]] = {
+        t.name: {k: [] for k in ("tipg", "off", "cold", "warm")} for t in sets
+    }
+    with ExitStack() as stack:
+        for name, (args, env, probe, hdrs, path) in kinds.items():
+            began = time.perf_counter()
+            ports[name] = stack.enter_context(server(args, env, probe))
+            ready = time.perf_counter() - began
+            once = fetch_all(ports[name], [(first[1], path(*first))], 1, hdrs)
+            started_lines.append(
+                f"  {name:<12} start → ready {ready:5.1f} s; first tile "
+                f"({first[0]} z{first[1]}) {once.latencies[0] * 1000:6.1f} ms"
+            )
+        for tile_set in sets:  # PostgreSQL buffers and every server's connections warm
+            for name, (_, _, _, hdrs, path) in kinds.items():
+                fetch_all(ports[name], requests_for(tile_set, path), threads, hdrs)
+        for _ in range(rounds):
+            for tile_set in sets:
+                done = rounds_done[tile_set.name]
+                tipg_paths = requests_for(tile_set, tipg_path)
+                ours = requests_for(tile_set, gridgov_path)
+                done["tipg"].append(fetch_all(ports["tipg"], tipg_paths, threads))
+                done["off"].append(fetch_all(ports["gridgov-off"], ours, threads, headers))
+                with engine.begin() as conn:
+                    tile_sql.clear(conn)
+                done["cold"].append(fetch_all(ports["gridgov"], ours, threads, headers))
+                done["warm"].append(fetch_all(ports["gridgov"], ours, threads, headers))
+    print("Start-up (tile servers; gridgov without the aggregate warm-up, see below):")
+    print("\n".join(started_lines))
+    print()
+    labels = {
+        "off": "gridgov cold, cache off",
+        "cold": "gridgov cold, cache emptied",
+        "warm": "gridgov warm (from its cache)",
+    }
     for tile_set in sets:
-        runs = results[tile_set.name]
+        runs = rounds_done[tile_set.name]
         print(f"{tile_set.name}: {tile_set.note}")
-        print_tiles("tipg 1.6.1", runs["tipg"])
-        print_tiles("gridgov cold (cache empty)", runs["cold"])
-        print_tiles("gridgov warm (from its cache)", runs["warm"])
-        tipg = runs["tipg"]
-        for name in ("cold", "warm"):
-            run = runs[name]
+        pooled = {k: merge(v) for k, v in runs.items()}
+        print_tiles("tipg 1.6.1", pooled["tipg"])
+        for key, label in labels.items():
+            print_tiles(label, pooled[key])
+        tipg = pooled["tipg"]
+        for key, label in labels.items():
+            run = pooled[key]
+            per_round = [
+                ours.throughput / theirs.throughput
+                for ours, theirs in zip(runs[key], runs["tipg"], strict=True)
+            ]
             print(
-                f"  => gridgov {name} / tipg: throughput ×{run.throughput / tipg.throughput:.2f}, "
+                f"  => {label} / tipg: throughput ×{run.throughput / tipg.throughput:.2f} "
+                f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)}), "
                 f"p50 {run.p(0.5):.1f} vs {tipg.p(0.5):.1f} ms, "
                 f"p95 {run.p(0.95):.1f} vs {tipg.p(0.95):.1f} ms"
             )
         print()
+
+
+def merge(runs: list[Run]) -> Run:
+    """Several passes over the same tiles as one: every latency, the summed time."""
+    by_zoom: dict[int, list[float]] = {}
+    statuses: dict[int, int] = {}
+    for run in runs:
+        for zoom, values in run.by_zoom.items():
+            by_zoom.setdefault(zoom, []).extend(values)
+        for status, n in run.statuses.items():
+            statuses[status] = statuses.get(status, 0) + n
+    return Run(
+        [v for run in runs for v in run.latencies],
+        sum(run.seconds for run in runs),
+        by_zoom,
+        statuses,
+    )
 
 
 def libpq_url_str(url: str) -> str:
@@ -428,6 +519,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     parser.add_argument("--repeat", type=int, default=7, help="aggregate repetitions")
     parser.add_argument(
+        "--gridgov-workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes of the gridgov servers (tipg: always 1, its best here)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="measured passes per tile set and server"
+    )
+    parser.add_argument(
         "--low-zooms", action="store_true", help="also fetch zooms 10–11 (tipg: slow, huge tiles)"
     )
     parser.add_argument("--only", choices=("tiles", "aggregates"), help="run one part only")
@@ -450,7 +550,15 @@ def main() -> None:
         )
     print(f"Database {url.database}: {incidents:,} incidents; numpy {np.__version__}")
     if args.only != "aggregates":
-        bench_tiles(engine, database_url, args.samples, args.threads, args.low_zooms)
+        bench_tiles(
+            engine,
+            database_url,
+            args.samples,
+            args.threads,
+            args.low_zooms,
+            args.rounds,
+            args.gridgov_workers,
+        )
     if args.only != "tiles":
         bench_aggregates(engine, database_url, args.repeat)
     engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, MetaData
 
 from gridgov.api.app import create_app
-from gridgov.api.deps import get_connection, get_read_connection
+from gridgov.api.deps import get_connection, get_read_connection, get_read_connector
 from gridgov.layers import accounts, migrate
 from gridgov.layers.accounts import User
 from gridgov.layers.db import check_server, make_engine
@@ -97,6 +98,7 @@ def app(settings: Settings, connection: Connection) -> FastAPI:
 
     application.dependency_overrides[get_connection] = shared_connection
     application.dependency_overrides[get_read_connection] = shared_read_connection
+    application.dependency_overrides[get_read_connector] = lambda: lambda: nullcontext(connection)
     return application
 
 

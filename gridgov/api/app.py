@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gridgov import __version__
 from gridgov.api import docs
-from gridgov.api.auth import get_principal
+from gridgov.api.auth import SessionCache, get_principal, get_read_principal
 from gridgov.api.errors import COMMON_PROBLEMS, SESSION_PROBLEMS, install_error_handlers
 from gridgov.api.limits import BodyLimitMiddleware
 from gridgov.api.routes import (
@@ -76,6 +76,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.read_engine = read_engine
     app.state.registry = registry or default_registry()
+    app.state.session_cache = SessionCache(settings.session_cache_seconds)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -89,6 +90,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     # the landing page `/` and `/conformance`; pages redirect to /login, their data needs a session
     app.include_router(ogc.public_router, responses=COMMON_PROBLEMS)
     app.include_router(maps.router, responses=SESSION_PROBLEMS)
+    # Tiles check the session on their read connection, through the short session cache.
+    # First of the private routes: a map view asks for tiles far more often than for
+    # anything else, and routes are matched in order (no other path has their shape).
+    tile_session = [Depends(get_read_principal)]
+    app.include_router(tiles.router, dependencies=tile_session, responses=SESSION_PROBLEMS)
     session = [Depends(get_principal, scope="function")]
     for private in (
         layer_io,
@@ -99,7 +105,6 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
         plans,
         optimise,
         ogc,
-        tiles,
         aggregates,
     ):
         app.include_router(private.router, dependencies=session, responses=SESSION_PROBLEMS)

@@ -8,7 +8,9 @@ scope down to ``gridgov.layers`` where the SQL predicate is built (``layers.scop
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -16,8 +18,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
-from gridgov.api.deps import ConnectionDep, SettingsDep, session_transaction
+from gridgov.api.deps import ConnectionDep, ReadConnectorDep, SettingsDep
 from gridgov.errors import (
     AuthenticationError,
     OutOfScopeError,
@@ -117,17 +120,85 @@ def request_token(request: Request) -> str | None:
     return _token(request)
 
 
-def authenticate(request: Request, conn: Connection, settings: Any) -> Principal:
-    """The principal of a request, or :class:`AuthenticationError` (401) saying why."""
+class SessionCache:
+    """Sessions checked in the database in the last ``seconds``, per server process.
+
+    Why: a map view fetches dozens of tiles per second, and checking the session row and
+    the account for each one cost more than rendering most tiles. Only the tile routes use
+    it (:func:`get_read_principal`). The signed token (signature, audience, issuer, expiry)
+    is still verified on every request; what may be up to ``seconds`` old is what only the
+    database knows: a revoked or idle session, a disabled account, a changed role or area.
+    A logout through this server forgets its session at once; a change made elsewhere (the
+    CLI, another worker) reaches tiles within ``seconds`` (``GRIDGOV_SESSION_CACHE_SECONDS``,
+    0 turns the cache off). Bounded: at most ``MAX_ENTRIES`` sessions, then it starts over.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, int], tuple[float, User]] = {}
+
+    def get(self, session_id: str, user_id: int) -> User | None:
+        if self.seconds <= 0:
+            return None
+        with self._lock:
+            entry = self._entries.get((session_id, user_id))
+            if entry is None:
+                return None
+            if entry[0] <= self._clock():
+                del self._entries[(session_id, user_id)]
+                return None
+            return entry[1]
+
+    def put(self, session_id: str, user_id: int, user: User) -> None:
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[(session_id, user_id)] = (self._clock() + self.seconds, user)
+
+    def forget(self, session_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == session_id]:
+                del self._entries[key]
+
+
+def session_cache(request: Request) -> SessionCache:
+    cache: SessionCache = request.app.state.session_cache
+    return cache
+
+
+def _claims(request: Request, settings: Any) -> tokens.TokenClaims:
+    """The verified claims of the request's token, or :class:`AuthenticationError`."""
     token = _token(request)
     if token is None:
         raise AuthenticationError("请先登录", "log in first (no session token)")
     try:
-        claims = tokens.verify(settings.require_secret_key(), token)
+        return tokens.verify(settings.require_secret_key(), token)
     except tokens.TokenError as exc:
         raise AuthenticationError(
             "登录令牌无效或已过期，请重新登录", "the session token is invalid or expired"
         ) from exc
+
+
+def _principal(request: Request, user: User, session_id: str) -> Principal:
+    principal = Principal(user=user, session_id=session_id, ip=client_ip(request))
+    request.state.principal = principal
+    return principal
+
+
+def _checked(
+    request: Request,
+    conn: Connection,
+    settings: Any,
+    claims: tokens.TokenClaims,
+    cache: SessionCache | None,
+) -> Principal:
+    """The session checked in the database (and remembered in ``cache``)."""
     check = accounts.touch_session(
         conn, claims.session_id, claims.user_id, timedelta(minutes=settings.session_idle_minutes)
     )
@@ -137,9 +208,23 @@ def authenticate(request: Request, conn: Connection, settings: Any) -> Principal
             "disabled": "账户已停用",
         }.get(check.reason, "登录已失效，请重新登录")
         raise AuthenticationError(zh, f"the session is no longer valid ({check.reason})")
-    principal = Principal(user=check.user, session_id=claims.session_id, ip=client_ip(request))
-    request.state.principal = principal
-    return principal
+    if cache is not None:
+        cache.put(claims.session_id, claims.user_id, check.user)
+    return _principal(request, check.user, claims.session_id)
+
+
+def authenticate(
+    request: Request, conn: Connection, settings: Any, cache: SessionCache | None = None
+) -> Principal:
+    """The principal of a request, or :class:`AuthenticationError` (401) saying why.
+
+    With ``cache``, a session checked in the database within the cache's lifetime is not
+    checked again (the token itself always is)."""
+    claims = _claims(request, settings)
+    cached = cache.get(claims.session_id, claims.user_id) if cache is not None else None
+    if cached is not None:
+        return _principal(request, cached, claims.session_id)
+    return _checked(request, conn, settings, claims, cache)
 
 
 def _bound(request: Request, conn: Connection, principal: Principal) -> bool:
@@ -192,6 +277,34 @@ def get_principal(
     yield from _scoped(request, conn, authenticate(request, conn, settings))
 
 
+async def get_read_principal(
+    request: Request,
+    connector: ReadConnectorDep,
+    settings: SettingsDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+) -> Principal:
+    """The caller of a read-engine route (tiles, aggregates): the token verified on every
+    request, the session checked in the database at most every ``session_cache_seconds``
+    (:class:`SessionCache`), on a read connection, in a worker thread only then.
+
+    No transaction and no row-level-security role: those routes apply the caller's area
+    scope in their SQL (``layers.scope.scope_sql``), so nothing here depends on the session
+    settings, and no main-pool connection stays open, idle in transaction, while they work
+    (under load, 50 users, such idle connections exhausted the pool: 3 s waits, then 503s).
+    """
+    claims = _claims(request, settings)
+    cache = session_cache(request)
+    cached = cache.get(claims.session_id, claims.user_id)
+    if cached is not None:
+        return _principal(request, cached, claims.session_id)
+
+    def check() -> Principal:
+        with connector() as conn:
+            return _checked(request, conn, settings, claims, cache)
+
+    return await run_in_threadpool(check)
+
+
 def get_page_principal(
     request: Request, conn: ConnectionDep, settings: SettingsDep
 ) -> Iterator[Principal]:
@@ -203,26 +316,9 @@ def get_page_principal(
     yield from _scoped(request, conn, principal)
 
 
-def get_read_principal(
-    request: Request,
-    settings: SettingsDep,
-    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
-) -> Principal:
-    """The caller of a read-engine route (tiles, aggregates): checked in a transaction of
-    its own that ends before the route runs.
-
-    Those routes query on the read engine's connection and apply the area scope in their
-    SQL, so no main-pool connection needs to stay open, idle in transaction, while they
-    work: under load (50 users) those idle connections exhausted the pool and every other
-    request waited 3 s for one, then got a 503.
-    """
-    with session_transaction(request) as conn:
-        return authenticate(request, conn, settings)
-
-
 PrincipalDep = Annotated[Principal, Depends(get_principal, scope="function")]
-ReadPrincipalDep = Annotated[Principal, Depends(get_read_principal)]
 PagePrincipalDep = Annotated[Principal, Depends(get_page_principal, scope="function")]
+ReadPrincipalDep = Annotated[Principal, Depends(get_read_principal)]
 
 
 def require_admin(principal: PrincipalDep) -> Principal:
@@ -241,10 +337,12 @@ __all__ = [
     "Principal",
     "PrincipalDep",
     "ReadPrincipalDep",
+    "SessionCache",
     "authenticate",
     "client_ip",
     "get_page_principal",
     "get_principal",
     "get_read_principal",
     "request_token",
+    "session_cache",
 ]

@@ -1,9 +1,14 @@
-"""Dependencies shared by routes; tests override ``get_connection`` to share a transaction."""
+"""Dependencies shared by routes; tests override ``get_connection`` to share a transaction.
+
+The ones that only read ``app.state`` are ``async``: FastAPI runs a plain ``def``
+dependency in its thread pool, one hand-off per dependency per request, which costs more
+than the lookup itself on the hot tile path.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,17 +19,17 @@ from gridgov.layers.registry import Registry
 from gridgov.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     registry: Registry = request.app.state.registry
     return registry
 
@@ -48,21 +53,20 @@ def get_read_connection(request: Request) -> Iterator[Connection]:
         yield conn
 
 
-@contextmanager
-def session_transaction(request: Request) -> Iterator[Connection]:
-    """A short transaction of the main engine, ended before the route runs (the session
-    check of the read routes), or the connection a test put in place of
-    :func:`get_connection` (its override), so that it sees the test's accounts."""
-    override = request.app.dependency_overrides.get(get_connection)
-    if override is not None:
-        with contextmanager(override)() as conn:
-            yield conn
-        return
-    with connect(request.app.state.engine) as conn, conn.begin():
-        yield conn
+ReadConnector = Callable[[], AbstractContextManager[Connection]]
+
+
+async def get_read_connector(request: Request) -> ReadConnector:
+    """A way to check out a read connection later, inside the one worker-thread hop of an
+    ``async`` route (tiles): a ``def`` generator dependency costs two hops per request, on
+    a path where the hops cost more than a cached tile. Tests override it to share their
+    transaction."""
+    engine: Engine = request.app.state.read_engine
+    return lambda: connect(engine)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 ConnectionDep = Annotated[Connection, Depends(get_connection, scope="function")]
 ReadConnectionDep = Annotated[Connection, Depends(get_read_connection)]
+ReadConnectorDep = Annotated[ReadConnector, Depends(get_read_connector)]

@@ -41,6 +41,11 @@ def make_read_engine(settings: Settings, url: URL | None = None) -> Engine:
     transaction (autocommit: no BEGIN / COMMIT round trips), no ping before each checkout
     (a dead connection fails one request and the pool is refreshed), and no synchronous
     commit, since the only thing these paths write is the tile cache.
+
+    No JIT and no parallel workers: a tile statement runs for milliseconds, and PostgreSQL
+    priced the bigger incident tiles above ``jit_above_cost`` (about 100 ms compiling for a
+    40 ms query) and started two workers for them (forked per statement, on a 2-core box
+    serving many requests at once). Both made tiles slower, never faster.
     """
     target = url if url is not None else settings.require_database_url()
     return create_engine(
@@ -53,7 +58,7 @@ def make_read_engine(settings: Settings, url: URL | None = None) -> Engine:
             "connect_timeout": settings.db_connect_timeout_s,
             "application_name": "gridgov-read",
             "options": f"-c timezone=UTC -c statement_timeout={settings.db_statement_timeout_ms} "
-            "-c synchronous_commit=off",
+            "-c synchronous_commit=off -c jit=off -c max_parallel_workers_per_gather=0",
         },
     )
 

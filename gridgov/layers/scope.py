@@ -98,8 +98,11 @@ def scope_clause(spec: LayerSpec, table: Table, scope: AreaScope) -> ColumnEleme
     return or_(*(table.c[column].in_(list(codes)) for column, codes in terms.items()))
 
 
-def scope_sql(spec: LayerSpec, scope: AreaScope, alias: str = "t") -> tuple[str, dict[str, Any]]:
-    """The scope as a text SQL condition on ``alias`` and its parameters (``scope_0``, …)."""
+def scope_sql(
+    spec: LayerSpec, scope: AreaScope, alias: str = "t", prefix: str = "scope"
+) -> tuple[str, dict[str, Any]]:
+    """The scope as a text SQL condition on ``alias`` and its parameters (``scope_0``, …;
+    another ``prefix`` when two area conditions go into one statement)."""
     terms = scope_terms(spec, scope)
     if terms is None:
         return "true", {}
@@ -108,8 +111,8 @@ def scope_sql(spec: LayerSpec, scope: AreaScope, alias: str = "t") -> tuple[str,
     parts, params = [], {}
     for i, (column, codes) in enumerate(terms.items()):
         # Column names come from the registry, never from a request.
-        parts.append(f"{alias}.{column} = ANY(:scope_{i})")
-        params[f"scope_{i}"] = list(codes)
+        parts.append(f"{alias}.{column} = ANY(:{prefix}_{i})")
+        params[f"{prefix}_{i}"] = list(codes)
     return "(" + " OR ".join(parts) + ")", params
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     Date,
     DateTime,
     Double,
@@ -188,6 +189,33 @@ def _version_constraints(spec: LayerSpec) -> list[Any]:
     ]
 
 
+TILE_SRID = 3857  # Web Mercator: what vector tiles are cut in
+TILE_GEOMETRY = "geom_3857"
+
+
+def has_tile_geometry(spec: LayerSpec) -> bool:
+    """Layers that keep their geometry in Web Mercator too: every non-point layer.
+
+    Tiles then skip reprojecting polygons on every request (the stored column is computed
+    by PostgreSQL from ``geom``, so no writer can leave it out of step). Point layers do not:
+    a point is cheap to reproject, and an extra column would slow their bulk imports.
+    """
+    return spec.geometry is not GeometryKind.POINT
+
+
+def _tile_geometry(spec: LayerSpec, geometry_type: str) -> list[Column[Any]]:
+    if not has_tile_geometry(spec):
+        return []
+    return [
+        Column(
+            TILE_GEOMETRY,
+            Geometry(geometry_type=geometry_type, srid=TILE_SRID, spatial_index=False),
+            Computed(f"ST_Transform(geom, {TILE_SRID})", persisted=True),
+            comment="瓦片用 Web 墨卡托几何 (geom in EPSG:3857 for tiles; computed)",
+        )
+    ]
+
+
 def build_table(spec: LayerSpec, registry: Registry, metadata: MetaData) -> Table:
     """The table of one layer spec, added to ``metadata``."""
     admin_columns, admin_constraints = _admin_columns(spec, registry)
@@ -238,6 +266,7 @@ def build_table(spec: LayerSpec, registry: Registry, metadata: MetaData) -> Tabl
             Geometry(geometry_type=geometry_type, srid=SRID, spatial_index=True),
             nullable=False,
         ),
+        *_tile_geometry(spec, geometry_type),
         *admin_constraints,
         *attribute_checks,
         *_geometry_constraints(spec),
@@ -258,4 +287,12 @@ def build_metadata(registry: Registry) -> MetaData:
     return metadata
 
 
-__all__ = ["CHINA_BOUNDS", "NAMING_CONVENTION", "build_metadata", "build_table"]
+__all__ = [
+    "CHINA_BOUNDS",
+    "NAMING_CONVENTION",
+    "TILE_GEOMETRY",
+    "TILE_SRID",
+    "build_metadata",
+    "build_table",
+    "has_tile_geometry",
+]

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, text
 
 from gridgov.layers.scope import AreaScope, scope_sql
 from gridgov.layers.spec import SRID, AdminLevel, ColumnType, GeometryKind, LayerSpec
+from gridgov.layers.tables import TILE_GEOMETRY, has_tile_geometry
 
 EXTENT = 4096  # MVT coordinate units per tile side
 BUFFER = 64  # of those, drawn beyond the edge so that strokes join across tiles
@@ -103,6 +104,7 @@ def _next_change(spec: LayerSpec) -> str:
 
 
 CELL_BITS = 6  # clusters: 64 × 64 cells per tile (one cell = the tile buffer)
+ORIGIN = 20037508.3427892  # half the equator in EPSG:3857 metres (as migration 0006)
 
 
 def clustered(spec: LayerSpec, z: int) -> bool:
@@ -110,17 +112,29 @@ def clustered(spec: LayerSpec, z: int) -> bool:
     return spec.cluster_max_zoom is not None and z <= spec.cluster_max_zoom
 
 
+def _tile_geometry_sql(spec: LayerSpec) -> str:
+    """The feature's geometry in EPSG:3857, cut to the tile and its buffer when it spills over.
+
+    Non-point layers read their stored Web Mercator copy (``geom_3857``, migration
+    ``0010_tile_speed``): no reprojection per request. A polygon that lies inside the
+    buffered tile (most grids from zoom 13 on) goes to ``ST_AsMVTGeom`` as it is; a bigger
+    one is clipped first, so that only the part inside is simplified and encoded.
+    """
+    if spec.geometry is GeometryKind.POINT:
+        return "ST_Transform(t.geom, 3857)"
+    if has_tile_geometry(spec):
+        g = f"t.{TILE_GEOMETRY}"
+        return f"CASE WHEN {g} @ env.tile_box THEN {g} ELSE ST_ClipByBox2D({g}, env.tile_box) END"
+    # Clip in CGCS2000 before reprojecting: only the part inside the tile is transformed.
+    return "ST_Transform(ST_ClipByBox2D(t.geom, env.box), 3857)"
+
+
 def _features_sql(spec: LayerSpec, scope_condition: str = "true") -> str:
     """The MVT of every feature of the tile (``env`` in scope) that meets the area scope."""
-    # Clip in CGCS2000 before reprojecting, so that only the part inside the tile (plus
-    # its buffer) is transformed: much less work for big polygons at low zoom.
-    clip = (
-        "ST_ClipByBox2D(t.geom, env.box)" if spec.geometry is not GeometryKind.POINT else "t.geom"
-    )
     return f"""
         SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom', 'id') FROM (
             SELECT {_select_list(spec)},
-                   ST_AsMVTGeom(ST_Transform({clip}, 3857), env.tile,
+                   ST_AsMVTGeom({_tile_geometry_sql(spec)}, env.tile,
                                 {EXTENT}, {BUFFER}, true) AS geom
             FROM {spec.table_name} t, env
             WHERE t.geom && env.box {_in_force(spec)} AND {scope_condition}
@@ -146,21 +160,49 @@ def _clusters_sql() -> str:
     """
 
 
+def _live_clusters_sql(spec: LayerSpec, condition: str) -> str:
+    """Clusters of only the rows meeting ``condition`` (an area scope or filter), counted
+    from the layer itself: the same cells, points and ``count`` as :func:`_clusters_sql`
+    (whose table counts the whole city), so clusters follow the area chosen."""
+    cell = f"(2 * {ORIGIN} / (1::bigint << (:z + {CELL_BITS})))"
+    return f"""
+        SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom') FROM (
+            SELECT count(*)::int AS count,
+                   ST_AsMVTGeom(ST_Point(avg(ST_X(p.p)), avg(ST_Y(p.p)), 3857), env.tile,
+                                {EXTENT}, {BUFFER}, true) AS geom
+            FROM (SELECT ST_Transform(t.geom, 3857) AS p FROM {spec.table_name} t, env
+                  WHERE t.geom && env.box {_in_force(spec)} AND {condition}) p,
+                 LATERAL (SELECT floor((ST_X(p.p) + {ORIGIN}) / {cell})::int AS cx,
+                                 floor(({ORIGIN} - ST_Y(p.p)) / {cell})::int AS cy) c,
+                 env
+            WHERE c.cx BETWEEN :x * 64 - 1 AND :x * 64 + 64
+              AND c.cy BETWEEN :y * 64 - 1 AND :y * 64 + 64
+            GROUP BY c.cx, c.cy, env.tile
+        ) q WHERE q.geom IS NOT NULL
+    """
+
+
+def _body_sql(spec: LayerSpec, z: int, condition: str) -> str:
+    """The MVT of one tile: stored clusters for the whole city, live clusters for a part of
+    it, every feature above the cluster zooms."""
+    if not clustered(spec, z):
+        return _features_sql(spec, condition)
+    return _clusters_sql() if condition == "true" else _live_clusters_sql(spec, condition)
+
+
 def _render_sql(spec: LayerSpec, z: int, scope_condition: str = "true") -> str:
-    """generation, expires_at and mvt of one tile (``env`` in scope). Clusters count the
-    whole city, so a tile limited to some areas carries its own features instead."""
-    whole = scope_condition == "true"
-    body = _clusters_sql() if whole and clustered(spec, z) else _features_sql(spec, scope_condition)
+    """generation, expires_at and mvt of one tile (``env`` in scope)."""
     return f"""
         SELECT (SELECT generation FROM layer_state WHERE layer = :layer) AS generation,
                {_next_change(spec)} AS expires_at,
-               ({body}) AS mvt
+               ({_body_sql(spec, z, scope_condition)}) AS mvt
     """
 
 
 _ENV = f"""
     env AS (
         SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
+               ST_TileEnvelope(:z, :x, :y, margin => :margin) AS tile_box,
                ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), {SRID}) AS box
     )
 """
@@ -168,6 +210,11 @@ _ENV = f"""
 
 def _tile_sql(spec: LayerSpec, z: int, scope_condition: str = "true") -> str:
     return f"WITH {_ENV} {_render_sql(spec, z, scope_condition)}"
+
+
+def _mvt_sql(spec: LayerSpec, z: int, scope_condition: str = "true") -> str:
+    """Only the tile, for tiles that are not cached: no generation, no expiry to compute."""
+    return f"WITH {_ENV} {_body_sql(spec, z, scope_condition)}"
 
 
 def _served_sql(spec: LayerSpec, z: int) -> str:
@@ -249,6 +296,18 @@ def clear(conn: Connection, layer: str | None = None) -> None:
         conn.execute(text("DELETE FROM tile_cache WHERE layer = :layer"), {"layer": layer})
 
 
+def _condition(
+    spec: LayerSpec, scope: AreaScope | None, area: AreaScope | None
+) -> tuple[str, dict[str, object]]:
+    """The caller's area scope AND the area chosen on the map, as one SQL condition."""
+    condition, params = scope_sql(spec, scope or AreaScope.everything(), "t")
+    if area is not None and not area.unrestricted:
+        chosen, chosen_params = scope_sql(spec, area, "t", prefix="area")
+        condition = chosen if condition == "true" else f"{condition} AND {chosen}"
+        params.update(chosen_params)
+    return condition, params
+
+
 def tile(
     conn: Connection,
     spec: LayerSpec,
@@ -257,17 +316,21 @@ def tile(
     y: int,
     use_cache: bool,
     scope: AreaScope | None = None,
+    area: AreaScope | None = None,
 ) -> bytes:
     """The tile of one layer, from the cache when possible; empty bytes for no features.
 
-    The cache holds whole tiles only: a tile for an account limited to some areas is
-    rendered with the scope predicate and never cached (nor served from the cache).
+    ``scope`` is the caller's area scope, ``area`` the area chosen on the map (both limit
+    the rows, clusters included). The cache holds whole tiles only: a tile limited to some
+    areas is rendered with the predicate and never cached (nor served from the cache).
     """
-    if scope is not None and not scope.unrestricted:
-        return render(conn, spec, z, x, y, scope).mvt
-    if use_cache:
+    condition, params = _condition(spec, scope, area)
+    if use_cache and condition == "true":
         return served(conn, spec, z, x, y)
-    return render(conn, spec, z, x, y).mvt
+    value = conn.execute(
+        text(_mvt_sql(spec, z, condition)), {**_params(spec, z, x, y), **params}
+    ).scalar_one()
+    return bytes(value or b"")
 
 
 __all__ = [

@@ -10,6 +10,7 @@ import re
 import select
 import socket
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, MetaData, event, text
 
 from gridgov.api.app import create_app
-from gridgov.api.deps import get_connection, get_read_connection
+from gridgov.api.deps import get_connection, get_read_connection, get_read_connector
 from gridgov.layers.registry import Registry
 from gridgov.settings import Settings
 from tests.factories import WUXI_LAT, WUXI_LON, insert_pyramid
@@ -61,6 +62,7 @@ def small(
 
     app.dependency_overrides[get_connection] = shared
     app.dependency_overrides[get_read_connection] = shared_read
+    app.dependency_overrides[get_read_connector] = lambda: lambda: nullcontext(connection)
     with TestClient(app, headers=auth_headers) as client:
         yield client
 

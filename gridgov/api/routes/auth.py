@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
-from gridgov.api.auth import COOKIE, PrincipalDep, client_ip
+from gridgov.api.auth import COOKIE, PrincipalDep, client_ip, session_cache
 from gridgov.api.deps import ConnectionDep, SettingsDep
 from gridgov.api.errors import problem
 from gridgov.api.strict_json import StrictJSONRoute
@@ -202,8 +202,9 @@ def login(body: LoginIn, request: Request, conn: ConnectionDep, settings: Settin
 
 
 @router.post("/auth/logout", summary="退出登录 (log out: the session ends)")
-def logout(principal: PrincipalDep, conn: ConnectionDep) -> Response:
+def logout(request: Request, principal: PrincipalDep, conn: ConnectionDep) -> Response:
     accounts.end_session(conn, principal.session_id)
+    session_cache(request).forget(principal.session_id)
     audit.record(conn, principal.event("logout", "ok"))
     response = JSONResponse({"status": "logged out"})
     response.delete_cookie(COOKIE, path="/")

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from gridgov.api.auth import PrincipalDep, ReadPrincipalDep
-from gridgov.api.deps import ConnectionDep, ReadConnectionDep, RegistryDep, SettingsDep
+from gridgov.api.deps import ConnectionDep, ReadConnectorDep, RegistryDep, SettingsDep
 from gridgov.api.map_deps import BaseUrlDep, MetadataDep
 from gridgov.api.query import bad, reject_unknown
 from gridgov.errors import NotFoundError
@@ -18,7 +19,7 @@ from gridgov.gis.webmercator import MAX_ZOOM, TMS_ID, TMS_URI, check_tile, tile_
 from gridgov.layers import tiles
 from gridgov.layers.features import layer_extent
 from gridgov.layers.scope import AreaScope
-from gridgov.layers.spec import LayerSpec
+from gridgov.layers.spec import AdminLevel, LayerSpec
 
 router = APIRouter(tags=["矢量瓦片 (vector tiles)"])
 
@@ -42,11 +43,36 @@ def _tms(tms: str) -> None:
 
 def _numbers(z: str, x: str, y: str) -> tuple[int, int, int]:
     for name, value in (("z", z), ("x", x), ("y", y)):
-        if not value.isdigit() or len(value) > 9:
+        if not (value.isascii() and value.isdigit()) or len(value) > 9:
             raise bad(name, "须为非负整数", "must be a non-negative integer")
     numbers = int(z), int(x), int(y)
     check_tile(*numbers)
     return numbers
+
+
+AREA_LEVELS = (AdminLevel.DISTRICT, AdminLevel.TOWNSHIP, AdminLevel.COMMUNITY)
+AreaQuery = Annotated[
+    str | None,
+    Query(
+        description="只含此区域的要素与聚合点 (only features and clusters inside this district, "
+        "township or community: its code of 6, 9 or 12 digits; never widens the caller's scope)",
+        examples=["320213"],
+    ),
+]
+
+
+def _area(value: str | None) -> AreaScope | None:
+    """The area chosen on the map (the overview's selector), or None for every area."""
+    if value is None:
+        return None
+    lengths = {level.code_length for level in AREA_LEVELS}
+    if not (value.isascii() and value.isdigit()) or len(value) not in lengths:
+        raise bad(
+            "area",
+            "须为区县（6 位）、街道（9 位）或社区（12 位）代码",
+            "must be a district (6 digits), township (9) or community (12) code",
+        )
+    return AreaScope.of([value])
 
 
 def _layer_tile(
@@ -57,11 +83,12 @@ def _layer_tile(
     y: int,
     max_tiles: int,
     scope: AreaScope,
+    area: AreaScope | None = None,
 ) -> bytes:
     if not spec.min_zoom <= z <= spec.max_zoom:
         return b""
     use_cache = max_tiles > 0
-    data = tiles.tile(conn, spec, z, x, y, use_cache, scope)
+    data = tiles.tile(conn, spec, z, x, y, use_cache, scope, area)
     if use_cache and next(_stored) % _PRUNE_EVERY == 0:
         tiles.prune(conn, max_tiles)
     return data
@@ -79,7 +106,7 @@ def _tile_response(data: bytes) -> Response:
     response_class=Response,
     responses=TILE_RESPONSES,
 )
-def layer_tile(
+async def layer_tile(
     layer: str,
     tms: str,
     z: str,
@@ -87,18 +114,27 @@ def layer_tile(
     y: str,
     request: Request,
     principal: ReadPrincipalDep,
-    conn: ReadConnectionDep,
+    connector: ReadConnectorDep,
     registry: RegistryDep,
     settings: SettingsDep,
+    area: AreaQuery = None,
 ) -> Response:
     """One MVT tile (layer name = collection id); 204 when empty or outside the zoom range."""
     spec = registry.get(layer)
     principal.require_read(spec.id)
     _tms(tms)
-    reject_unknown(request.query_params, ["f"])
+    reject_unknown(request.query_params, ["f", "area"])
     numbers = _numbers(z, x, y)
-    data = _layer_tile(conn, spec, *numbers, settings.tile_cache_max_tiles, principal.scope)
-    return _tile_response(data)
+    chosen = _area(area)
+    if not spec.min_zoom <= numbers[0] <= spec.max_zoom:
+        return _tile_response(b"")
+
+    def work() -> bytes:  # one worker-thread hop: checkout, render, check in
+        with connector() as conn:
+            limit = settings.tile_cache_max_tiles
+            return _layer_tile(conn, spec, *numbers, limit, principal.scope, chosen)
+
+    return _tile_response(await run_in_threadpool(work))
 
 
 @router.get(
@@ -107,14 +143,14 @@ def layer_tile(
     response_class=Response,
     responses=TILE_RESPONSES,
 )
-def multi_tile(
+async def multi_tile(
     tms: str,
     z: str,
     x: str,
     y: str,
     request: Request,
     principal: ReadPrincipalDep,
-    conn: ReadConnectionDep,
+    connector: ReadConnectorDep,
     registry: RegistryDep,
     settings: SettingsDep,
     collections: Annotated[
@@ -124,11 +160,13 @@ def multi_tile(
             examples=["grid,incident"],
         ),
     ] = None,
+    area: AreaQuery = None,
 ) -> Response:
     """Several layers in one tile: MVT layers are concatenated protobuf messages."""
     _tms(tms)
-    reject_unknown(request.query_params, ["collections", "f"])
+    reject_unknown(request.query_params, ["collections", "f", "area"])
     numbers = _numbers(z, x, y)
+    chosen = _area(area)
     if collections is None:  # every layer the caller may read
         specs = [s for s in registry if principal.can_read(s.id)]
     else:
@@ -140,8 +178,13 @@ def multi_tile(
         for spec in specs:
             principal.require_read(spec.id)
     limit = settings.tile_cache_max_tiles
-    parts = [_layer_tile(conn, s, *numbers, limit, principal.scope) for s in specs]
-    return _tile_response(b"".join(parts))
+
+    def work() -> bytes:
+        with connector() as conn:
+            parts = [_layer_tile(conn, s, *numbers, limit, principal.scope, chosen) for s in specs]
+        return b"".join(parts)
+
+    return _tile_response(await run_in_threadpool(work))
 
 
 @router.get(

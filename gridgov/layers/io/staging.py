@@ -37,7 +37,7 @@ from gridgov.layers.spec import SRID, LayerSpec
 
 STAGE = "gridgov_import_stage"
 # Not stored from files: the key, the demo flag and the bookkeeping timestamp.
-NOT_IMPORTED = ("id", "synthetic", "updated_at", "geom")
+NOT_IMPORTED = ("id", "synthetic", "updated_at", "geom", "geom_3857")
 
 
 @dataclass(frozen=True)

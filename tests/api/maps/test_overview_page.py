@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Browser
@@ -102,6 +103,14 @@ def test_selector_zooms_and_filters(overview: Watched, engine: Engine, artifacts
     overview.wait("document.querySelectorAll('.leaflet-gg-tiles-pane path').length > 0")
     tiles = [u for u in overview.requests if "/collections/grid/tiles/WebMercatorQuad/" in u]
     assert tiles
+    # Tiles are now asked for limited to the community: incident clusters carry only a
+    # count, so only the server can leave out the points outside the area.
+    limited = [
+        parse_qs(urlsplit(u).query).get("area")
+        for u in overview.requests
+        if "/tiles/WebMercatorQuad/" in u
+    ]
+    assert [community] in limited
     overview.screenshot(artifacts, "map-community.png")
     overview.assert_clean()
 

@@ -2,8 +2,8 @@
  * gridgov — /map, the overview: every registry layer, switchable by group, with legends,
  * popups and the district → township → community selector.
  *
- * Dense layers (grids, buildings, rentals, incidents) come as vector tiles and are
- * filtered by area in the browser; the others come as GeoJSON limited to the view's bbox
+ * Dense layers (grids, buildings, rentals, incidents) come as vector tiles limited to the
+ * chosen area by the server (clusters included) and by their codes in the browser; the others come as GeoJSON limited to the view's bbox
  * and filtered by area on the server. Each layer is drawn only within its zoom range.
  */
 (function () {
@@ -103,6 +103,12 @@
         return params;
       }
 
+      /** The layer's tile URL, limited to the chosen area (``?area=`` its code). */
+      function tileUrl(layer) {
+        var url = config.tilesUrl.replace("{layer}", layer.id);
+        return state.area ? url + "?area=" + encodeURIComponent(state.area.code) : url;
+      }
+
       /** Vector-tile features outside the chosen area (or retired grids) are hidden. */
       function tileStyle(layer, props) {
         var filter = areaParams(layer);
@@ -124,7 +130,9 @@
         var row = document.querySelector('.gg-layer[data-layer="' + layer.id + '"]');
         row.classList.toggle("gg-out-of-zoom", !visible);
         if (layer.transport === "tiles") {
-          if (areaChanged) entry.leaflet.redraw();
+          // The server limits tiles to the chosen area too: low-zoom clusters carry only a
+          // count, so only the server can leave out the points outside the area.
+          if (areaChanged) entry.leaflet.setUrl(tileUrl(layer));
           return;
         }
         if (!visible) {
