@@ -1,12 +1,14 @@
 """``/editor`` in real Chromium, offline, on the committed demo city: a township planner
-drags a shared vertex (a real mouse drag on Geoman's marker), sees the measures change,
-saves a boundary move with a reason and finds the new version through the API; an
-overlapping edit is refused and drawn in red; undo / redo; a viewer gets no tools."""
+drags a shared boundary (a real mouse drag on Geoman's middle marker of a shared edge),
+sees the measures change, saves a boundary move with a reason and finds the new version
+through the API; an overlapping edit is refused and drawn in red; undo / redo; a viewer
+gets no tools."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +44,19 @@ REFUSED_LOG = "the server responded with a status of"
 
 @dataclass(frozen=True)
 class Pair:
-    """Two grids of one community sharing a boundary (some 10 m or more) with a vertex on it
-    that no other grid and no community edge touches: dragging it moves only their common
-    boundary."""
+    """Two grids of one community sharing an edge segment (both ends are vertices of both
+    grids) whose middle no other grid and no community edge touches: dragging Geoman's
+    middle marker of that segment moves only their common boundary. (The demo's grids
+    share every vertex along their common edges, so the segment's ends are shared too.)"""
 
     community: str
     code: str
     neighbour: str
-    vertex: tuple[float, float]
+    start: tuple[float, float]
+    end: tuple[float, float]
+
+
+MIN_SEGMENT_DEG = 5e-4  # about 50 m: the middle marker stands well apart from the vertices
 
 
 def shared_pairs(engine: Engine, township: str) -> list[Pair]:
@@ -74,24 +81,26 @@ def shared_pairs(engine: Engine, township: str) -> list[Pair]:
             code: {tuple(p) for p in shapely.get_coordinates(g.boundary)}
             for code, g in grids.items()
         }
-        for code in grids:
-            for other in grids:
-                if other <= code:
+        for code, grid in grids.items():
+            if len(shapely.get_parts(grid)) != 1:
+                continue
+            ring = [tuple(p) for p in shapely.get_coordinates(shapely.get_parts(grid)[0].exterior)]
+            best: dict[str, Pair] = {}
+            for start, end in pairwise(ring):
+                length = Point(start).distance(Point(end))
+                middle = Point((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+                if length < MIN_SEGMENT_DEG or boundary[community].distance(middle) < 1e-4:
                     continue
-                common = grids[code].boundary.intersection(grids[other].boundary)
-                edge = shapely.line_merge(
-                    shapely.union_all(
-                        [p for p in getattr(common, "geoms", [common]) if p.length > 0]
-                    )
-                )
-                if edge.length < 1e-4:  # touching at a point, or barely: not neighbours
+                owners = [c for c, g in grids.items() if g.boundary.distance(middle) < 1e-9]
+                if len(owners) != 2:
                     continue
-                for vertex in sorted(vertices[code] & vertices[other]):
-                    if edge.distance(Point(vertex)) > 1e-9:
-                        continue
-                    owners = [c for c, vs in vertices.items() if vertex in vs]
-                    if len(owners) == 2 and boundary[community].distance(Point(vertex)) > 1e-4:
-                        pairs.append(Pair(community, code, other, vertex))
+                other = owners[0] if owners[1] == code else owners[1]
+                if other <= code or not {start, end} <= vertices[other]:
+                    continue
+                kept = best.get(other)
+                if kept is None or length > Point(kept.start).distance(Point(kept.end)):
+                    best[other] = Pair(community, code, other, start, end)
+            pairs += [best[o] for o in sorted(best)]
     return pairs
 
 
@@ -127,12 +136,15 @@ def open_community(watched: Watched, community: str) -> None:
 
 
 def vertex_and_target(watched: Watched, pair: Pair) -> dict[str, float]:
-    """Screen position of the shared vertex and a point DRAG_PX towards the neighbour."""
+    """Screen position of the middle marker of the shared segment (Geoman puts it at the
+    segment's middle in pixels) and a point DRAG_PX from it towards the neighbour."""
     found: dict[str, float] = watched.page.evaluate(
-        """([vertex, neighbour, px]) => {
+        """([a, b, neighbour, px]) => {
           const s = GridGovPage.state, m = GridGovPage.map;
           const box = m.getContainer().getBoundingClientRect();
-          const v = m.latLngToContainerPoint(GridGov.datum.latLng(vertex[0], vertex[1]));
+          const pa = m.latLngToContainerPoint(GridGov.datum.latLng(a[0], a[1]));
+          const pb = m.latLngToContainerPoint(GridGov.datum.latLng(b[0], b[1]));
+          const v = L.point((pa.x + pb.x) / 2, (pa.y + pb.y) / 2);
           const c = m.latLngToContainerPoint(s.grids[neighbour].layer.getBounds().getCenter());
           const d = Math.hypot(c.x - v.x, c.y - v.y);
           const t = L.point(v.x + px * (c.x - v.x) / d, v.y + px * (c.y - v.y) / d);
@@ -140,20 +152,19 @@ def vertex_and_target(watched: Watched, pair: Pair) -> dict[str, float]:
           return {x: v.x + box.left, y: v.y + box.top, tx: t.x + box.left, ty: t.y + box.top,
                   lon: ll.lng, lat: ll.lat};
         }""",
-        [list(pair.vertex), pair.neighbour, DRAG_PX],
+        [list(pair.start), list(pair.end), pair.neighbour, DRAG_PX],
     )
     return found
 
 
 def drag(watched: Watched, at: dict[str, float]) -> None:
-    """A real mouse drag, starting on the Geoman vertex marker under the vertex."""
+    """A real mouse drag, starting on the Geoman middle marker of the shared segment."""
     page = watched.page
     marker = page.evaluate(
         "([x, y]) => { const e = document.elementFromPoint(x, y); return e && e.className; }",
         [at["x"], at["y"]],
     )
-    assert "marker-icon" in str(marker), marker
-    assert "middle" not in str(marker), marker
+    assert "marker-icon-middle" in str(marker), marker
     page.mouse.move(at["x"], at["y"])
     page.mouse.down()
     for step in range(1, 11):
@@ -214,7 +225,9 @@ def test_planner_moves_a_boundary_and_an_overlap_is_refused(
     page = watched.page
     assert page.title().startswith("网格编辑")
     assert page.evaluate("GridGov.config.canEdit") is True
-    assert page.locator("#gg-target-field").is_hidden()  # no plan routes in this app
+    # The app serves plans: the save target offers "live" and the planner's draft plans.
+    watched.wait("!document.getElementById('gg-target-field').hidden")
+    assert page.locator("#gg-target option[value='live']").count() == 1
     open_community(watched, first.community)
     assert page.locator("#gg-grids tbody tr").count() == page.evaluate(
         "GridGovPage.state.order.length"
@@ -258,10 +271,10 @@ def test_planner_moves_a_boundary_and_an_overlap_is_refused(
     assert after["features"][-1]["properties"]["valid_to"] is None
     assert new.symmetric_difference(shape(op["geometry"])).area < 1e-12
     assert not new.equals(a_geom)
-    # the shared vertex moved to where the mouse let go (or within Geoman's snap distance)
+    # one vertex was added, where the mouse let go (or within Geoman's snap distance)
     old_vertices = {tuple(p) for p in shapely.get_coordinates(a_geom)}
     new_vertices = {tuple(p) for p in shapely.get_coordinates(new)}
-    assert first.vertex not in new_vertices
+    assert old_vertices <= new_vertices
     added = sorted(new_vertices - old_vertices)
     assert len(added) == 1, added
     where = page.evaluate(
@@ -319,6 +332,56 @@ def test_planner_moves_a_boundary_and_an_overlap_is_refused(
     assert all(REFUSED_LOG in e for e in watched.console_errors), watched.console_errors
     assert watched.blocked == []
     assert watched.failed == []
+
+
+def test_planner_saves_into_a_plan(
+    browser: Browser,
+    live_url: str,
+    live_auth: dict[str, str],
+    engine: Engine,
+    township: str,
+    planner_token: str,
+    artifacts: Path,
+) -> None:
+    pair = shared_pairs(engine, township)[-1]
+    auth = {"Authorization": f"Bearer {planner_token}"}
+    made = httpx2.post(
+        f"{live_url}/plans",
+        json={"name": "页面测试方案", "community_code": pair.community, "reason": "试画"},
+        headers=auth,
+    )
+    assert made.status_code == 201, made.text
+    plan_id = made.json()["id"]
+    live_before = httpx2.get(f"{live_url}/grids/{pair.code}/versions", headers=live_auth).json()
+
+    watched = open_page(browser, live_url, "/editor", token=planner_token)
+    page = watched.page
+    open_community(watched, pair.community)
+    watched.wait(f"document.querySelector(\"#gg-target option[value='{plan_id}']\") !== null")
+    page.select_option("#gg-target", str(plan_id))
+    watched.wait(f"({LOADED}) && GridGovPage.state.target === '{plan_id}'", timeout=60_000)
+    start_editing(watched, pair, follow=True)
+    at = vertex_and_target(watched, pair)
+    drag(watched, at)
+    watched.wait("GridGovPage.state.ops.length === 1")
+    page.fill("#gg-reason", "方案内调整共用边界（页面测试）")
+    page.click("#gg-save")
+    watched.wait("GridGovPage.state.saved.length > 0 || GridGovPage.state.refusals > 0", 60_000)
+    assert page.evaluate("GridGovPage.state.refusals") == 0, page.inner_text("#gg-problem")
+    watched.wait(LOADED, timeout=60_000)
+    watched.screenshot(artifacts, "editor-plan.png")
+    watched.assert_clean()
+
+    in_plan = httpx2.get(f"{live_url}/plans/{plan_id}/grids", headers=auth).json()["features"]
+    changes = {f["properties"]["code"]: f["properties"]["change"] for f in in_plan}
+    assert changes[pair.code] == "changed"
+    assert changes[pair.neighbour] == "changed"
+    planned = next(f for f in in_plan if f["properties"]["code"] == pair.code)
+    live_after = httpx2.get(f"{live_url}/grids/{pair.code}/versions", headers=live_auth).json()
+    # Live grids are untouched: the edit went into the plan only.
+    assert len(live_after["features"]) == len(live_before["features"])
+    live_geom = shape(live_after["features"][-1]["geometry"])
+    assert not shape(planned["geometry"]).equals(live_geom)
 
 
 def test_viewer_gets_no_edit_tools(
