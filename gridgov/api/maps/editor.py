@@ -95,7 +95,7 @@ def page(
 ) -> str:
     """The editor page. ``api_token`` is the session's own token: the cookie authenticates
     GETs only (see ``gridgov.api.auth``), and the script must POST the measures and, for
-    editors, the edits. ``plans_url`` is set only when the app serves ``GET /plans``."""
+    editors, the edits. ``plans_url`` lists the draft plans the page may save into."""
     tools = TOOLS if can_edit else READ_ONLY.format(role=role_title)
     config: dict[str, Any] = {
         **base.map_config(settings, synthetic),

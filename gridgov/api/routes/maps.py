@@ -54,16 +54,7 @@ def docking_page(
     return HTMLResponse(docking.page(settings, shown, synthetic_layers(conn, shown)))
 
 
-PLANS = "/plans"
-
-
-def has_route(request: Request, path: str) -> bool:
-    """Whether the app serves ``GET path`` (the plan routes arrive with another branch: the
-    editor offers plans only when they exist, without a request that would 404)."""
-    return any(
-        getattr(route, "path", None) == path and "GET" in getattr(route, "methods", set())
-        for route in request.app.routes
-    )
+PLANS = "/plans"  # the editor saves into a draft plan through its /plans/{id}/grids routes
 
 
 @router.get("/editor", response_class=HTMLResponse, include_in_schema=False)
@@ -87,7 +78,7 @@ def editor_page(
         can_edit=editable,
         role_title=principal.role.title_zh,
         api_token=request_token(request),
-        plans_url=PLANS if has_route(request, PLANS) else None,
+        plans_url=PLANS,
     )
     # The page carries the session's token: never kept by a cache.
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})

@@ -44,6 +44,7 @@
         splitting: null,
         ops: [], // pending edits, in order
         undo: [],
+        joinNext: null, // the grid whose next edit finishes the gesture of the last one
         redo: [],
         before: null,
         after: null,
@@ -215,7 +216,16 @@
         if (state.target === "live") {
           return GG.getJSON(config.itemsUrl.replace("{layer}", "grid"), params);
         }
-        return GG.getJSON(base(), params); // a plan's grids (hook: mirrors the Features API)
+        // A plan's grids: the whole plan (one township or community), then the area's own.
+        var area = params.community_code || params.township_code;
+        return GG.getJSON(base()).then(function (data) {
+          return {
+            type: "FeatureCollection",
+            features: data.features.filter(function (f) {
+              return f.properties.change !== "retired" && f.properties.code.indexOf(area) === 0;
+            })
+          };
+        });
       });
 
       function areaParams() {
@@ -286,6 +296,11 @@
         });
         layer.on("pm:markerdrag", function () { liveChange(code, layer); });
         layer.on("pm:edit", function () { committed(code, layer); });
+        // Dragging a middle marker adds a vertex (one edit) and then moves it (another):
+        // one gesture, so one undo step.
+        layer.on("pm:vertexadded", function (e) {
+          if (e.marker && e.marker._dragging) state.joinNext = code;
+        });
         layer.addTo(gridLayer);
         state.grids[code] = { code: code, props: f.properties, base: f.geometry, etag: null, layer: layer };
         state.order.push(code);
@@ -380,7 +395,8 @@
       /** Geoman finished a change (drag end, vertex added or removed): a pending edit. */
       function committed(code, layer) {
         var geometry = geometryOf(layer);
-        pushUndo();
+        if (state.joinNext === code) state.joinNext = null;
+        else pushUndo();
         var neighbour = followNeighbour(code);
         var last = state.ops[state.ops.length - 1];
         if (last && last.op === "geometry" && last.code === code && last.neighbour === neighbour) {
@@ -584,7 +600,7 @@
         };
       }
 
-      var measureLatest = GG.latest(function (fc) {
+      function measure(fc) {
         return call("POST", config.measuresUrl + GG.query({ crs: "cgcs2000" }), fc).then(function (answer) {
           if (!answer.ok) {
             GG.showError("测度计算失败：" + problemText(answer));
@@ -592,14 +608,18 @@
           }
           return answer.data;
         });
-      });
+      }
+      // Two lines of requests: a live "after" measure must never supersede the "before" of a
+      // reload (that one would then never settle, and the reload with it).
+      var measureBeforeLatest = GG.latest(measure);
+      var measureLatest = GG.latest(measure);
 
       function measureBefore() {
         if (!state.order.length) {
           renderMeasures();
           return Promise.resolve();
         }
-        return measureLatest(features(null, null)).then(function (data) {
+        return measureBeforeLatest(features(null, null)).then(function (data) {
           state.before = data;
           state.after = null;
           renderMeasures();
@@ -915,8 +935,7 @@
 
       /* -------------------------------------------------------------- plans */
 
-      // Plans arrive with another branch: the selector appears only when the app serves
-      // GET /plans (the server says so in the config) and it answers.
+      // The save target: live grids, or one of the caller's draft plans (GET /plans).
       if (config.plansUrl) {
         call("GET", config.plansUrl).then(function (answer) {
           if (!answer.ok) return;
