@@ -55,10 +55,13 @@ def test_blocks_tile_the_community(case: Case) -> None:
     assert area_m2(shapely.symmetric_difference(union, case.outline)) < EXACT_M2
     # No overlap: the areas add up to the community's.
     assert sum(area_m2(g) for g in blocks) == pytest.approx(area_m2(case.outline), abs=EXACT_M2)
-    # Each block lies in one police unit (or none), and every building in exactly one block.
+    # Each block lies in one police unit (or none): a piece under 1 % of a block stays with
+    # it by design (float noise and slivers of the unit edges), nothing larger; and every
+    # building lies in exactly one block.
     for block, unit in zip(blocks, case.blocks.units, strict=True):
         if unit is not None:
-            assert area_m2(block.difference(case.units[unit])) < 1.0
+            allowed = max(1.0, optimise.UNIT_SLIVER_SHARE * area_m2(block))
+            assert area_m2(block.difference(case.units[unit])) < allowed
     for point in case.points:
         assert sum(g.covers(point) and not g.boundary.contains(point) for g in blocks) == 1
 
