@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from gridgov.api.auth import Principal, PrincipalDep
+from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep
 from gridgov.api.routes.measures import FromQ, ToQ, period
 from gridgov.layers import docking, docking_proposal
@@ -63,10 +63,21 @@ def units(registry: RegistryDep) -> list[UnitKindOut]:
     ]
 
 
-def _may_dock(principal: Principal, unit_layer: str) -> None:
-    """Docking shows grids against a unit layer: the caller must read both."""
+def dock_kind(
+    principal: PrincipalDep,
+    registry: RegistryDep,
+    unit_layer: UnitLayer,
+    unit_level: UnitLevel = None,
+) -> docking.UnitKind:
+    """The unit kind a docking request names; docking shows grids against a unit layer,
+    so the caller must read both."""
+    kind = docking.unit_kind(registry, unit_layer, unit_level)
     principal.require_read("grid")
-    principal.require_read(unit_layer)
+    principal.require_read(kind.layer)
+    return kind
+
+
+DockKindDep = Annotated[docking.UnitKind, Depends(dock_kind)]
 
 
 @router.get(
@@ -78,13 +89,10 @@ def straddling_grids(
     principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
-    unit_layer: UnitLayer,
-    unit_level: UnitLevel = None,
+    kind: DockKindDep,
     district_code: District = None,
     township_code: Township = None,
 ) -> JSONResponse:
-    kind = docking.unit_kind(registry, unit_layer, unit_level)
-    _may_dock(principal, kind.layer)
     body: dict[str, Any] = docking.straddling_grids(
         conn, kind, district_code, township_code, principal.scope
     )
@@ -100,12 +108,9 @@ def townships(
     principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
-    unit_layer: UnitLayer,
-    unit_level: UnitLevel = None,
+    kind: DockKindDep,
     district_code: District = None,
 ) -> TownshipList:
-    kind = docking.unit_kind(registry, unit_layer, unit_level)
-    _may_dock(principal, kind.layer)
     rows = docking.township_docking(conn, kind, district_code, principal.scope)
     return TownshipList(
         unit_layer=kind.layer,
@@ -135,15 +140,12 @@ def grids_follow_units(
     principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
-    unit_layer: UnitLayer,
-    unit_level: UnitLevel = None,
+    kind: DockKindDep,
     start: FromQ = None,
     end: ToQ = None,
 ) -> dict[str, Any]:
     """Each straddling grid hands its pieces in other units to a neighbour of that unit;
     pieces that cannot move are listed with the reason. A proposal: nothing is written."""
-    kind = docking.unit_kind(registry, unit_layer, unit_level)
-    _may_dock(principal, kind.layer)
     principal.require_visible("township", township_code)
     return docking_proposal.grids_follow_units_proposal(
         conn, registry, township_code, kind, period(start, end)
@@ -159,14 +161,11 @@ def units_from_grids(
     principal: PrincipalDep,
     conn: ConnectionDep,
     registry: RegistryDep,
-    unit_layer: UnitLayer,
-    unit_level: UnitLevel = None,
+    kind: DockKindDep,
     start: FromQ = None,
     end: ToQ = None,
 ) -> dict[str, Any]:
     """The unit takes the grids whose larger part lies in it and gives away the rest."""
-    kind = docking.unit_kind(registry, unit_layer, unit_level)
-    _may_dock(principal, kind.layer)
     return docking_proposal.units_from_grids_proposal(
         conn, registry, kind, unit_code, period(start, end), principal.scope
     )
