@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from gridgov.api.maps import base, layers
+from gridgov.api.maps import base, editor_plans, layers
 from gridgov.layers.registry import Registry
 from gridgov.settings import Settings
 
@@ -72,6 +72,7 @@ PANEL: Final = """
     <tbody></tbody>
   </table></div>
   {tools}
+  {review}
   <div id="gg-problem" class="gg-problem" role="alert" hidden></div>
   <div id="gg-status" role="status"></div>
   <div id="gg-error" role="alert" hidden></div>
@@ -80,7 +81,7 @@ PANEL: Final = """
   <h4>测度：调整前 → 调整后 (measures, before → after)</h4>
   <div id="gg-measures" class="gg-note">选择镇街或村社区后显示。</div>
 </div>
-"""
+{box}"""
 
 
 def page(
@@ -92,11 +93,15 @@ def page(
     role_title: str,
     api_token: str | None,
     plans_url: str | None,
+    can_propose: bool = False,
 ) -> str:
     """The editor page. ``api_token`` is the session's own token: the cookie authenticates
     GETs only (see ``gridgov.api.auth``), and the script must POST the measures and, for
-    editors, the edits. ``plans_url`` lists the draft plans the page may save into."""
+    editors, the edits. ``plans_url`` lists the draft plans the page may save into (and
+    the plans to compare); ``can_propose`` adds the proposal tools (``editor_plans``)."""
     tools = TOOLS if can_edit else READ_ONLY.format(role=role_title)
+    target = settings.grid_target_households
+    review = editor_plans.panel(can_propose=can_propose, target_households=target) if plans_url else ""
     config: dict[str, Any] = {
         **base.map_config(settings, synthetic),
         **base.api_urls(),
@@ -111,13 +116,16 @@ def page(
         "snapDistance": SNAP_DISTANCE_PX,
         "maxVertices": settings.grid_max_vertices,
         "geojsonLimit": layers.GEOJSON_LIMIT,
+        "review": editor_plans.config(can_propose=can_propose, target_households=target),
     }
     return base.render_page(
         settings,
         title=TITLE,
         page="editor",
-        panel=PANEL.format(nav=base.nav("/editor"), tools=tools),
+        panel=PANEL.format(
+            nav=base.nav("/editor"), tools=tools, review=review, box=editor_plans.BOX
+        ),
         config=config,
-        plugins=(base.GEOMAN_JS,),
-        plugin_css=(base.GEOMAN_CSS,),
+        plugins=(base.GEOMAN_JS, editor_plans.JS),
+        plugin_css=(base.GEOMAN_CSS, editor_plans.CSS),
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from gridgov.api.auth import PagePrincipalDep, Principal, PrincipalDep, request_token
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.maps import docking, editor, heatmap, overview
+from gridgov.api.routes.optimise import ALLOWED_ROLES as PROPOSAL_ROLES
 from gridgov.layers.areas import areas, synthetic_layers
 from gridgov.layers.registry import Registry
 from gridgov.layers.spec import AdminLevel
@@ -79,6 +80,7 @@ def editor_page(
         role_title=principal.role.title_zh,
         api_token=request_token(request),
         plans_url=PLANS,
+        can_propose=principal.role in PROPOSAL_ROLES,
     )
     # The page carries the session's token: never kept by a cache.
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})

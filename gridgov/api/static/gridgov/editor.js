@@ -936,8 +936,9 @@
       /* -------------------------------------------------------------- plans */
 
       // The save target: live grids, or one of the caller's draft plans (GET /plans).
-      if (config.plansUrl) {
-        call("GET", config.plansUrl).then(function (answer) {
+      function loadPlans() {
+        if (!config.plansUrl) return Promise.resolve();
+        return call("GET", config.plansUrl).then(function (answer) {
           if (!answer.ok) return;
           var items = (answer.data && (answer.data.items || answer.data.plans)) || answer.data || [];
           if (!Array.isArray(items)) return;
@@ -947,18 +948,33 @@
           select.innerHTML = '<option value="live">现行网格（直接生效）</option>' + drafts.map(function (p) {
             return '<option value="' + GG.escape(p.id) + '">方案：' + GG.escape(p.name || p.id) + "</option>";
           }).join("");
+          select.value = state.target;
           document.getElementById("gg-target-field").hidden = false;
         });
       }
+      loadPlans();
       document.getElementById("gg-target").addEventListener("change", function (e) {
         state.target = e.target.value || "live";
         reload(false);
       });
 
+      /** Show and edit a (draft) plan's grids: the plan list is read again first. */
+      page.openPlan = function (id) {
+        return loadPlans().then(function () {
+          state.target = String(id);
+          document.getElementById("gg-target").value = state.target;
+          return reload(false);
+        });
+      };
+      page.call = call;
+
       GG.pageAreaSelector(page, map, 3, function (area) {
         reload(false);
+        if (page.onArea) page.onArea(area);
       });
       renderTools();
+      // Compare plans, run a proposal and review it (editor_plans.js).
+      if (GG.editorPlans) GG.editorPlans.init(page, config);
     }
   };
 })();
