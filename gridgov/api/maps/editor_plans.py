@@ -27,6 +27,7 @@ COMPARE: Final = """
     <div class="gg-tools">
       <button type="button" id="gg-compare" disabled>对比</button>
       <button type="button" id="gg-review-clear" disabled>清除对比/预览</button>
+      <button type="button" id="gg-compare-refresh" title="重新读取方案列表">刷新列表</button>
     </div>
   </details>
 """

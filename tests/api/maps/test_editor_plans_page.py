@@ -139,7 +139,32 @@ def test_compare_a_plan_with_today(
 
     page.click("#gg-review-clear")
     assert page.locator("#gg-review-box").is_hidden()
+    assert not page.locator("#gg-measures-box").is_hidden()
     assert page.locator(paths.format("#7b3294")).count() == 0
+
+    # two plans: a fresh copy of today's grids against the merged plan
+    copy = httpx2.post(
+        f"{live_url}/plans",
+        json={"name": "现状副本", "community_code": pair.community, "reason": "对照"},
+        headers=auth,
+    ).json()["id"]
+    page.click("#gg-compare-refresh")
+    watched.wait(f"document.querySelector(\"#gg-compare-a option[value='{copy}']\") !== null")
+    page.select_option("#gg-compare-a", str(copy))
+    page.select_option("#gg-compare-b", str(plan_id))
+    page.click("#gg-compare")
+    watched.wait(f"GridGovPage.review.diff && GridGovPage.review.diff.plan_id === {copy}", 60_000)
+    watched.wait("GridGov.idle()")
+    assert f"方案 #{copy} 对 方案 #{plan_id}" in page.inner_text("#gg-review-title")
+    # seen from the merged plan, the copy brings the neighbour back and splits the grid
+    created = f"#gg-diff-grids tr[data-code='{pair.neighbour}'][data-change='created']"
+    assert cell(watched, f"{created} td[data-measure='households']") == (
+        "",
+        str(today[pair.neighbour]["households"]),
+    )
+    back = cell(watched, f"#gg-diff-grids tr[data-code='{pair.code}'] td[data-measure='households']")
+    assert back == (str(planned[pair.code]["households"]), str(today[pair.code]["households"]))
+    watched.assert_clean()
 
 
 def small_community(engine: Engine, township: str) -> tuple[str, int]:

@@ -30,7 +30,7 @@
   };
   var CHANGE_ZH = { changed: "调整", created: "新增", retired: "撤销", unchanged: "未变" };
   var STATUS_ZH = { draft: "草稿", submitted: "已提交", approved: "已批准", published: "已发布" };
-  var FIT = { paddingTopLeft: [40, 40], paddingBottomRight: [820, 40], maxZoom: 16, animate: false };
+  var FIT = { paddingTopLeft: [40, 40], paddingBottomRight: [460, 40], maxZoom: 16, animate: false };
 
   function $(id) {
     return document.getElementById(id);
@@ -57,6 +57,18 @@
 
   function short(code) {
     return code && code.length > 3 ? "…" + code.slice(-3) : String(code);
+  }
+
+  /** A grid code within its township: community and grid parts ("015-004"). */
+  function inTownship(code) {
+    return code && code.length === 15 ? code.slice(9, 12) + "-" + code.slice(12) : String(code);
+  }
+
+  /** The township's name as the area selector lists it (else its code). */
+  function townshipName(code) {
+    var select = document.getElementById("gg-area-township"), name = null;
+    ((select && select._items) || []).forEach(function (a) { if (a.code === code) name = a.name; });
+    return name || "镇街 " + code;
   }
 
   GG.editorPlans = {
@@ -104,6 +116,7 @@
         $("gg-review-title").textContent = title;
         $("gg-review").innerHTML = html;
         $("gg-review-box").hidden = false;
+        $("gg-measures-box").hidden = true; // the review takes its place until cleared
         $("gg-review-clear").disabled = false;
       }
 
@@ -113,6 +126,7 @@
         review.diff = null;
         review.docking = null;
         $("gg-review-box").hidden = true;
+        $("gg-measures-box").hidden = false;
         $("gg-review").innerHTML = "";
         $("gg-review-clear").disabled = true;
         if ($("gg-review-save")) $("gg-review-save").hidden = true;
@@ -270,6 +284,7 @@
       $("gg-compare").addEventListener("click", compare);
       $("gg-compare-a").addEventListener("change", renderButtons);
       $("gg-review-clear").addEventListener("click", clear);
+      $("gg-compare-refresh").addEventListener("click", loadPlans);
       $("gg-compare-section").addEventListener("toggle", function () {
         if ($("gg-compare-section").open) loadPlans();
       });
@@ -439,13 +454,13 @@
           review.kind = "docking";
           review.docking = answer.data;
           review.dockingRequest = { township_code: township, unit_layer: kind.unit_layer, unit_level: kind.unit_level };
-          showDocking(answer.data, a);
+          showDocking(answer.data, townshipName(township));
           GG.status("对接方案已计算");
         });
       }
       page.dockingProposal = dockingProposal;
 
-      function showDocking(d, a) {
+      function showDocking(d, township) {
         draw(d.grids, function () { return STYLE.proposal; }, function (f) {
           var p = f.properties;
           return "调整后网格 " + GG.escape(p.code) + "：户数 " + fmt(p.before.households) + " → " + fmt(p.after.households);
@@ -468,14 +483,15 @@
           "<tr><td>跨单元网格数</td>" + pairCell("straddling", d.docking.before.straddling, d.docking.after.straddling) + "</tr>"
         ], "gg-docking-summary");
         var moves = d.moves.length ? table(["划出 → 划入", "面积 m²", "户数", "事件", "重点场所"], d.moves.map(function (m) {
-          return "<tr><td>" + GG.escape(short(m.from_code) + " → " + short(m.to_code)) + "</td><td>" + fmt(m.area_m2, 0) +
+          return "<tr><td>" + GG.escape(inTownship(m.from_code) + " → " + inTownship(m.to_code)) + "</td><td>" + fmt(m.area_m2, 0) +
             "</td><td>" + fmt(m.households) + "</td><td>" + fmt(m.incidents) + "</td><td>" + fmt(m.key_sites) + "</td></tr>";
         }), "gg-docking-moves") : '<p class="gg-note">无需调整 (nothing to move)。</p>';
         var left = d.left.length ? '<p class="gg-note">未能调整的部分（红色）：' + d.left.map(function (p) {
-          return GG.escape(short(p.code) + " " + p.message);
+          return GG.escape(inTownship(p.code) + " " + p.message);
         }).join("；") + "</p>" : "";
-        showBox("对接方案预览（未保存）：" + (a.name || a.code), score + moves + left);
-        $("gg-review-name").value = (a.name || "") + "网格对接" + (d.title || "") + "方案";
+        showBox("对接方案预览（未保存）：" + township, score + '<p class="gg-note">划出 → 划入：村社区-网格编码后三位；' +
+          "划转部分（橙色）、调整后网格（紫色）。</p>" + moves + left);
+        $("gg-review-name").value = township + "网格对接" + (d.title || "") + "方案";
         $("gg-review-save").hidden = !d.moves.length;
       }
 
@@ -519,7 +535,11 @@
             return !p.community_code || !a || p.community_code.indexOf(a.code) === 0 || a.code.indexOf(p.community_code) === 0;
           })[0] || answer.plans[0];
           clear();
-          loadPlans();
+          loadPlans().then(function () {
+            $("gg-compare-a").value = String(mine.plan_id); // ready to compare with today
+            $("gg-compare-b").value = "live";
+            renderButtons();
+          });
           GG.status("已保存为草稿方案 #" + answer.plans.map(function (p) { return p.plan_id; }).join("、#") + "，已在编辑器中打开");
           return page.openPlan(mine.plan_id);
         });
