@@ -101,7 +101,9 @@ def page(
     the plans to compare); ``can_propose`` adds the proposal tools (``editor_plans``)."""
     tools = TOOLS if can_edit else READ_ONLY.format(role=role_title)
     target = settings.grid_target_households
-    review = editor_plans.panel(can_propose=can_propose, target_households=target) if plans_url else ""
+    review = (
+        editor_plans.panel(can_propose=can_propose, target_households=target) if plans_url else ""
+    )
     config: dict[str, Any] = {
         **base.map_config(settings, synthetic),
         **base.api_urls(),

@@ -77,7 +77,9 @@ def test_compare_a_plan_with_today(
     assert made.status_code == 201, made.text
     plan_id = made.json()["id"]
     base = f"{live_url}/plans/{plan_id}/grids"
-    tags = [httpx2.get(f"{base}/{c}", headers=auth).headers["ETag"] for c in (pair.code, pair.neighbour)]
+    tags = [
+        httpx2.get(f"{base}/{c}", headers=auth).headers["ETag"] for c in (pair.code, pair.neighbour)
+    ]
     merged = httpx2.post(
         f"{base}/merge",
         json={"codes": [pair.code, pair.neighbour], "reason": "合并（页面测试）"},
@@ -162,7 +164,9 @@ def test_compare_a_plan_with_today(
         "",
         str(today[pair.neighbour]["households"]),
     )
-    back = cell(watched, f"#gg-diff-grids tr[data-code='{pair.code}'] td[data-measure='households']")
+    back = cell(
+        watched, f"#gg-diff-grids tr[data-code='{pair.code}'] td[data-measure='households']"
+    )
     assert back == (str(planned[pair.code]["households"]), str(today[pair.code]["households"]))
     watched.assert_clean()
 
