@@ -130,6 +130,16 @@ def test_compare_a_plan_with_today(
         first_kind["after"]
     )
     assert "户" in page.inner_text("#gg-diff-moves")
+    # a row of the table brings its grid into view
+    page.evaluate("GridGovPage.map.setZoom(10, {animate: false})")
+    page.click(changed)
+    watched.wait(
+        f"""(() => {{ const m = GridGovPage.map; let shown = false;
+          GridGovPage.reviewLayer.eachLayer(g => g.eachLayer(l => {{
+            if (l.reviewKey === '{pair.code}' && m.getBounds().contains(l.getBounds())) shown = true;
+          }}));
+          return shown && m.getZoom() > 12; }})()"""
+    )
 
     # drawn: the changed grid (orange) over today's outlines, the retired one (violet)
     paths = ".leaflet-overlay-pane path[stroke='{}']"

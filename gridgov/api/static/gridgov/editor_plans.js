@@ -107,6 +107,7 @@
           interactive: !!tooltipOf,
           style: styleOf,
           onEachFeature: function (f, l) {
+            l.reviewKey = f.properties.code || f.id; // a table row with data-key shows it
             if (tooltipOf) l.bindTooltip(tooltipOf(f), { sticky: true });
           }
         }).addTo(layer);
@@ -234,7 +235,8 @@
         ["changed", "created", "retired"].forEach(function (change) {
           d.grids[change].forEach(function (code) {
             var b = before[code] || {}, a = after[code] || {};
-            rows.push('<tr data-code="' + GG.escape(code) + '" data-change="' + change + '"><td>' + GG.escape(code) +
+            rows.push('<tr data-code="' + GG.escape(code) + '" data-key="' + GG.escape(code) + '" data-change="' + change +
+              '"><td>' + GG.escape(code) +
               '</td><td class="gg-change-' + change + '">' + CHANGE_ZH[change] + "</td>" +
               pairCell("households", b.households, a.households) +
               pairCell("workload", b.workload, a.workload, 0) + "</tr>");
@@ -280,6 +282,30 @@
           fmt(moves.households_moved) + " 户）、重点场所 " + fmt(moves.key_site.moved) + " 处、统计期内事件 " +
           fmt(moves.incident.moved) + " 件。</p>";
       }
+
+      /** A row of the box's tables: zoom to its shapes on the map and flash them. */
+      function showKey(key) {
+        var bounds = null, found = [];
+        layer.eachLayer(function (group) {
+          group.eachLayer(function (l) {
+            if (l.reviewKey !== key) return;
+            found.push(l);
+            bounds = bounds ? bounds.extend(l.getBounds()) : L.latLngBounds(l.getBounds().getSouthWest(), l.getBounds().getNorthEast());
+          });
+        });
+        if (!bounds) return;
+        map.fitBounds(bounds, L.extend({}, FIT, { maxZoom: 17 }));
+        found.forEach(function (l) {
+          var weight = l.options.weight;
+          l.setStyle({ weight: 6 });
+          setTimeout(function () { l.setStyle({ weight: weight }); }, 1200);
+        });
+      }
+      page.showReviewKey = showKey;
+      $("gg-review").addEventListener("click", function (e) {
+        var row = e.target.closest("tr[data-key]");
+        if (row) showKey(row.getAttribute("data-key"));
+      });
 
       $("gg-compare").addEventListener("click", compare);
       $("gg-compare-a").addEventListener("change", renderButtons);
@@ -400,7 +426,8 @@
               fmt(g.workload, 0) + "</td><td>" + fmt(g.compactness, 3) + "</td></tr>";
           }));
           var proposed = table(["方案网格", "户数", "工作量", "紧凑度"], c.after.grids_detail.map(function (g, i) {
-            return '<tr data-index="' + (i + 1) + '"><td>' + (i + 1) + "</td><td>" + fmt(g.households) + "</td><td>" +
+            return '<tr data-index="' + (i + 1) + '" data-key="' + GG.escape(c.code + "-" + ("00" + (i + 1)).slice(-3)) +
+              '"><td>' + (i + 1) + "</td><td>" + fmt(g.households) + "</td><td>" +
               fmt(g.workload, 0) + "</td><td>" + fmt(g.compactness, 3) + "</td></tr>";
           }), "gg-proposal-grids-" + c.code);
           return "<h5>" + GG.escape(c.name + "（" + c.code + "）") + "：现行 " + c.before.grids + " 格 → 方案 " +
