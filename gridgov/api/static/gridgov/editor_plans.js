@@ -98,6 +98,21 @@
         GG.showError(message);
       }
 
+      /** fetch itself failed (server gone, network): say so, never leave a tool stuck. */
+      function unreachable(what) {
+        return function () {
+          fail(what + "：无法连接 gridgov 服务 (cannot reach the server)");
+          if (review.job && (review.job.status === "queued" || review.job.status === "running")) {
+            review.job.status = "failed";
+            review.job.error = { detail_zh: "无法连接服务" };
+            renderProgress();
+          }
+          $("gg-compare").disabled = false;
+          if ($("gg-review-save-button")) $("gg-review-save-button").disabled = false;
+          renderButtons();
+        };
+      }
+
       /** GeoJSON (CGCS2000) → display layers, each feature styled by ``styleOf``. */
       function draw(collection, styleOf, tooltipOf) {
         var shown = GG.datum.shiftGeoJSON(JSON.parse(JSON.stringify(collection)));
@@ -125,6 +140,7 @@
         layer.clearLayers();
         review.kind = null;
         review.diff = null;
+        review.sides = null;
         review.docking = null;
         $("gg-review-box").hidden = true;
         $("gg-measures-box").hidden = false;
@@ -201,7 +217,7 @@
           review.diff = answer.data;
           renderDiff(answer.data);
           GG.status("方案对比完成");
-        });
+        }, unreachable("方案对比失败"));
       }
       page.compare = compare;
 
@@ -216,12 +232,13 @@
         var otherFeatures = d.features.features.filter(function (f) { return f.properties.side === other; });
         var mineFeatures = d.features.features.filter(function (f) { return f.properties.side === mine; });
         // the other side first, as dashed outlines (retired ones filled), then this plan's
-        draw({ type: "FeatureCollection", features: otherFeatures }, function (f) {
+        review.sides = {};
+        review.sides.other = draw({ type: "FeatureCollection", features: otherFeatures }, function (f) {
           return f.properties.change === "retired" ? STYLE.retired : STYLE.other;
         }, function (f) {
           return GG.escape(sideName(other) + " " + f.properties.code + "（" + CHANGE_ZH[f.properties.change] + "）");
         });
-        draw({ type: "FeatureCollection", features: mineFeatures }, function (f) {
+        review.sides.mine = draw({ type: "FeatureCollection", features: mineFeatures }, function (f) {
           return STYLE[f.properties.change] || STYLE.changed;
         }, function (f) {
           return GG.escape(sideName(mine) + " " + f.properties.code + "（" + CHANGE_ZH[f.properties.change] + "）");
@@ -244,7 +261,9 @@
         });
         var legend = '<p class="gg-legend-line"><span class="gg-swatch gg-swatch-other"></span>' + GG.escape(sideName(other)) +
           '（虚线） <span class="gg-swatch gg-swatch-changed"></span>调整 <span class="gg-swatch gg-swatch-created"></span>新增 ' +
-          '<span class="gg-swatch gg-swatch-retired"></span>撤销</p>';
+          '<span class="gg-swatch gg-swatch-retired"></span>撤销</p>' +
+          '<p class="gg-legend-line">显示 <label><input type="checkbox" data-side="other" checked> ' + GG.escape(sideName(other)) +
+          '</label> <label><input type="checkbox" data-side="mine" checked> ' + GG.escape(sideName(mine)) + "</label></p>";
         var counts = "<p>调整 <b>" + d.grids.changed.length + "</b> 个、新增 <b>" + d.grids.created.length +
           "</b> 个、撤销 <b>" + d.grids.retired.length + "</b> 个网格；未变 " + d.grids.unchanged.length + " 个。</p>";
         var grids = rows.length ?
@@ -302,6 +321,12 @@
         });
       }
       page.showReviewKey = showKey;
+      $("gg-review").addEventListener("change", function (e) {
+        var side = e.target.getAttribute && e.target.getAttribute("data-side");
+        if (!side || !review.sides || !review.sides[side]) return;
+        if (e.target.checked) review.sides[side].addTo(layer);
+        else layer.removeLayer(review.sides[side]);
+      });
       $("gg-review").addEventListener("click", function (e) {
         var row = e.target.closest("tr[data-key]");
         if (row) showKey(row.getAttribute("data-key"));
@@ -349,7 +374,7 @@
           }
           review.job = { job_id: answer.data.job_id, status: answer.data.status, progress: 0, area: a };
           poll(answer.data.job_id);
-        });
+        }, unreachable("优化方案未能启动"));
       }
       page.propose = propose;
 
@@ -378,7 +403,7 @@
           } else {
             setTimeout(function () { poll(jobId); }, cfg.pollMs);
           }
-        });
+        }, unreachable("优化任务读取失败"));
       }
 
       function renderProgress() {
@@ -483,7 +508,7 @@
           review.dockingRequest = { township_code: township, unit_layer: kind.unit_layer, unit_level: kind.unit_level };
           showDocking(answer.data, townshipName(township));
           GG.status("对接方案已计算");
-        });
+        }, unreachable("对接方案计算失败"));
       }
       page.dockingProposal = dockingProposal;
 
@@ -569,7 +594,7 @@
           });
           GG.status("已保存为草稿方案 #" + answer.plans.map(function (p) { return p.plan_id; }).join("、#") + "，已在编辑器中打开");
           return page.openPlan(mine.plan_id);
-        });
+        }, unreachable("保存方案失败"));
       }
       page.saveReview = save;
 
