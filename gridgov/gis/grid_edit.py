@@ -115,22 +115,42 @@ class EditConflictError(_EditRefusedError, ConflictError):
 
 
 @dataclass(frozen=True)
+class Labels:
+    """What the members and their container are called in messages: the same rules edit
+    grids in a community and department units in a district or parent unit."""
+
+    member_zh: str = "网格"
+    member_en: str = "grid"
+    container_zh: str = "村社区"
+    container_en: str = "community"
+    outside_kind: str = "outside-community"
+
+
+GRID_LABELS: Final = Labels()
+
+
+@dataclass(frozen=True)
 class CommunityState:
-    """The grids of one community in force now (lon/lat) and their attributes."""
+    """The grids of one community in force now (lon/lat) and their attributes; or, with
+    other :class:`Labels`, the department units of one container (district or parent)."""
 
     community_code: str
     community: BaseGeometry
     grids: Mapping[str, BaseGeometry]
     attrs: Mapping[str, Mapping[str, Any]]
+    labels: Labels = GRID_LABELS
 
     def require(self, code: str) -> BaseGeometry:
         if code not in self.grids:
+            lb = self.labels
             raise InvalidEditError(
                 [
                     EditProblem(
-                        "unknown-grid",
-                        f"网格 {code} 不在村社区 {self.community_code} 的现行网格中",
-                        f"grid {code} is not in force in community {self.community_code}",
+                        f"unknown-{lb.member_en.replace(' ', '-')}",
+                        f"{lb.member_zh} {code} 不在{lb.container_zh} {self.community_code} "
+                        f"的现行{lb.member_zh}中",
+                        f"{lb.member_en} {code} is not in force in {lb.container_en} "
+                        f"{self.community_code}",
                         codes=(code,),
                     )
                 ]
@@ -486,14 +506,15 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
     ]
     if shape_problems:
         raise InvalidEditError(shape_problems)
+    lb = state.labels
     outside = [
         p
         for key, geom in proposed.items()
         for p in _pieces_as_problems(
             shapely.difference(geom, state.community),
-            "outside-community",
-            f"网格超出村社区 {state.community_code} 的范围",
-            f"the grid reaches outside community {state.community_code}",
+            lb.outside_kind,
+            f"{lb.member_zh}超出{lb.container_zh} {state.community_code} 的范围",
+            f"the {lb.member_en} reaches outside {lb.container_en} {state.community_code}",
             (key,),
             tol,
         )
@@ -521,7 +542,7 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
         found = _pieces_as_problems(
             shapely.intersection(other, new_union),
             "overlap",
-            f"与相邻网格 {code} 重叠；可选择“从相邻网格划入”(overlap=take)",
+            f"与相邻{lb.member_zh} {code} 重叠；可选择“从相邻{lb.member_zh}划入”(overlap=take)",
             f"overlaps neighbour {code}; choose overlap=take to take it from the neighbour",
             (code,),
             tol,
@@ -539,8 +560,9 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
         gaps = _pieces_as_problems(
             vacated,
             "gap",
-            "编辑后留下无网格覆盖的空隙；可选择“退还相邻网格”(gap=give)",
-            "the edit leaves a gap no grid covers; choose gap=give to give it to a neighbour",
+            f"编辑后留下无{lb.member_zh}覆盖的空隙；可选择“退还相邻{lb.member_zh}”(gap=give)",
+            f"the edit leaves a gap no {lb.member_en} covers; choose gap=give to give it to a "
+            "neighbour",
             (),
             tol,
         )

@@ -37,6 +37,7 @@ from sqlalchemy.types import TypeEngine
 from gridgov.layers.edit_support import build_edit_tables
 from gridgov.layers.map_support import build_map_support_tables
 from gridgov.layers.plan_support import build_plan_tables
+from gridgov.layers.unit_support import build_unit_tables
 from gridgov.layers.registry import Registry
 from gridgov.layers.spec import SRID, AdminLevel, ColumnType, GeometryKind, LayerSpec
 from gridgov.layers.spec import Column as SpecColumn
@@ -284,6 +285,7 @@ def build_metadata(registry: Registry) -> MetaData:
         build_map_support_tables(metadata)
         build_edit_tables(metadata)
         build_plan_tables(metadata)
+        build_unit_tables(metadata)
     return metadata
 
 
