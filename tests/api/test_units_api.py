@@ -139,7 +139,8 @@ def test_move_boundary_neighbour_follows_incident_and_docking_move(
     history = client.get("/units/police_unit/JWQ-S/versions").json()["versions"]
     assert len(history) == 2
     assert history[0]["valid_to"] == history[1]["valid_from"] == answer["edit"]["at"]
-    assert history[1]["valid_to"] is None and history[1]["edit_id"] == answer["edit"]["id"]
+    assert history[1]["valid_to"] is None
+    assert history[1]["edit_id"] == answer["edit"]["id"]
     assert same(history[0]["geometry"], SOUTH)
     edits = city.execute(
         text("SELECT operation, actor, reason, codes FROM unit_edit WHERE id > :m"),
@@ -181,7 +182,7 @@ def test_overlap_and_gap_are_409_with_geometry_then_take_and_give(
     given = client.put("/units/police_unit/JWQ-S?gap=give", json=shrunk, headers={"If-Match": tag})
     assert given.status_code == 200, given.text
     assert given.json()["followers"] == ["JWQ-N"]
-    north, tag_n = read(client, "JWQ-N")
+    north, _tag_n = read(client, "JWQ-N")
     assert same(north["geometry"], box(W, 31.565, EAST, N))
     _, tag = read(client, "JWQ-S")
     taken = client.put(
@@ -323,7 +324,7 @@ def test_create_patch_and_other_layers(city: Connection, client: TestClient) -> 
 def test_who_may_edit(city: Connection, client_as: ClientAs) -> None:
     request = {"type": "Feature", "geometry": mapping(SOUTH), "reason": "核对"}
     police = client_as("police", ["320213"])
-    body, tag = read(police, "JWQ-S")
+    _body, tag = read(police, "JWQ-S")
     ok = police.put("/units/police_unit/JWQ-S", json=request, headers={"If-Match": tag})
     assert ok.status_code == 200, ok.text
     _, tag = read(police, "JWQ-S")
