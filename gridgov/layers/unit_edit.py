@@ -234,7 +234,7 @@ class Group:
         return (self.layer, self.district_code, self.level, self.parent_code)
 
 
-def _group_of(units: Sequence[Unit]) -> Group:
+def group_of(units: Sequence[Unit]) -> Group:
     groups = {u.group for u in units}
     if len(groups) != 1:
         raise InvalidInputError(
@@ -246,7 +246,7 @@ def _group_of(units: Sequence[Unit]) -> Group:
     return Group(layer, district, level, parent)
 
 
-def _state(conn: Connection, group: Group) -> tuple[datetime, CommunityState, dict[str, Unit]]:
+def state_of(conn: Connection, group: Group) -> tuple[datetime, CommunityState, dict[str, Unit]]:
     """The group's container and units in force (locked rows), read after the lock."""
     layer = group.layer
     if group.parent_code:
@@ -332,7 +332,7 @@ def apply_unit_edit(
     named = list(operation.named)
     if named:
         before = [current(conn, layer, code, scope) for code in dict.fromkeys(named)]
-        group = _group_of(before)
+        group = group_of(before)
     elif group is None:
         raise InvalidInputError("新建单元须指明区县", "a new unit needs its district")
     elif scope is not None and not scope.covers_code(group.district_code):
@@ -342,14 +342,14 @@ def apply_unit_edit(
         )
     assert group is not None
     lock_group(conn, layer, group.district_code)
-    at, state, units = _state(conn, group)
+    at, state, units = state_of(conn, group)
     lb = state.labels
     check_etags(units, named, if_match, lb)
     changes = operation.build(state)
     _set_attributes(layer, group, operation, state, changes, attrs or {})
     changes = validate(state, changes, options)
     _check_children(conn, layer, changes, options)
-    return _write(
+    return write_unit_changes(
         conn,
         registry,
         layer,
@@ -479,7 +479,7 @@ def _incident_columns(registry: Registry, layer: str) -> list[str]:
     return [c.name for c in registry.get("incident").columns if c.references == f"{layer}.code"]
 
 
-def _write(
+def write_unit_changes(
     conn: Connection,
     registry: Registry,
     layer: str,

@@ -1,4 +1,5 @@
-"""Department unit editing: the unit edit log (unit_edit) and unit versions (unit_version).
+"""Department unit editing: the unit edit log (unit_edit), unit versions (unit_version),
+and unit plans (plan.unit_layer / plan.unit_code, plan_unit).
 
 Design: the unit tables keep exactly one row per unit in force, under its unique code, so
 that the incidents' foreign keys on ``police_unit.code`` / ``urban_unit.code`` /
@@ -153,8 +154,63 @@ def upgrade() -> None:
         postgresql_where=sa.text("valid_to IS NULL"),
     )
 
+    op.add_column(
+        "plan",
+        sa.Column("unit_layer", sa.Text(), nullable=True, comment="unit plans: the unit layer"),
+    )
+    op.add_column(
+        "plan",
+        sa.Column(
+            "unit_code", sa.Text(), nullable=True, comment="unit plans: the unit proposed for"
+        ),
+    )
+    op.create_check_constraint(
+        op.f("ck_plan_unit_layer_choice"),
+        "plan",
+        "unit_layer IS NULL OR unit_layer IN ('police_unit', 'urban_unit', 'emergency_unit')",
+    )
+    op.create_check_constraint(
+        op.f("ck_plan_unit_given"), "plan", "(unit_layer IS NULL) = (unit_code IS NULL)"
+    )
+    op.create_table(
+        "plan_unit",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("plan_id", sa.BigInteger(), nullable=False),
+        sa.Column("layer", sa.Text(), nullable=False),
+        sa.Column("code", sa.Text(), nullable=False, comment="单元编码 (unit code)"),
+        sa.Column("base_updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "geom",
+            Geometry(
+                geometry_type="MULTIPOLYGON",
+                srid=4490,
+                dimension=2,
+                spatial_index=False,
+                from_text="ST_GeomFromEWKT",
+                name="geometry",
+                nullable=False,
+            ),
+            nullable=False,
+        ),
+        sa.CheckConstraint("ST_IsValid(geom)", name=op.f("ck_plan_unit_geom_valid")),
+        sa.ForeignKeyConstraint(
+            ["plan_id"],
+            ["plan.id"],
+            name=op.f("fk_plan_unit_plan_id_plan"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_unit")),
+        sa.UniqueConstraint("plan_id", "code", name=op.f("uq_plan_unit_plan_id_code")),
+        comment="方案中的部门单元 (a unit plan's proposed unit shapes)",
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("plan_unit")
+    op.drop_constraint(op.f("ck_plan_unit_given"), "plan", type_="check")
+    op.drop_constraint(op.f("ck_plan_unit_layer_choice"), "plan", type_="check")
+    op.drop_column("plan", "unit_code")
+    op.drop_column("plan", "unit_layer")
     op.drop_index("uq_unit_version_open", table_name="unit_version")
     op.drop_index(op.f("ix_unit_version_layer_code_valid_from"), table_name="unit_version")
     op.drop_table("unit_version")
