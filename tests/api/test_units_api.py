@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import shapely
 from fastapi.testclient import TestClient
-from shapely.geometry import MultiPolygon, box, mapping, shape
+from shapely.geometry import box, mapping, shape
 from sqlalchemy import Connection, MetaData, text
 
 from gridgov.layers import incidents
@@ -22,10 +22,9 @@ from gridgov.layers.accounts import User
 from gridgov.layers.incidents import NewIncident
 from gridgov.layers.registry import Registry
 from tests.conftest import ClientAs
-from tests.factories import insert_row, valid_row
-from tests.small_city import HOLE, MID, TOLERANCE, N, S, W, build_small_city
+from tests.small_city import HOLE, MID, TOLERANCE, N, S, W
+from tests.unit_city import EAST, build_unit_city
 
-EAST = 120.34
 PROBLEM = "application/problem+json"
 SOUTH, NORTH = box(W, S, EAST, 31.57), box(W, 31.57, EAST, N)
 SPOT = (120.305, 31.571)  # in JWQ-N, 110 m north of the shared edge
@@ -33,21 +32,7 @@ SPOT = (120.305, 31.571)  # in JWQ-N, 110 m north of the shared edge
 
 @pytest.fixture
 def city(connection: Connection, metadata: MetaData, registry: Registry) -> Connection:
-    build_small_city(connection, metadata, registry)
-    connection.execute(text("UPDATE police_unit SET parent_code = 'PCS1' WHERE code LIKE 'JWQ%'"))
-    insert_row(
-        connection,
-        metadata,
-        "police_unit",
-        valid_row(
-            registry.get("police_unit"),
-            code="PCS2",
-            level="station",
-            geom=MultiPolygon([box(EAST, S, 120.36, N)]),
-        ),
-    )
-    connection.execute(text("UPDATE police_unit SET parent_code = NULL WHERE level = 'station'"))
-    return connection
+    return build_unit_city(connection, metadata, registry)
 
 
 @pytest.fixture
