@@ -12,6 +12,7 @@ from gridgov.gis.grid_edit import (
     CommunityState,
     EditConflictError,
     InvalidEditError,
+    Labels,
     Options,
     Replace,
     Retire,
@@ -105,3 +106,22 @@ def test_gcj02_input_is_converted_to_cgcs2000() -> None:
     geom = geometry_from_geojson(polygon, "gcj02", ("Polygon", "MultiPolygon"))
     assert geom.symmetric_difference(MultiPolygon([box(120.30, 31.56, 120.31, 31.57)])).area < 1e-14
     assert mapping(geom)["type"] == "Polygon"  # made a MultiPolygon when stored
+
+
+def test_the_same_rules_name_department_units_and_their_container() -> None:
+    """Units reuse the rules; refusals name the unit and its container, not grids."""
+    units = {"a": A, "b": B}
+    labels = Labels("警务单元", "police unit", "区县", "district", "outside-district")
+    unit_state = CommunityState("320213", COMMUNITY, units, {k: {} for k in units}, labels)
+    beyond = box(120.29, 31.56, 120.31, 31.58)
+    with pytest.raises(InvalidEditError) as outside:
+        validate(unit_state, Replace("a", beyond).build(unit_state), Options())
+    assert outside.value.problems[0].kind == "outside-district"
+    assert "警务单元超出区县 320213" in outside.value.problems[0].reason_zh
+    grown = Replace("a", box(120.30, 31.56, 120.315, 31.58)).build(unit_state)
+    with pytest.raises(EditConflictError) as overlap:
+        validate(unit_state, grown, Options())
+    assert "相邻警务单元 b" in overlap.value.problems[0].reason_zh
+    with pytest.raises(InvalidEditError) as unknown:
+        Replace("zz", A).build(unit_state)
+    assert unknown.value.problems[0].kind == "unknown-police-unit"
