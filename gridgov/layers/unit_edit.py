@@ -718,13 +718,14 @@ def _unit_moves(
 
 def edit_log(
     conn: Connection,
-    layer: str | None,
+    layers: Sequence[str],
     code: str | None,
     limit: int,
     scope: AreaScope | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest unit edits of a layer and / or a unit code, within the caller's area
-    (an area-scoped account sees the edits of the districts its area lies in)."""
+    """The newest unit edits of the given layers (and of one unit code), within the
+    caller's area (an area-scoped account sees the edits of the districts its area lies
+    in)."""
     districts = (
         None if scope is None or scope.codes is None else sorted({c[:6] for c in scope.codes})
     )
@@ -734,13 +735,13 @@ def edit_log(
             SELECT id, at, actor, reason, operation, layer, district_code, codes,
                    retired_codes, old_versions, new_versions, incidents_moved, details
             FROM unit_edit
-            WHERE (CAST(:l AS text) IS NULL OR layer = :l)
+            WHERE layer = ANY(CAST(:l AS text[]))
               AND (CAST(:code AS text) IS NULL OR :code = ANY(codes))
               AND (CAST(:d AS text[]) IS NULL OR district_code = ANY(:d))
             ORDER BY at DESC, id DESC LIMIT :limit
             """
         ),
-        {"l": layer, "code": code, "limit": limit, "d": districts},
+        {"l": list(layers), "code": code, "limit": limit, "d": districts},
     ).mappings()
     return [dict(r) for r in rows]
 

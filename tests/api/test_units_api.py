@@ -313,8 +313,12 @@ def test_who_may_edit(city: Connection, client_as: ClientAs) -> None:
     ok = police.put("/units/police_unit/JWQ-S", json=request, headers={"If-Match": tag})
     assert ok.status_code == 200, ok.text
     _, tag = read(police, "JWQ-S")
+    mine = police.get("/units/edits").json()["items"]
+    assert mine[0]["codes"] == ["JWQ-S"]
     elsewhere = client_as("police", ["320205"])
     assert elsewhere.get("/units/police_unit/JWQ-S").status_code == 404
+    assert elsewhere.get("/units/edits").json()["items"] == []
+    assert elsewhere.get("/units/edits?layer=urban_unit").status_code == 403
     denied = elsewhere.put("/units/police_unit/JWQ-S", json=request, headers={"If-Match": tag})
     assert denied.status_code == 404
     planner = client_as("planner", ["320213"])

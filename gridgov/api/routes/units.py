@@ -225,9 +225,10 @@ def edits(
     code: Annotated[str | None, Query(pattern=UNIT_CODE)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    for name in [layer] if layer else UNIT_LAYERS:
-        principal.require_read(name)
-    rows = unit_edit.edit_log(conn, layer, code, limit, principal.scope)
+    if layer is not None:
+        principal.require_read(layer)
+    layers = [layer] if layer else [name for name in UNIT_LAYERS if principal.can_read(name)]
+    rows = unit_edit.edit_log(conn, layers, code, limit, principal.scope)
     for row in rows:
         row["at"] = row["at"].isoformat()
     return {"items": rows}
