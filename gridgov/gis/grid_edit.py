@@ -507,11 +507,17 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
     if shape_problems:
         raise InvalidEditError(shape_problems)
     lb = state.labels
+    # Only area newly outside counts: a shape that already spilled over its container's
+    # edge (demo units do, by a few m²) can still be edited, like pre-existing overlaps.
+    spilled = shapely.difference(
+        shapely.union_all([state.grids[c] for c in changes.geometries if c in state.grids]),
+        state.community,
+    )
     outside = [
         p
         for key, geom in proposed.items()
         for p in _pieces_as_problems(
-            shapely.difference(geom, state.community),
+            shapely.difference(shapely.difference(geom, state.community), spilled),
             lb.outside_kind,
             f"{lb.member_zh}超出{lb.container_zh} {state.community_code} 的范围",
             f"the {lb.member_en} reaches outside {lb.container_en} {state.community_code}",

@@ -105,6 +105,17 @@ def create_from_unit_docking(
             f"单元 {unit_code} 已由整网格构成，方案没有任何改变",
             f"unit {unit_code} is already made of whole grids; the plan would change nothing",
         )
+    groups = {units[c].group for c in changed}
+    if len(groups) > 1:
+        parents = sorted({str(g[3] or g[1]) for g in groups})
+        raise ConflictError(
+            f"按整网格调整会在不同的上级单元或区县（{'、'.join(parents)}）之间移动面积，"
+            "下级单元须留在上级单元内；请先调整上级单元",
+            f"the proposal moves area between units of different parents or districts "
+            f"({', '.join(parents)}); units must stay inside their parent: align the parents "
+            "first",
+            public={"codes": ",".join(sorted(changed)), "reason": "several_groups"},
+        )
     group = unit_edit.group_of([units[c] for c in changed])
     checked, live = _validated(conn, group, changed, max_vertices)
     home = units[unit_code]

@@ -140,3 +140,15 @@ def test_who_may_make_a_unit_plan(city: Connection, client_as: ClientAs) -> None
     )
     elsewhere = client_as("police", ["320205"]).post("/plans/from-docking/unit", json=body)
     assert elsewhere.status_code == 404
+
+
+def test_a_proposal_across_parent_units_is_refused(city: Connection, client: TestClient) -> None:
+    """Areas under different stations may not swap area: the children would leave them."""
+    city.execute(text("UPDATE police_unit SET parent_code = 'PCS2' WHERE code = 'JWQ-N'"))
+    body = {"name": "跨所", "unit_code": "JWQ-S", **KIND, "reason": "跨派出所对接"}
+    refused = client.post("/plans/from-docking/unit", json=body)
+    assert refused.status_code == 409
+    assert refused.json()["reason"] == "several_groups"
+    assert refused.json()["codes"] == "JWQ-N,JWQ-S"
+    assert "PCS1" in refused.json()["detail"]
+    assert "PCS2" in refused.json()["detail"]

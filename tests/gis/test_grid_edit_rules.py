@@ -125,3 +125,21 @@ def test_the_same_rules_name_department_units_and_their_container() -> None:
     with pytest.raises(InvalidEditError) as unknown:
         Replace("zz", A).build(unit_state)
     assert unknown.value.problems[0].kind == "unknown-police-unit"
+
+
+def test_only_new_area_outside_the_container_is_refused() -> None:
+    """A shape already spilling over its container's edge stays editable (a pre-existing
+    defect); reaching further out is still refused, with just the new piece."""
+    spill = box(120.295, 31.56, 120.31, 31.58)  # "a" reaching 0.005° west of the community
+    grids = {"a": spill, "b": B}
+    spilled = CommunityState("320213001001", COMMUNITY, grids, {k: {} for k in grids})
+    narrower = box(120.295, 31.56, 120.309, 31.58)
+    changes = validate(spilled, Replace("a", narrower).build(spilled), Options(gap="give"))
+    assert changes.geometries["a"] is not None
+    further = box(120.29, 31.56, 120.31, 31.58)
+    with pytest.raises(InvalidEditError) as outside:
+        validate(spilled, Replace("a", further).build(spilled), Options())
+    (piece,) = outside.value.problems
+    assert piece.kind == "outside-community"
+    assert piece.geometry is not None
+    assert piece.geometry.symmetric_difference(box(120.29, 31.56, 120.295, 31.58)).area < 1e-12
