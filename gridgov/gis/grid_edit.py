@@ -540,13 +540,17 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
     ]
     others = {c: g for c, g in state.grids.items() if c not in changes.geometries}
     new_union = shapely.union_all(list(proposed.values())) if proposed else Polygon()
+    edited = shapely.union_all([state.grids[c] for c in changes.geometries if c in state.grids])
     followers: dict[str, BaseGeometry] = {}
     for code in sorted(others):
         other = others[code]
         if not other.intersects(new_union):
             continue
+        # An overlap the edited shapes already had with this neighbour is not new.
         found = _pieces_as_problems(
-            shapely.intersection(other, new_union),
+            shapely.difference(
+                shapely.intersection(other, new_union), shapely.intersection(other, edited)
+            ),
             "overlap",
             f"与相邻{lb.member_zh} {code} 重叠；可选择“从相邻{lb.member_zh}划入”(overlap=take)",
             f"overlaps neighbour {code}; choose overlap=take to take it from the neighbour",
@@ -620,18 +624,24 @@ def _verify(state: CommunityState, result: Changes, tol: float) -> None:
     final.update({c: g for c, g in result.geometries.items() if g is not None})
     final.update({f"new-{i}": g for i, (g, _) in enumerate(result.new, start=1)})
     changed = [c for c in final if c in result.geometries or c.startswith("new-")]
-    problems = [
-        EditProblem(
-            "overlap",
-            f"调整后网格 {p.codes[0]} 与 {p.codes[1]} 仍有重叠（{p.area_m2:.1f} 平方米）",
-            f"after the edit, {p.codes[0]} and {p.codes[1]} still overlap ({p.area_m2:.1f} m²)",
-            p.geometry,
-            p.codes,
-            p.area_m2,
-        )
-        for p in overlaps(final, tol)
-        if p.codes[0] in changed or p.codes[1] in changed
-    ]
+    edited = shapely.union_all([state.grids[c] for c in result.geometries if c in state.grids])
+    problems = []
+    for p in overlaps(final, tol):
+        if p.codes[0] not in changed and p.codes[1] not in changed:
+            continue
+        # What two shapes overlapped before, and still do, is a pre-existing defect.
+        new = shapely.difference(p.geometry, _prior_overlap(state, p.codes, changed, edited))
+        problems += [
+            EditProblem(
+                "overlap",
+                f"调整后网格 {p.codes[0]} 与 {p.codes[1]} 仍有重叠（{q.area_m2:.1f} 平方米）",
+                f"after the edit, {p.codes[0]} and {p.codes[1]} still overlap ({q.area_m2:.1f} m²)",
+                q.geometry,
+                p.codes,
+                q.area_m2,
+            )
+            for q in _pieces_as_problems(new, "overlap", "", "", p.codes, tol)
+        ]
     before = [state.grids[c] for c in result.geometries if c in state.grids]
     if before:
         left = shapely.difference(
@@ -642,6 +652,19 @@ def _verify(state: CommunityState, result: Changes, tol: float) -> None:
         )
     if problems:
         raise EditConflictError(problems)
+
+
+def _prior_overlap(
+    state: CommunityState, codes: tuple[str, ...], changed: list[str], edited: BaseGeometry
+) -> BaseGeometry:
+    """The overlap two shapes of a final state already had before the edit: between an
+    unchanged neighbour and the edited shapes, or between two edited shapes' old selves."""
+    x, y = codes[0], codes[1]
+    if x in changed and y in changed:
+        bx, by = state.grids.get(x), state.grids.get(y)
+        return Polygon() if bx is None or by is None else shapely.intersection(bx, by)
+    unchanged = y if x in changed else x
+    return shapely.intersection(state.grids[unchanged], edited)
 
 
 def _give_back(

@@ -143,3 +143,20 @@ def test_only_new_area_outside_the_container_is_refused() -> None:
     assert piece.kind == "outside-community"
     assert piece.geometry is not None
     assert piece.geometry.symmetric_difference(box(120.29, 31.56, 120.295, 31.58)).area < 1e-12
+
+
+def test_a_pre_existing_overlap_does_not_block_an_edit() -> None:
+    """Grid "a" already overlaps "b" by a strip: reshaping "a" elsewhere is fine; growing the
+    overlap is refused with only the new piece."""
+    a = box(120.30, 31.56, 120.3105, 31.58)  # 0.0005° over b
+    grids = {"a": a, "b": B}
+    overlapping = CommunityState("320213001001", COMMUNITY, grids, {k: {} for k in grids})
+    lower = box(120.30, 31.56, 120.3105, 31.579)
+    changes = validate(overlapping, Replace("a", lower).build(overlapping), Options(gap="give"))
+    assert changes.geometries["a"] is not None
+    wider = box(120.30, 31.56, 120.311, 31.58)
+    with pytest.raises(EditConflictError) as clash:
+        validate(overlapping, Replace("a", wider).build(overlapping), Options())
+    (piece,) = clash.value.problems
+    assert piece.geometry is not None
+    assert piece.geometry.symmetric_difference(box(120.3105, 31.56, 120.311, 31.58)).area < 1e-12
