@@ -70,6 +70,7 @@ ATTRIBUTES: Final = {
     "urban_unit": ("name", "department"),
     "emergency_unit": ("name", "department"),
 }
+REQUIRED_TITLES: Final = {"name": "名称 (name)", "department": "责任部门 (department)"}
 # Attributes that fix a unit's group: they never change by an edit.
 GROUP_ATTRIBUTES: Final = ("level", "parent_code")
 UNIT_TITLES: Final = {
@@ -388,9 +389,14 @@ def _set_attributes(
         changes.attrs[operation.code] = dict(inherited)
     elif isinstance(operation, Replace | Update):
         changes.attrs[operation.code] = {**state.attrs[operation.code], **given, **fixed}
+    required = [name for name in ("name", "department") if name in ATTRIBUTES[layer]]
     for _, values in changes.new:
-        if not values.get("name"):
-            raise InvalidInputError("新部门单元须有名称", "a new unit needs a name")
+        missing = [name for name in required if not values.get(name)]
+        if missing:
+            raise InvalidInputError(
+                f"新部门单元须有{'、'.join(REQUIRED_TITLES[m] for m in missing)}",
+                f"a new unit needs its {', '.join(missing)}",
+            )
 
 
 def _check_children(conn: Connection, layer: str, changes: Changes, options: Options) -> None:

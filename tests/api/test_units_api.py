@@ -293,6 +293,17 @@ def test_create_patch_and_other_layers(city: Connection, client: TestClient) -> 
     )
     assert patched.status_code == 200, patched.text
     assert read(client, code, "urban_unit")[0]["properties"]["name"] == "东部城管"
+    nameless = client.post(
+        "/units/emergency_unit",
+        json={
+            "district_code": "320213",
+            "geometry": mapping(east),
+            "properties": {"name": "东应急"},
+            "reason": "缺责任部门",
+        },
+    )
+    assert nameless.status_code == 422
+    assert "department" in nameless.json()["detail"]
     wrong = client.post(
         "/units/urban_unit",
         json={
