@@ -29,6 +29,7 @@ from gridgov.api.routes import (
     optimise,
     plans,
     tiles,
+    units,
 )
 from gridgov.layers.db import make_engine, make_read_engine
 from gridgov.layers.registry import Registry, default_registry
@@ -106,6 +107,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
         optimise,
         ogc,
         aggregates,
+        units,
     ):
         app.include_router(private.router, dependencies=session, responses=SESSION_PROBLEMS)
     app.include_router(plans.grids_router, dependencies=session, responses=SESSION_PROBLEMS)

@@ -115,22 +115,42 @@ class EditConflictError(_EditRefusedError, ConflictError):
 
 
 @dataclass(frozen=True)
+class Labels:
+    """What the members and their container are called in messages: the same rules edit
+    grids in a community and department units in a district or parent unit."""
+
+    member_zh: str = "网格"
+    member_en: str = "grid"
+    container_zh: str = "村社区"
+    container_en: str = "community"
+    outside_kind: str = "outside-community"
+
+
+GRID_LABELS: Final = Labels()
+
+
+@dataclass(frozen=True)
 class CommunityState:
-    """The grids of one community in force now (lon/lat) and their attributes."""
+    """The grids of one community in force now (lon/lat) and their attributes; or, with
+    other :class:`Labels`, the department units of one container (district or parent)."""
 
     community_code: str
     community: BaseGeometry
     grids: Mapping[str, BaseGeometry]
     attrs: Mapping[str, Mapping[str, Any]]
+    labels: Labels = GRID_LABELS
 
     def require(self, code: str) -> BaseGeometry:
         if code not in self.grids:
+            lb = self.labels
             raise InvalidEditError(
                 [
                     EditProblem(
-                        "unknown-grid",
-                        f"网格 {code} 不在村社区 {self.community_code} 的现行网格中",
-                        f"grid {code} is not in force in community {self.community_code}",
+                        f"unknown-{lb.member_en.replace(' ', '-')}",
+                        f"{lb.member_zh} {code} 不在{lb.container_zh} {self.community_code} "
+                        f"的现行{lb.member_zh}中",
+                        f"{lb.member_en} {code} is not in force in {lb.container_en} "
+                        f"{self.community_code}",
                         codes=(code,),
                     )
                 ]
@@ -486,14 +506,21 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
     ]
     if shape_problems:
         raise InvalidEditError(shape_problems)
+    lb = state.labels
+    # Only area newly outside counts: a shape that already spilled over its container's
+    # edge (demo units do, by a few m²) can still be edited, like pre-existing overlaps.
+    spilled = shapely.difference(
+        shapely.union_all([state.grids[c] for c in changes.geometries if c in state.grids]),
+        state.community,
+    )
     outside = [
         p
         for key, geom in proposed.items()
         for p in _pieces_as_problems(
-            shapely.difference(geom, state.community),
-            "outside-community",
-            f"网格超出村社区 {state.community_code} 的范围",
-            f"the grid reaches outside community {state.community_code}",
+            shapely.difference(shapely.difference(geom, state.community), spilled),
+            lb.outside_kind,
+            f"{lb.member_zh}超出{lb.container_zh} {state.community_code} 的范围",
+            f"the {lb.member_en} reaches outside {lb.container_en} {state.community_code}",
             (key,),
             tol,
         )
@@ -513,15 +540,19 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
     ]
     others = {c: g for c, g in state.grids.items() if c not in changes.geometries}
     new_union = shapely.union_all(list(proposed.values())) if proposed else Polygon()
+    edited = shapely.union_all([state.grids[c] for c in changes.geometries if c in state.grids])
     followers: dict[str, BaseGeometry] = {}
     for code in sorted(others):
         other = others[code]
         if not other.intersects(new_union):
             continue
+        # An overlap the edited shapes already had with this neighbour is not new.
         found = _pieces_as_problems(
-            shapely.intersection(other, new_union),
+            shapely.difference(
+                shapely.intersection(other, new_union), shapely.intersection(other, edited)
+            ),
             "overlap",
-            f"与相邻网格 {code} 重叠；可选择“从相邻网格划入”(overlap=take)",
+            f"与相邻{lb.member_zh} {code} 重叠；可选择“从相邻{lb.member_zh}划入”(overlap=take)",
             f"overlaps neighbour {code}; choose overlap=take to take it from the neighbour",
             (code,),
             tol,
@@ -539,8 +570,9 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
         gaps = _pieces_as_problems(
             vacated,
             "gap",
-            "编辑后留下无网格覆盖的空隙；可选择“退还相邻网格”(gap=give)",
-            "the edit leaves a gap no grid covers; choose gap=give to give it to a neighbour",
+            f"编辑后留下无{lb.member_zh}覆盖的空隙；可选择“退还相邻{lb.member_zh}”(gap=give)",
+            f"the edit leaves a gap no {lb.member_en} covers; choose gap=give to give it to a "
+            "neighbour",
             (),
             tol,
         )
@@ -592,18 +624,24 @@ def _verify(state: CommunityState, result: Changes, tol: float) -> None:
     final.update({c: g for c, g in result.geometries.items() if g is not None})
     final.update({f"new-{i}": g for i, (g, _) in enumerate(result.new, start=1)})
     changed = [c for c in final if c in result.geometries or c.startswith("new-")]
-    problems = [
-        EditProblem(
-            "overlap",
-            f"调整后网格 {p.codes[0]} 与 {p.codes[1]} 仍有重叠（{p.area_m2:.1f} 平方米）",
-            f"after the edit, {p.codes[0]} and {p.codes[1]} still overlap ({p.area_m2:.1f} m²)",
-            p.geometry,
-            p.codes,
-            p.area_m2,
-        )
-        for p in overlaps(final, tol)
-        if p.codes[0] in changed or p.codes[1] in changed
-    ]
+    edited = shapely.union_all([state.grids[c] for c in result.geometries if c in state.grids])
+    problems = []
+    for p in overlaps(final, tol):
+        if p.codes[0] not in changed and p.codes[1] not in changed:
+            continue
+        # What two shapes overlapped before, and still do, is a pre-existing defect.
+        new = shapely.difference(p.geometry, _prior_overlap(state, p.codes, changed, edited))
+        problems += [
+            EditProblem(
+                "overlap",
+                f"调整后网格 {p.codes[0]} 与 {p.codes[1]} 仍有重叠（{q.area_m2:.1f} 平方米）",
+                f"after the edit, {p.codes[0]} and {p.codes[1]} still overlap ({q.area_m2:.1f} m²)",
+                q.geometry,
+                p.codes,
+                q.area_m2,
+            )
+            for q in _pieces_as_problems(new, "overlap", "", "", p.codes, tol)
+        ]
     before = [state.grids[c] for c in result.geometries if c in state.grids]
     if before:
         left = shapely.difference(
@@ -614,6 +652,19 @@ def _verify(state: CommunityState, result: Changes, tol: float) -> None:
         )
     if problems:
         raise EditConflictError(problems)
+
+
+def _prior_overlap(
+    state: CommunityState, codes: tuple[str, ...], changed: list[str], edited: BaseGeometry
+) -> BaseGeometry:
+    """The overlap two shapes of a final state already had before the edit: between an
+    unchanged neighbour and the edited shapes, or between two edited shapes' old selves."""
+    x, y = codes[0], codes[1]
+    if x in changed and y in changed:
+        bx, by = state.grids.get(x), state.grids.get(y)
+        return Polygon() if bx is None or by is None else shapely.intersection(bx, by)
+    unchanged = y if x in changed else x
+    return shapely.intersection(state.grids[unchanged], edited)
 
 
 def _give_back(

@@ -47,8 +47,10 @@ from gridgov.gis.coords import to_projected
 from gridgov.gis.grid_codes import GRID_CODE, MAX_SEQUENCE, codes_for_new, next_sequence
 from gridgov.gis.grid_edit import (
     EDITABLE_ATTRIBUTES,
+    GRID_LABELS,
     Changes,
     CommunityState,
+    Labels,
     Operation,
     Options,
     validate,
@@ -232,27 +234,46 @@ def live_state(
     return state, (versions, bool(community.synthetic))
 
 
+class Tagged(Protocol):
+    """Anything edited under an ETag (a grid version, a department unit)."""
+
+    @property
+    def etag(self) -> str: ...
+
+
 def check_etags(
-    versions: dict[str, GridVersion], named: Sequence[str], if_match: Sequence[str] | None
+    versions: Mapping[str, Tagged],
+    named: Sequence[str],
+    if_match: Sequence[str] | None,
+    labels: Labels = GRID_LABELS,
 ) -> None:
-    """Every grid the edit names must be in force and match one of the client's ETags."""
+    """Every grid (or unit) the edit names must be in force and match one of the client's
+    ETags: 404 when gone, 428 without ``If-Match``, 412 when stale."""
+    what_zh, what_en = labels.member_zh, labels.member_en
     for code in named:
         if code not in versions:
-            raise _no_grid(code)
+            if labels is GRID_LABELS:
+                raise _no_grid(code)
+            raise NotFoundError(
+                f"{what_zh} {code} 不存在或已撤销",
+                f"no {what_en} {code} in force",
+                public={"code": code},
+            )
     if not named:
         return
     if if_match is None or not [tag for tag in if_match if tag.strip()]:
         raise PreconditionRequiredError(
-            "修改网格须在 If-Match 中附上读取时的 ETag（先 GET 该网格）",
-            "send the ETag you read in If-Match (GET the grid first)",
+            f"修改{what_zh}须在 If-Match 中附上读取时的 ETag（先 GET 该{what_zh}）",
+            f"send the ETag you read in If-Match (GET the {what_en} first)",
             public={"codes": ",".join(named)},
         )
     tags = {tag.strip() for tag in if_match}
     stale = [code for code in named if versions[code].etag not in tags]
     if stale:
         raise PreconditionFailedError(
-            f"网格 {'、'.join(stale)} 已被他人修改，请重新读取后再编辑",
-            f"grid {', '.join(stale)} changed since you read it; read it again and redo the edit",
+            f"{what_zh} {'、'.join(stale)} 已被他人修改，请重新读取后再编辑",
+            f"{what_en} {', '.join(stale)} changed since you read it; read it again and redo "
+            "the edit",
             public={
                 "codes": ",".join(stale),
                 "current_etags": ",".join(versions[c].etag for c in stale),

@@ -1,5 +1,8 @@
 """Plans (网格调整方案): named sets of grid edits not yet in force.
 
+A *unit plan* (``unit_layer`` / ``unit_code`` set) holds proposed department unit shapes
+in ``plan_unit`` instead (:mod:`gridgov.layers.unit_plans`); it has no plan grids.
+
 ``plan`` holds the workflow (draft → submitted → approved → published); ``plan_grid``
 holds the plan's own copy of every grid of its area, taken from the live versions when
 the plan was made (``base_id``, ``base_updated_at``: what publishing checks is still in
@@ -75,6 +78,8 @@ def build_plan_tables(metadata: MetaData) -> None:
         Column("published_by", Text, nullable=True),
         Column("effective_from", DateTime(timezone=True), nullable=True, comment="生效时间"),
         Column("note", Text, nullable=True, comment="最近的退回意见 (last rejection note)"),
+        Column("unit_layer", Text, nullable=True, comment="unit plans: the unit layer"),
+        Column("unit_code", Text, nullable=True, comment="unit plans: the unit proposed for"),
         _choice("status", STATUSES, "status_choice"),
         _choice("origin", ORIGINS, "origin_choice"),
         CheckConstraint("length(btrim(name)) > 0", name="name_given"),
@@ -90,8 +95,35 @@ def build_plan_tables(metadata: MetaData) -> None:
         CheckConstraint(
             "status <> 'published' OR effective_from IS NOT NULL", name="published_has_date"
         ),
+        CheckConstraint(
+            "unit_layer IS NULL OR unit_layer IN ('police_unit', 'urban_unit', 'emergency_unit')",
+            name="unit_layer_choice",
+        ),
+        CheckConstraint("(unit_layer IS NULL) = (unit_code IS NULL)", name="unit_given"),
         Index(None, "township_code", "status"),
         comment="网格调整方案 (grid plans: edits not yet in force)",
+    )
+    Table(
+        "plan_unit",
+        metadata,
+        Column("id", BigInteger, Identity(always=False), primary_key=True),
+        Column(
+            "plan_id",
+            BigInteger,
+            ForeignKey("plan.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("layer", Text, nullable=False),
+        Column("code", Text, nullable=False, comment="单元编码 (unit code)"),
+        Column("base_updated_at", DateTime(timezone=True), nullable=False),
+        Column(
+            "geom",
+            Geometry(geometry_type="MULTIPOLYGON", srid=SRID, spatial_index=False),
+            nullable=False,
+        ),
+        CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
+        UniqueConstraint("plan_id", "code"),
+        comment="方案中的部门单元 (a unit plan's proposed unit shapes)",
     )
     Table(
         "plan_grid",

@@ -57,7 +57,7 @@ LOCAL_TIME: Final = ZoneInfo("Asia/Shanghai")  # effective dates are Beijing day
 _PLAN_COLUMNS = (
     "id, name, status, origin, district_code, township_code, community_code, reason, author, "
     "created_at, updated_at, submitted_at, submitted_by, approved_at, approved_by, "
-    "published_at, published_by, effective_from, note"
+    "published_at, published_by, effective_from, note, unit_layer, unit_code"
 )
 _GRID_COLUMNS = (
     "p.id, p.code, p.community_code, p.base_id, p.base_updated_at, p.retired, p.name, p.kind, "
@@ -94,7 +94,14 @@ class Plan:
         out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.row.items()}
         out["area_code"] = self.area_code
         out["level"] = "community" if self.community_code else "township"
+        out["kind"] = "unit" if self.unit_layer else "grid"
         return out
+
+    @property
+    def unit_layer(self) -> str | None:
+        """The unit layer of a unit plan (:mod:`gridgov.layers.unit_plans`), else None."""
+        value = self.row.get("unit_layer")
+        return str(value) if value else None
 
 
 def _plan(row: Any) -> Plan:
@@ -244,7 +251,7 @@ def _now(conn: Connection) -> datetime:
     return moment
 
 
-def _lock(conn: Connection, plan_id: int) -> Plan:
+def lock_plan(conn: Connection, plan_id: int) -> Plan:
     """Serialise everything done to one plan until the transaction ends."""
     conn.execute(
         text("SELECT pg_advisory_xact_lock(CAST(:ns AS integer), CAST(:id AS integer))"),
@@ -258,7 +265,7 @@ def _lock(conn: Connection, plan_id: int) -> Plan:
     return _plan(row)
 
 
-def _require_status(plan: Plan, *allowed: str) -> None:
+def require_status(plan: Plan, *allowed: str) -> None:
     if plan.status not in allowed:
         titles = {
             "draft": "草稿",
@@ -392,8 +399,8 @@ class PlanTarget:
     def begin(
         self, conn: Connection, community_code: str
     ) -> tuple[datetime, CommunityState, dict[str, GridVersion], bool]:
-        plan = _lock(conn, self.plan_id)
-        _require_status(plan, "draft")
+        plan = lock_plan(conn, self.plan_id)
+        require_status(plan, "draft")
         if not community_code.startswith(plan.area_code):
             raise InvalidInputError(
                 f"村社区 {community_code} 不在方案 {plan.id} 的范围（{plan.area_code}）内",
@@ -510,7 +517,7 @@ def _write_plan(
     _recount(conn, plan_id, community, reshaped)
     retired = sorted(c for c, g in changes.geometries.items() if g is None)
     created = sorted(new_codes)
-    edit_id = _log(
+    edit_id = log_edit(
         conn,
         plan_id,
         at,
@@ -576,7 +583,7 @@ def _recount(conn: Connection, plan_id: int, community: str, codes: list[str]) -
     )
 
 
-def _log(
+def log_edit(
     conn: Connection,
     plan_id: int,
     at: datetime,
@@ -744,8 +751,8 @@ def _matching_codes(state: CommunityState, proposed: list[BaseGeometry]) -> dict
 
 
 def submit(conn: Connection, plan_id: int, actor: str) -> Plan:
-    plan = _lock(conn, plan_id)
-    _require_status(plan, "draft")
+    plan = lock_plan(conn, plan_id)
+    require_status(plan, "draft")
     conn.execute(
         text(
             "UPDATE plan SET status = 'submitted', submitted_at = clock_timestamp(), "
@@ -758,8 +765,8 @@ def submit(conn: Connection, plan_id: int, actor: str) -> Plan:
 
 def approve(conn: Connection, plan_id: int, actor: str) -> Plan:
     """Approve a submitted plan; its author (or whoever submitted it) may not approve it."""
-    plan = _lock(conn, plan_id)
-    _require_status(plan, "submitted")
+    plan = lock_plan(conn, plan_id)
+    require_status(plan, "submitted")
     if actor in (plan.author, plan.row.get("submitted_by")):
         raise PermissionDeniedError(
             "方案的创建人或提交人不能批准自己的方案",
@@ -779,8 +786,8 @@ def reject(conn: Connection, plan_id: int, actor: str, note: str) -> Plan:
     """Back to draft (editable again), with the reviewer's note."""
     if not note.strip():
         raise InvalidInputError("退回须注明意见", "a rejection needs a note")
-    plan = _lock(conn, plan_id)
-    _require_status(plan, "submitted", "approved")
+    plan = lock_plan(conn, plan_id)
+    require_status(plan, "submitted", "approved")
     conn.execute(
         text(
             "UPDATE plan SET status = 'draft', note = :note, approved_at = NULL, "
@@ -796,6 +803,7 @@ class PublishResult:
     plan: Plan
     effective_from: datetime
     edits: list[EditResult] = field(default_factory=list)
+    unit_edit: int | None = None  # a unit plan's edit (unit_edit.id)
 
 
 def stale_grids(conn: Connection, plan: Plan, communities: Sequence[str]) -> list[str]:
@@ -842,8 +850,22 @@ def publish(
     """The approved plan's grids become live versions from ``effective_from`` (now when
     None; a future moment closes today's versions then), per community it changed, after
     checking that the live grids are still those it was based on (409 naming them)."""
-    plan = _lock(conn, plan_id)
-    _require_status(plan, "approved")
+    plan = lock_plan(conn, plan_id)
+    if plan.unit_layer is not None:
+        from gridgov.layers import unit_plans
+
+        if effective_from is not None and effective_from > _now(conn):
+            raise InvalidInputError(
+                "部门单元方案发布即生效，不能指定以后的生效日期",
+                "a unit plan takes force when published; it cannot take a later date",
+            )
+        done = unit_plans.publish(
+            conn, registry, plan_id, actor=actor, tolerance_m=tolerance_m, max_vertices=max_vertices
+        )
+        return PublishResult(
+            plan=done.plan, effective_from=done.edit.at, unit_edit=done.edit.edit_id
+        )
+    require_status(plan, "approved")
     now = _now(conn)
     at = now if effective_from is None or effective_from <= now else effective_from
     everything = grids(conn, plan)

@@ -41,6 +41,7 @@ from gridgov.layers.registry import Registry
 from gridgov.layers.spec import SRID, AdminLevel, ColumnType, GeometryKind, LayerSpec
 from gridgov.layers.spec import Column as SpecColumn
 from gridgov.layers.support import build_support_tables
+from gridgov.layers.unit_support import build_unit_tables
 
 # China's extent (73–136°E, 18–54°N); rows outside it are refused by the database too.
 CHINA_BOUNDS = (73.0, 18.0, 136.0, 54.0)
@@ -284,6 +285,7 @@ def build_metadata(registry: Registry) -> MetaData:
         build_map_support_tables(metadata)
         build_edit_tables(metadata)
         build_plan_tables(metadata)
+        build_unit_tables(metadata)
     return metadata
 
 

@@ -10,11 +10,14 @@ from collections.abc import Iterator
 
 import pandas as pd
 import pytest
+import shapely
 from sqlalchemy import Connection, Engine, MetaData, text
 
 from gridgov.gis import wuxi
 from gridgov.gis.demo.city import DemoInputs, DemoOptions, build_city
 from gridgov.gis.demo.incidents import AS_OF
+from gridgov.gis.grid_edit import MoveBoundary, Options
+from gridgov.layers import unit_edit
 from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_STATUSES, KEY_SITE_CATEGORIES
 from gridgov.layers.checks import coverage
 from gridgov.layers.demo import is_empty, layer_counts, load_city
@@ -209,3 +212,70 @@ def test_demo_incidents_went_through_the_assignment_engine(demo: Connection) -> 
         "emergency_unit_code",
     ):
         assert scalar(demo, f"SELECT count(*) FROM incident WHERE {column} IS NULL") == 0, column
+
+
+def test_police_can_move_a_demo_policing_area_boundary(
+    demo: Connection, registry: Registry
+) -> None:
+    """A unit edit on the real demo shapes: two adjacent policing areas of one station,
+    one grown about 20 m into the other (the neighbour follows); rolled back after."""
+    pair = demo.execute(
+        text(
+            """
+            SELECT a.code AS a, b.code AS b FROM police_unit a JOIN police_unit b
+              ON a.parent_code = b.parent_code AND a.code < b.code
+             AND ST_Length(ST_Intersection(ST_Boundary(a.geom), ST_Boundary(b.geom))) > 0.002
+            WHERE a.level = 'policing_area' AND b.level = 'policing_area'
+            ORDER BY a.code, b.code LIMIT 1
+            """
+        )
+    ).one()
+    savepoint = demo.begin_nested()
+    try:
+        a = unit_edit.current(demo, "police_unit", pair.a)
+        b = unit_edit.current(demo, "police_unit", pair.b)
+        others = demo.execute(
+            text(
+                "SELECT ST_AsBinary(ST_Union(geom)) FROM police_unit "
+                "WHERE level = 'policing_area' AND code NOT IN (:a, :b) "
+                "AND ST_DWithin(geom, (SELECT geom FROM police_unit WHERE code = :b), 0.001)"
+            ),
+            {"a": pair.a, "b": pair.b},
+        ).scalar_one()
+        taken = b.geometry.intersection(a.geometry.buffer(2e-4))
+        if others is not None:  # the demo units overlap by a few m² here and there
+            taken = taken.difference(shapely.from_wkb(bytes(others)))
+        grown = shapely.union_all([a.geometry, taken])
+        result = unit_edit.apply_unit_edit(
+            demo,
+            registry,
+            "police_unit",
+            MoveBoundary(pair.a, pair.b, grown),
+            actor="test-police",
+            reason="演示数据上的警务区边界调整",
+            if_match=[a.etag, b.etag],
+            options=Options(),
+            tolerance_m=50.0,
+        )
+        after = {u.code: u.geometry for u in result.units}
+        assert after[pair.a].area > a.geometry.area
+        assert after[pair.b].area < b.geometry.area
+        both = a.geometry.union(b.geometry)
+        assert after[pair.a].union(after[pair.b]).symmetric_difference(both).area < 1e-10
+        assert after[pair.a].intersection(after[pair.b]).area < 1e-10
+        assert result.grids_refreshed > 0
+        shares = demo.execute(
+            text(
+                """
+                SELECT max(total) FROM (
+                    SELECT gu.grid_id, sum(gu.share) AS total FROM grid_unit gu
+                    WHERE gu.unit_layer = 'police_unit' AND gu.unit_level = 'policing_area'
+                      AND gu.unit_code IN (:a, :b)
+                    GROUP BY gu.grid_id) s
+                """
+            ),
+            {"a": pair.a, "b": pair.b},
+        ).scalar_one()
+        assert shares <= 1.0 + 1e-6  # docking shares still add up after the edit
+    finally:
+        savepoint.rollback()

@@ -162,7 +162,7 @@ def feature(version: GridVersion, base: str = "/grids") -> dict[str, Any]:
     }
 
 
-def _tags(if_match: str | None) -> list[str] | None:
+def if_match_tags(if_match: str | None) -> list[str] | None:
     if if_match is None:
         return None
     return [tag.strip() for tag in if_match.split(",") if tag.strip() and tag.strip() != "*"]
@@ -189,7 +189,7 @@ def _apply(
         operation,
         actor=principal.user.username,
         reason=reason,
-        if_match=_tags(if_match),
+        if_match=if_match_tags(if_match),
         options=Options(overlap=overlap, gap=gap, max_vertices=settings.grid_max_vertices),
         tolerance_m=settings.assign_tolerance_m,
         community_code=community_code,

@@ -24,8 +24,8 @@ from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.routes.grid_editing import EditSide, add_edit_routes, feature
 from gridgov.api.routes.measures import FromQ, ToQ, period, weights
 from gridgov.api.strict_json import StrictJSONRoute
-from gridgov.errors import InvalidInputError, PermissionDeniedError
-from gridgov.layers import audit, docking, docking_proposal, plans
+from gridgov.errors import ConflictError, InvalidInputError, PermissionDeniedError
+from gridgov.layers import audit, docking, docking_proposal, plans, unit_plans
 from gridgov.layers.plans import Plan, PlanTarget
 from gridgov.security.roles import Role
 
@@ -65,7 +65,7 @@ def _visible(conn: ConnectionDep, principal: Principal, plan_id: int) -> Plan:
 
 
 def _require_editor(principal: Principal, plan: Plan) -> None:
-    principal.require_edit("grid")
+    principal.require_edit(plan.unit_layer or "grid")
     if not principal.scope.covers_code(plan.area_code):
         raise PermissionDeniedError(
             f"无权编辑方案 {plan.id}（{plan.area_code} 不全在账户的区域内）",
@@ -105,6 +105,15 @@ def _plan_body(conn: ConnectionDep, plan: Plan) -> dict[str, Any]:
     for item in plans.grids(conn, plan):
         counts[item.change] += 1
     base = f"/plans/{plan.id}"
+    if plan.unit_layer is not None:
+        return {
+            **plan.as_dict(),
+            "links": [
+                {"rel": "self", "href": base},
+                {"rel": "units", "href": f"{base}/units"},
+                {"rel": "edits", "href": f"{base}/edits"},
+            ],
+        }
     return {
         **plan.as_dict(),
         "changes": counts,
@@ -203,6 +212,69 @@ def plan_from_docking(
     )
     response.headers["Location"] = f"/plans/{plan_id}"
     return _plan_body(conn, plan)
+
+
+class UnitDockingPlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="方案名称")
+    unit_code: str = Field(pattern=r"^[0-9A-Za-z_-]{1,32}$", description="责任区代码")
+    unit_layer: str = Field(description="police_unit / urban_unit / emergency_unit")
+    unit_level: str | None = Field(default=None, description="e.g. station / policing_area")
+    reason: str = Field(min_length=1, max_length=2000, description="调整原因 (why)")
+
+
+@router.post(
+    "/from-docking/unit",
+    status_code=201,
+    summary="由对接方案生成部门单元方案：责任区边界由整网格构成 (a unit plan)",
+)
+def unit_plan_from_docking(
+    body: UnitDockingPlanIn,
+    conn: ConnectionDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    response: Response,
+    start: FromQ = None,
+    end: ToQ = None,
+) -> dict[str, Any]:
+    """``GET /docking/proposals/units/{code}`` as a draft unit plan (police for their
+    units, admins for every layer); checked by the unit edit rules before it is saved."""
+    kind = docking.unit_kind(registry, body.unit_layer, body.unit_level)
+    principal.require_read("grid")
+    principal.require_edit(kind.layer)
+    plan_id = unit_plans.create_from_unit_docking(
+        conn,
+        registry,
+        kind,
+        body.unit_code,
+        period(start, end),
+        principal.scope,
+        name=body.name,
+        actor=principal.user.username,
+        reason=body.reason,
+        max_vertices=settings.grid_max_vertices,
+    )
+    plan = plans.get(conn, plan_id)
+    _audit(
+        conn,
+        principal,
+        "plan_create",
+        plan,
+        area_code=plan.township_code,
+        reason=body.reason,
+        origin=f"docking-unit:{kind.layer}/{kind.level}/{body.unit_code}",
+    )
+    response.headers["Location"] = f"/plans/{plan_id}"
+    return _plan_body(conn, plan)
+
+
+@router.get("/{plan_id}/units", summary="部门单元方案的单元（方案与现状）(a unit plan's units)")
+def plan_units(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> dict[str, Any]:
+    plan = _visible(conn, principal, plan_id)
+    if plan.unit_layer is not None:
+        principal.require_read(plan.unit_layer)
+    return unit_plans.units(conn, plan)
 
 
 @router.get("", summary="方案列表 (plans of the caller's area, newest first)")
@@ -372,11 +444,13 @@ def publish_plan(
         result.plan,
         effective_from=result.effective_from.isoformat(),
         edits=[e["id"] for e in edits],
+        unit_edit=result.unit_edit,
     )
     return {
         **_plan_body(conn, result.plan),
         "effective_from": result.effective_from.isoformat(),
         "edits": edits,
+        "unit_edit": result.unit_edit,
     }
 
 
@@ -386,6 +460,11 @@ def publish_plan(
 def plan_side(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> EditSide:
     """Edits of ``/plans/{id}/grids`` go into that plan (404 when it is not visible)."""
     plan = _visible(conn, principal, plan_id)
+    if plan.unit_layer is not None:
+        raise ConflictError(
+            f"方案 {plan.id} 是部门单元方案，没有网格（见 /plans/{plan.id}/units）",
+            f"plan {plan.id} is a unit plan and holds no grids (see /plans/{plan.id}/units)",
+        )
 
     def read(c: Any, code: str) -> Any:
         return plans.grid(c, plan, code)
