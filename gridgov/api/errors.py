@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -292,6 +292,16 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
             instance=request.url.path,
         )
         return retry_after(request, response)
+    if isinstance(exc, DataError) and "NUL" in str(exc.orig):
+        # psycopg refuses a NUL character in a text value before sending the statement
+        # (PostgreSQL text cannot hold one): a body value the client must fix, not our fault.
+        return problem(
+            422,
+            _http_title(422),
+            "文本字段含有 NUL 字符 (a text value contains a NUL character)",
+            code="nul-character",
+            instance=request.url.path,
+        )
     return problem(
         500,
         _http_title(500),

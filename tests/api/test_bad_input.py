@@ -497,3 +497,17 @@ def test_nul_in_a_query_is_400_before_any_sql(client: TestClient) -> None:
         response = client.get(path)
         assert response.status_code == 400, (path, response.text)
         assert "NUL" in response.json()["detail"]
+
+
+def test_nul_in_a_body_is_422_and_writes_nothing(city: Connection, client: TestClient) -> None:
+    """A NUL inside a JSON string reaches the database layer, which cannot store it: 422
+    naming the character, the request's transaction rolled back (found by fuzzing login)."""
+    login = client.post("/auth/login", json={"username": "a\u0000b", "password": "x"})
+    assert login.status_code == 422, login.text
+    assert "NUL" in login.json()["detail"]
+    report = client.post(
+        "/incidents", json={**INCIDENT, "lon": 120.305, "lat": 31.575, "description": "a\u0000b"}
+    )
+    assert report.status_code == 422, report.text
+    assert "NUL" in report.json()["detail"]
+    assert incidents(city) == 0
