@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/aggregates/incidents", tags=["热力聚合 (incident aggregates)"])
 
 EPOCH = date(1970, 1, 1)
+STALE_WAIT_S = 0.5  # how long a request waits for another's cube update before it answers
 OVERDUE = "overdue"
 FILTERS = (
     "from",
@@ -96,21 +97,34 @@ class CubeCache:
         cube = self._fresh(aggregates.generation(conn))
         if cube is not None:
             return cube
-        with self._lock:
-            cube = self._fresh(aggregates.generation(conn))
-            if cube is not None:
-                return cube
-            # Never on an autocommit connection (the read engine's): every statement would
-            # commit alone, the advisory lock and the temporary table would not outlive
-            # it, and a failure halfway would leave days deleted and no longer dirty.
-            if conn.in_transaction() and not aggregates.autocommit(conn):
-                return self._load(conn, self._refresh(conn, wait=True))  # tests share theirs
-            # Two short transactions: the refresh commits at once (writers of the day it
-            # recomputed wait on its locks), then the cube is updated from what it wrote.
-            with engine.begin() as tx:
-                generation = self._refresh(tx, wait=True)
-            with engine.begin() as tx:
-                return self._load(tx, generation)
+        # Another request of this process is bringing the cube up to date: wait a moment
+        # for it, then answer from the cube as it is (one update behind) rather than queue
+        # every map request behind the update while writes keep arriving.
+        if not self._lock.acquire(timeout=STALE_WAIT_S):
+            if self._cube is not None:
+                return self._cube
+            self._lock.acquire()
+        try:
+            return self._update(conn, engine)
+        finally:
+            self._lock.release()
+
+    def _update(self, conn: Connection, engine: Engine) -> Cube:
+        """Under the lock: the cube brought up to the generation the database has now."""
+        cube = self._fresh(aggregates.generation(conn))
+        if cube is not None:
+            return cube
+        # Never on an autocommit connection (the read engine's): every statement would
+        # commit alone, the advisory lock and the temporary table would not outlive
+        # it, and a failure halfway would leave days deleted and no longer dirty.
+        if conn.in_transaction() and not aggregates.autocommit(conn):
+            return self._load(conn, self._refresh(conn, wait=True))  # tests share theirs
+        # Two short transactions: the refresh commits at once (writers of the day it
+        # recomputed wait on its locks), then the cube is updated from what it wrote.
+        with engine.begin() as tx:
+            generation = self._refresh(tx, wait=True)
+        with engine.begin() as tx:
+            return self._load(tx, generation)
 
     @staticmethod
     def _refresh(conn: Connection, wait: bool) -> int | None:

@@ -220,3 +220,23 @@ def test_writes_reload_only_their_days_and_counts_stay_exact(
     assert {i["code"]: i["count"] for i in late} == {
         k: v[0] for k, v in raw(connection, "district_code", OVERDUE_SQL).items()
     }
+
+
+def test_requests_do_not_queue_behind_another_cube_update(
+    client: TestClient, connection: Connection, city: list[int]
+) -> None:
+    """While one request of the process updates the cube (its lock held), another answers
+    from the cube it has, one update behind, instead of waiting; once the lock is free the
+    next request brings the cube up to date."""
+    before = client.get("/aggregates/incidents/by/district").json()["items"][0]["count"]
+    cache = client.app.state.incident_cube  # type: ignore[attr-defined]
+    held = cache.cube
+    connection.execute(text("DELETE FROM incident WHERE id = :id"), {"id": city[0]})
+    with cache._lock:  # another request's update in progress
+        stale = client.get("/aggregates/incidents/by/district")
+        assert stale.status_code == 200, stale.text
+        assert stale.json()["items"][0]["count"] == before
+        assert cache.cube is held
+    fresh = client.get("/aggregates/incidents/by/district").json()["items"][0]["count"]
+    assert fresh == before - 1
+    assert cache.cube is not held
