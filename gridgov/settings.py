@@ -82,6 +82,19 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(
         default=10, ge=0, le=100, description="Connections opened beyond the pool under load."
     )
+    max_active_requests: int = Field(
+        default=8,
+        ge=0,
+        le=1000,
+        description="Requests one server process works on at once; the rest wait in line "
+        "(0: no limit). Keep it at or under db_pool_size + db_max_overflow.",
+    )
+    request_queue_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How long a request may wait in line for its turn before a 503.",
+    )
     retry_after_s: int = Field(
         default=5,
         ge=1,

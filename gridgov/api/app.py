@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gridgov import __version__
 from gridgov.api import docs
+from gridgov.api.admission import AdmissionMiddleware
 from gridgov.api.auth import SessionCache, get_principal, get_read_principal
 from gridgov.api.errors import COMMON_PROBLEMS, SESSION_PROBLEMS, install_error_handlers
 from gridgov.api.limits import BodyLimitMiddleware
@@ -79,6 +80,14 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.state.registry = registry or default_registry()
     app.state.session_cache = SessionCache(settings.session_cache_seconds)
     install_error_handlers(app)
+    # Added before the body limit, so inside it (the last added runs first): an oversized
+    # request is refused at once rather than after waiting in line.
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.max_active_requests,
+        wait_s=settings.request_queue_timeout_s,
+        retry_after_s=settings.retry_after_s,
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         default=settings.max_body_bytes,
