@@ -127,6 +127,10 @@ def row_in_scope(spec: LayerSpec, row: Mapping[str, Any], scope: AreaScope) -> b
 # Overlaps of the part outside the account's area smaller than this (m²) are boundary
 # dust: the demo's (and real) community polygons overlap their neighbours by slivers.
 OUTSIDE_DUST_M2 = 1.0
+# Parts outside it narrower than twice this (degrees, about 0.1 m) are rounding ribbons: a
+# grid sent back as GeoJSON with 7 (or 6) decimals strays a centimetre or so past its own
+# edge, along the whole edge, which adds up to more than the dust above on a long border.
+OUTSIDE_RIBBON_DEG = 1e-6
 
 
 def communities_outside(
@@ -147,7 +151,8 @@ def communities_outside(
         text(
             "WITH g AS (SELECT ST_GeomFromWKB(wkb, 4490) AS geom "
             "FROM unnest(CAST(:wkb AS bytea[])) AS u(wkb)), "
-            "outer_part AS (SELECT COALESCE(ST_Difference(g.geom, mine.geom), g.geom) AS geom "
+            "outer_part AS (SELECT ST_Buffer(COALESCE(ST_Difference(g.geom, mine.geom), g.geom), "
+            "-:width) AS geom "
             "FROM g CROSS JOIN LATERAL (SELECT ST_Union(s.geom) AS geom FROM ("
             "SELECT c.geom FROM community c WHERE c.code LIKE ANY(:p) AND c.geom && g.geom "
             "UNION ALL SELECT r.geom FROM grid r WHERE r.valid_to IS NULL "
@@ -161,6 +166,7 @@ def communities_outside(
             "wkb": [shapely.to_wkb(g) for g in geometries.values()],
             "p": [f"{c}%" for c in scope.codes],
             "dust": OUTSIDE_DUST_M2,
+            "width": OUTSIDE_RIBBON_DEG,
         },
     ).scalars()
     return list(rows)

@@ -256,6 +256,10 @@ def test_measures_scope_ignores_slivers_of_a_neighbouring_community(
     mine = client_as("planner", ["320213001"])
     own = {"type": "FeatureCollection", "features": [feature(box(MID, S, E, N))]}
     assert mine.post("/measures", json=own).status_code == 200
+    # sent back with rounded coordinates, a grid strays a centimetre past its edge along
+    # the whole border: a ribbon of more than the dust's area, but no real reach
+    rounded = {"type": "FeatureCollection", "features": [feature(box(MID, S, E + 1e-7, N))]}
+    assert mine.post("/measures", json=rounded).status_code == 200
     reaching = {"type": "FeatureCollection", "features": [feature(box(MID, S, E + 0.001, N))]}
     refused = mine.post("/measures", json=reaching)
     assert refused.status_code == 403
