@@ -130,7 +130,12 @@ def _tile_geometry_sql(spec: LayerSpec) -> str:
 
 
 def _features_sql(spec: LayerSpec, scope_condition: str = "true") -> str:
-    """The MVT of every feature of the tile (``env`` in scope) that meets the area scope."""
+    """The MVT of every feature of the tile (``env`` in scope) that meets the area scope.
+
+    No ``WHERE geom IS NOT NULL`` around ``ST_AsMVTGeom``: ``ST_AsMVT`` skips rows whose
+    geometry is NULL (features that fall outside the buffered tile), and PostgreSQL pushed
+    such a filter into the scan, so every clip and simplification ran twice (a dense grid
+    tile at z12: 11.8 ms, 7.3 ms without; the same bytes)."""
     return f"""
         SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom', 'id') FROM (
             SELECT {_select_list(spec)},
@@ -138,7 +143,7 @@ def _features_sql(spec: LayerSpec, scope_condition: str = "true") -> str:
                                 {EXTENT}, {BUFFER}, true) AS geom
             FROM {spec.table_name} t, env
             WHERE t.geom && env.box {_in_force(spec)} AND {scope_condition}
-        ) q WHERE q.geom IS NOT NULL
+        ) q
     """
 
 
@@ -156,7 +161,7 @@ def _clusters_sql() -> str:
               AND c.cx BETWEEN :x * 64 - 1 AND :x * 64 + 64
               AND c.cy BETWEEN :y * 64 - 1 AND :y * 64 + 64
               AND c.n > 0
-        ) q WHERE q.geom IS NOT NULL
+        ) q
     """
 
 
@@ -178,7 +183,7 @@ def _live_clusters_sql(spec: LayerSpec, condition: str) -> str:
             WHERE c.cx BETWEEN :x * 64 - 1 AND :x * 64 + 64
               AND c.cy BETWEEN :y * 64 - 1 AND :y * 64 + 64
             GROUP BY c.cx, c.cy, env.tile
-        ) q WHERE q.geom IS NOT NULL
+        ) q
     """
 
 
