@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -125,9 +125,11 @@ class SessionCache:
 
     Why: a map view fetches dozens of tiles per second, and checking the session row and
     the account for each one cost more than rendering most tiles. Only the tile routes use
-    it (:func:`get_read_principal`). The signed token (signature, audience, issuer, expiry)
-    is still verified on every request; what may be up to ``seconds`` old is what only the
-    database knows: a revoked or idle session, a disabled account, a changed role or area.
+    it (:func:`get_read_principal`). A token's signature, audience and issuer are verified
+    once per ``seconds`` too (the same string always carries the same claims; decoding it
+    was a tenth of a tile request's time), its expiry on every request; what may be up to
+    ``seconds`` old is what only the database knows: a revoked or idle session, a disabled
+    account, a changed role or area.
     A logout through this server forgets its session at once; a change made elsewhere (the
     CLI, another worker) reaches tiles within ``seconds`` (``GRIDGOV_SESSION_CACHE_SECONDS``,
     0 turns the cache off). Bounded: at most ``MAX_ENTRIES`` sessions, then it starts over.
@@ -140,6 +142,25 @@ class SessionCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, int], tuple[float, User]] = {}
+        self._tokens: dict[str, tuple[float, tokens.TokenClaims]] = {}
+
+    def verified(self, token: str) -> tokens.TokenClaims | None:
+        """The claims of ``token`` if it was verified within ``seconds`` and has not expired."""
+        if self.seconds <= 0:
+            return None
+        with self._lock:
+            entry = self._tokens.get(token)
+        if entry is None or entry[0] <= self._clock() or entry[1].expires_at <= datetime.now(UTC):
+            return None
+        return entry[1]
+
+    def remember(self, token: str, claims: tokens.TokenClaims) -> None:
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            if len(self._tokens) >= self.MAX_ENTRIES:
+                self._tokens.clear()
+            self._tokens[token] = (self._clock() + self.seconds, claims)
 
     def get(self, session_id: str, user_id: int) -> User | None:
         if self.seconds <= 0:
@@ -165,6 +186,8 @@ class SessionCache:
         with self._lock:
             for key in [k for k in self._entries if k[0] == session_id]:
                 del self._entries[key]
+            for token in [t for t, (_, c) in self._tokens.items() if c.session_id == session_id]:
+                del self._tokens[token]
 
 
 def session_cache(request: Request) -> SessionCache:
@@ -292,8 +315,13 @@ async def get_read_principal(
     settings, and no main-pool connection stays open, idle in transaction, while they work
     (under load, 50 users, such idle connections exhausted the pool: 3 s waits, then 503s).
     """
-    claims = _claims(request, settings)
     cache = session_cache(request)
+    token = _token(request)
+    claims = cache.verified(token) if token is not None else None
+    if claims is None:
+        claims = _claims(request, settings)  # 401 without a token
+        if token is not None:
+            cache.remember(token, claims)
     cached = cache.get(claims.session_id, claims.user_id)
     if cached is not None:
         return _principal(request, cached, claims.session_id)

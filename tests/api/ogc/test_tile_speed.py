@@ -6,6 +6,8 @@ forgets a logged-out session at once and a revoked one after its bounded delay."
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import mapbox_vector_tile
@@ -219,6 +221,32 @@ def test_tile_session_cache_bounds_revocation(
         # a forged token is refused whatever the cache holds
         bad = client.get(url, headers={"Authorization": f"Bearer {token}x"})
         assert bad.status_code == 401
+
+
+def test_tile_token_cache_still_checks_expiry(
+    app: FastAPI, connection: Connection, admin_user: Any, settings: Any
+) -> None:
+    """A verified token is remembered (not decoded again for each tile), but never past its
+    own expiry: remembered claims that have expired are not used (the token is decoded
+    again), and a logout forgets the token with the session."""
+    cache = app.state.session_cache = SessionCache(60.0)
+    session_id, _ = accounts.open_session(connection, admin_user.id, "test", _hour())
+    token, _ = tokens.issue(
+        settings.require_secret_key(), admin_user.id, admin_user.username, session_id, _hour()
+    )
+    url = "/collections/grid/tiles/WebMercatorQuad/14/13666/6676"
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+        assert client.get(url).status_code in (200, 204)
+        claims = cache.verified(token)
+        assert claims is not None
+        assert claims.session_id == session_id
+        expired = replace(claims, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        cache.remember(token, expired)
+        assert cache.verified(token) is None
+        assert client.get(url).status_code in (200, 204)  # decoded again: still valid
+        assert client.post("/auth/logout").status_code == 200
+        assert cache.verified(token) is None  # logout forgets the token too
+        assert client.get(url).status_code == 401
 
 
 def test_logout_forgets_the_session_at_once(
