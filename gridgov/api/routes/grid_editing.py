@@ -37,6 +37,8 @@ from gridgov.gis.grid_edit import (
 )
 from gridgov.layers import audit, grid_edit
 from gridgov.layers.grid_edit import EditResult, GridVersion
+from gridgov.layers.registry import Registry
+from gridgov.settings import Settings
 
 GridCode = Annotated[str, Path(pattern=r"^[0-9]{15}$", description="网格编码 (15 digits)")]
 IfMatch = Annotated[
@@ -168,24 +170,47 @@ def if_match_tags(if_match: str | None) -> list[str] | None:
     return [tag.strip() for tag in if_match.split(",") if tag.strip() and tag.strip() != "*"]
 
 
-def _apply(
-    side: EditSide,
-    conn: Connection,
+@dataclass(frozen=True)
+class EditCall:
+    """What every edit route needs besides its own parameters (grids, plan grids and
+    department units alike): one dependency rather than the same five in every route."""
+
+    conn: Connection
+    registry: Registry
+    settings: Settings
+    principal: Principal
+    response: Response
+
+
+def edit_call(
+    conn: ConnectionDep,
     registry: RegistryDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
+    response: Response,
+) -> EditCall:
+    return EditCall(conn, registry, settings, principal, response)
+
+
+EditCallDep = Annotated[EditCall, Depends(edit_call, scope="function")]
+
+
+def _apply(
+    side: EditSide,
+    call: EditCall,
     operation: Operation,
     *,
-    principal: Principal,
     reason: str,
     if_match: str | None,
     overlap: Literal["refuse", "take"] = "refuse",
     gap: Literal["refuse", "give"] = "refuse",
     community_code: str | None = None,
 ) -> EditResult:
+    conn, settings, principal = call.conn, call.settings, call.principal
     side.require_edit(principal)
     result = grid_edit.apply_edit(
         conn,
-        registry,
+        call.registry,
         operation,
         actor=principal.user.username,
         reason=reason,
@@ -268,39 +293,28 @@ def add_edit_routes(router: APIRouter, side_dep: SideDep, where: str) -> None:
     def create_grid(
         body: CreateIn,
         side: Side,
-        conn: ConnectionDep,
-        registry: RegistryDep,
-        settings: SettingsDep,
-        principal: PrincipalDep,
-        response: Response,
+        call: EditCallDep,
         overlap: OverlapQ = "refuse",
         crs: CrsQ = "wgs84",
     ) -> dict[str, Any]:
         geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
         result = _apply(
             side,
-            conn,
-            registry,
-            settings,
+            call,
             Create(geometry, body.properties.model_dump()),
-            principal=principal,
             reason=body.reason,
             if_match=None,
             overlap=overlap,
             community_code=body.community_code,
         )
-        return _answer(side, result, response, result.created[0])
+        return _answer(side, result, call.response, result.created[0])
 
     @router.put("/{code}", summary="替换网格 (replace geometry and attributes; If-Match)")
     def replace_grid(
         code: GridCode,
         body: ReplaceIn,
         side: Side,
-        conn: ConnectionDep,
-        registry: RegistryDep,
-        settings: SettingsDep,
-        principal: PrincipalDep,
-        response: Response,
+        call: EditCallDep,
         if_match: IfMatch = None,
         overlap: OverlapQ = "refuse",
         gap: GapQ = "refuse",
@@ -310,28 +324,21 @@ def add_edit_routes(router: APIRouter, side_dep: SideDep, where: str) -> None:
         operation = Replace(code, geometry, body.properties.model_dump())
         result = _apply(
             side,
-            conn,
-            registry,
-            settings,
+            call,
             operation,
-            principal=principal,
             reason=body.reason,
             if_match=if_match,
             overlap=overlap,
             gap=gap,
         )
-        return _answer(side, result, response, code)
+        return _answer(side, result, call.response, code)
 
     @router.patch("/{code}", summary="修改网格 (update some attributes and / or the geometry)")
     def update_grid(
         code: GridCode,
         body: PatchIn,
         side: Side,
-        conn: ConnectionDep,
-        registry: RegistryDep,
-        settings: SettingsDep,
-        principal: PrincipalDep,
-        response: Response,
+        call: EditCallDep,
         if_match: IfMatch = None,
         overlap: OverlapQ = "refuse",
         gap: GapQ = "refuse",
@@ -343,92 +350,68 @@ def add_edit_routes(router: APIRouter, side_dep: SideDep, where: str) -> None:
         attrs = body.properties.model_dump(exclude_unset=True)
         result = _apply(
             side,
-            conn,
-            registry,
-            settings,
+            call,
             Update(code, geometry, attrs),
-            principal=principal,
             reason=body.reason,
             if_match=if_match,
             overlap=overlap,
             gap=gap,
         )
-        return _answer(side, result, response, code)
+        return _answer(side, result, call.response, code)
 
     @router.delete("/{code}", summary="撤销网格 (retire; its area must be given to neighbours)")
     def retire_grid(
         code: GridCode,
         side: Side,
-        conn: ConnectionDep,
-        registry: RegistryDep,
-        settings: SettingsDep,
-        principal: PrincipalDep,
-        response: Response,
+        call: EditCallDep,
         reason: Annotated[str, Query(min_length=1, max_length=2000, description="撤销原因")],
         if_match: IfMatch = None,
         gap: GapQ = "refuse",
     ) -> dict[str, Any]:
         result = _apply(
             side,
-            conn,
-            registry,
-            settings,
+            call,
             Retire(code),
-            principal=principal,
             reason=reason,
             if_match=if_match,
             gap=gap,
         )
-        return _answer(side, result, response, None)
+        return _answer(side, result, call.response, None)
 
     @router.post("/{code}/split", summary="按线拆分网格 (split a grid by a line)")
     def split_grid(
         code: GridCode,
         body: SplitIn,
         side: Side,
-        conn: ConnectionDep,
-        registry: RegistryDep,
-        settings: SettingsDep,
-        principal: PrincipalDep,
-        response: Response,
+        call: EditCallDep,
         if_match: IfMatch = None,
         crs: CrsQ = "wgs84",
     ) -> dict[str, Any]:
         line = geometry_from_geojson(body.line, crs, LINEAR, what="line")
         result = _apply(
             side,
-            conn,
-            registry,
-            settings,
+            call,
             Split(code, line),
-            principal=principal,
             reason=body.reason,
             if_match=if_match,
         )
-        return _answer(side, result, response, code)
+        return _answer(side, result, call.response, code)
 
     @router.post("/merge", summary="合并相邻网格 (merge adjacent grids; the lowest code stays)")
     def merge_grids(
         body: MergeIn,
         side: Side,
-        conn: ConnectionDep,
-        registry: RegistryDep,
-        settings: SettingsDep,
-        principal: PrincipalDep,
-        response: Response,
+        call: EditCallDep,
         if_match: IfMatch = None,
     ) -> dict[str, Any]:
         result = _apply(
             side,
-            conn,
-            registry,
-            settings,
+            call,
             Merge(tuple(body.codes)),
-            principal=principal,
             reason=body.reason,
             if_match=if_match,
         )
-        return _answer(side, result, response, min(body.codes))
+        return _answer(side, result, call.response, min(body.codes))
 
     @router.post(
         "/{code}/boundary", summary="移动共用边界，相邻网格随之调整 (move a shared boundary)"
@@ -437,23 +420,16 @@ def add_edit_routes(router: APIRouter, side_dep: SideDep, where: str) -> None:
         code: GridCode,
         body: BoundaryIn,
         side: Side,
-        conn: ConnectionDep,
-        registry: RegistryDep,
-        settings: SettingsDep,
-        principal: PrincipalDep,
-        response: Response,
+        call: EditCallDep,
         if_match: IfMatch = None,
         crs: CrsQ = "wgs84",
     ) -> dict[str, Any]:
         geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
         result = _apply(
             side,
-            conn,
-            registry,
-            settings,
+            call,
             MoveBoundary(code, body.neighbour, geometry),
-            principal=principal,
             reason=body.reason,
             if_match=if_match,
         )
-        return _answer(side, result, response, code)
+        return _answer(side, result, call.response, code)

@@ -17,12 +17,14 @@ import shapely
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridgov.api.auth import Principal, PrincipalDep
-from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from gridgov.api.auth import PrincipalDep
+from gridgov.api.deps import ConnectionDep
 from gridgov.api.routes.grid_editing import (
     LINEAR,
     POLYGONAL,
     CrsQ,
+    EditCall,
+    EditCallDep,
     GapQ,
     IfMatch,
     OverlapQ,
@@ -137,12 +139,9 @@ def feature(unit: Unit) -> dict[str, Any]:
 
 def _apply(
     layer: str,
-    conn: ConnectionDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
+    call: EditCall,
     operation: Operation,
     *,
-    principal: Principal,
     reason: str,
     if_match: str | None,
     overlap: Literal["refuse", "take"] = "refuse",
@@ -150,10 +149,11 @@ def _apply(
     group: Group | None = None,
     attrs: dict[str, Any] | None = None,
 ) -> UnitEditResult:
+    conn, settings, principal = call.conn, call.settings, call.principal
     principal.require_edit(layer)  # 403 for roles that may not edit the layer
     result = unit_edit.apply_unit_edit(
         conn,
-        registry,
+        call.registry,
         layer,
         operation,
         actor=principal.user.username,
@@ -265,11 +265,7 @@ def versions(
 def create_unit(
     layer: LayerP,
     body: CreateIn,
-    conn: ConnectionDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    response: Response,
+    call: EditCallDep,
     overlap: OverlapQ = "refuse",
     crs: CrsQ = "wgs84",
 ) -> dict[str, Any]:
@@ -283,18 +279,15 @@ def create_unit(
     group = Group(layer, body.district_code, body.level, body.parent_code)
     result = _apply(
         layer,
-        conn,
-        registry,
-        settings,
+        call,
         Create(geometry),
-        principal=principal,
         reason=body.reason,
         if_match=None,
         overlap=overlap,
         group=group,
         attrs=_attrs(body.properties),
     )
-    return _answer(result, response, result.created[0])
+    return _answer(result, call.response, result.created[0])
 
 
 @router.put("/{layer}/{code}", summary="替换部门单元形状 (replace the geometry; If-Match)")
@@ -302,11 +295,7 @@ def replace_unit(
     layer: LayerP,
     code: UnitCode,
     body: ReplaceIn,
-    conn: ConnectionDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    response: Response,
+    call: EditCallDep,
     if_match: IfMatch = None,
     overlap: OverlapQ = "refuse",
     gap: GapQ = "refuse",
@@ -315,18 +304,15 @@ def replace_unit(
     geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
     result = _apply(
         layer,
-        conn,
-        registry,
-        settings,
+        call,
         Replace(code, geometry),
-        principal=principal,
         reason=body.reason,
         if_match=if_match,
         overlap=overlap,
         gap=gap,
         attrs=_attrs(body.properties),
     )
-    return _answer(result, response, code)
+    return _answer(result, call.response, code)
 
 
 @router.patch("/{layer}/{code}", summary="修改部门单元 (name, department and / or geometry)")
@@ -334,11 +320,7 @@ def update_unit(
     layer: LayerP,
     code: UnitCode,
     body: PatchIn,
-    conn: ConnectionDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    response: Response,
+    call: EditCallDep,
     if_match: IfMatch = None,
     overlap: OverlapQ = "refuse",
     gap: GapQ = "refuse",
@@ -349,69 +331,52 @@ def update_unit(
         geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
     result = _apply(
         layer,
-        conn,
-        registry,
-        settings,
+        call,
         Update(code, geometry),
-        principal=principal,
         reason=body.reason,
         if_match=if_match,
         overlap=overlap,
         gap=gap,
         attrs=_attrs(body.properties),
     )
-    return _answer(result, response, code)
+    return _answer(result, call.response, code)
 
 
 @router.delete("/{layer}/{code}", summary="撤销部门单元 (retire; its area goes to neighbours)")
 def retire_unit(
     layer: LayerP,
     code: UnitCode,
-    conn: ConnectionDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    response: Response,
+    call: EditCallDep,
     reason: Annotated[str, Query(min_length=1, max_length=2000, description="撤销原因")],
     if_match: IfMatch = None,
     gap: GapQ = "refuse",
 ) -> dict[str, Any]:
     result = _apply(
         layer,
-        conn,
-        registry,
-        settings,
+        call,
         Retire(code),
-        principal=principal,
         reason=reason,
         if_match=if_match,
         gap=gap,
     )
-    return _answer(result, response, None)
+    return _answer(result, call.response, None)
 
 
 @router.post("/{layer}/merge", summary="合并相邻部门单元 (merge; the lowest code stays)")
 def merge_units(
     layer: LayerP,
     body: MergeIn,
-    conn: ConnectionDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    response: Response,
+    call: EditCallDep,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
     result = _apply(
         layer,
-        conn,
-        registry,
-        settings,
+        call,
         Merge(tuple(body.codes)),
-        principal=principal,
         reason=body.reason,
         if_match=if_match,
     )
-    return _answer(result, response, min(body.codes))
+    return _answer(result, call.response, min(body.codes))
 
 
 @router.post("/{layer}/{code}/split", summary="按线拆分部门单元 (split a unit by a line)")
@@ -419,26 +384,19 @@ def split_unit(
     layer: LayerP,
     code: UnitCode,
     body: SplitIn,
-    conn: ConnectionDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    response: Response,
+    call: EditCallDep,
     if_match: IfMatch = None,
     crs: CrsQ = "wgs84",
 ) -> dict[str, Any]:
     line = geometry_from_geojson(body.line, crs, LINEAR, what="line")
     result = _apply(
         layer,
-        conn,
-        registry,
-        settings,
+        call,
         Split(code, line),
-        principal=principal,
         reason=body.reason,
         if_match=if_match,
     )
-    return _answer(result, response, code)
+    return _answer(result, call.response, code)
 
 
 @router.post("/{layer}/{code}/boundary", summary="移动共用边界，相邻单元随之调整")
@@ -446,23 +404,16 @@ def move_boundary(
     layer: LayerP,
     code: UnitCode,
     body: BoundaryIn,
-    conn: ConnectionDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    response: Response,
+    call: EditCallDep,
     if_match: IfMatch = None,
     crs: CrsQ = "wgs84",
 ) -> dict[str, Any]:
     geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
     result = _apply(
         layer,
-        conn,
-        registry,
-        settings,
+        call,
         MoveBoundary(code, body.neighbour, geometry),
-        principal=principal,
         reason=body.reason,
         if_match=if_match,
     )
-    return _answer(result, response, code)
+    return _answer(result, call.response, code)
