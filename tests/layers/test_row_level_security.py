@@ -95,3 +95,24 @@ def test_it_holds_when_the_app_predicate_fails(
     # A layer without row-level security shows what the broken predicate would leak.
     grids = client.get("/collections/grid/items").json()["features"]
     assert {g["properties"]["township_code"] for g in grids} == {A, B}
+
+
+def test_the_policy_can_use_the_code_indexes(connection: Connection, city: None) -> None:
+    """A scoped bbox read must not scan the whole table: ``&&`` is not LEAKPROOF, so only
+    the policy itself can narrow the rows, through the code indexes (5.2 s → 0.11 s for a
+    township over 1.1 M incidents). With sequential scans priced out, the plan finds the
+    area's rows by index; a policy no index can serve leaves the planner a full scan."""
+    scope.enter(connection, AreaScope.of([A]), bound=True)
+    connection.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(
+        connection.execute(
+            text(
+                "EXPLAIN SELECT count(*) FROM incident "
+                "WHERE geom && ST_MakeEnvelope(120.2, 31.5, 120.4, 31.7, 4490)"
+            )
+        ).scalars()
+    )
+    assert "Seq Scan" not in plan, plan
+    assert "ix_incident_township_code" in plan, plan
+    connection.execute(text("RESET enable_seqscan"))
+    scope.leave(connection)
