@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pyogrio
 import pytest
 import shapely
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, MetaData, text
 from typer.testing import CliRunner
 
+from gridgov.api.app import create_app
 from gridgov.cli import app as cli
 from gridgov.gis.measures import area_m2
+from gridgov.layers import optimise_jobs
 from gridgov.layers.demo import load_city
 from gridgov.layers.registry import Registry
 from gridgov.security.roles import Role
 from gridgov.settings import Settings
-from tests.conftest import ClientAs
+from tests.conftest import ClientAs, MakeUser, TokenFor
 from tests.optimise_city import SMALL, subset
 
 EXACT_M2 = 0.01
@@ -131,10 +135,15 @@ def test_cli_writes_a_geopackage(committed: shapely.Geometry, tmp_path: Path) ->
 
 
 def test_a_finished_proposal_saved_as_a_plan(
-    committed: shapely.Geometry, client_as: ClientAs
+    committed: shapely.Geometry, client_as: ClientAs, app: FastAPI, settings: Settings
 ) -> None:
-    planner = client_as(Role.PLANNER, [SMALL[:9]])
-    job_id = planner.post("/optimise", json={"community_code": SMALL, "seed": 3}).json()["job_id"]
+    """Started on one server process, polled and saved on another (jobs live in the
+    database, not in the memory of the process that runs them)."""
+    starter = client_as(Role.PLANNER, [SMALL[:9]])
+    job_id = starter.post("/optimise", json={"community_code": SMALL, "seed": 3}).json()["job_id"]
+    other = create_app(settings.model_copy(update={"warm_up": False}))
+    other.dependency_overrides = dict(app.dependency_overrides)  # the test's transaction
+    planner = TestClient(other, headers=dict(starter.headers))
     done = wait(planner, job_id)
     assert done["status"] == "done", done
     proposed = [
@@ -160,6 +169,38 @@ def test_a_finished_proposal_saved_as_a_plan(
     assert area_m2(shapely.symmetric_difference(shapely.union_all(kept), committed)) < EXACT_M2
     for geom in proposed:
         assert min(area_m2(shapely.symmetric_difference(geom, k)) for k in kept) < EXACT_M2
+
+
+def test_a_job_whose_process_stopped_reads_as_interrupted(
+    committed: shapely.Geometry,
+    app: FastAPI,
+    make_user: MakeUser,
+    token_for: TokenFor,
+    engine: Engine,
+) -> None:
+    """A running job that gave no sign of life for ``STALE`` (its process was restarted)
+    is reported as failed, with the reason, rather than as running for ever."""
+    user = make_user(Role.PLANNER, [SMALL[:9]])
+    planner = TestClient(app, headers={"Authorization": f"Bearer {token_for(user)}"})
+    me = user.id
+    job_id = "f" * 32
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO optimise_job (id, user_id, area_code, status, progress, updated_at) "
+                "VALUES (:id, :u, :a, 'running', 0.4, now() - CAST(:late AS interval))"
+            ),
+            {"id": job_id, "u": me, "a": SMALL, "late": optimise_jobs.STALE + timedelta(seconds=1)},
+        )
+    try:
+        body = planner.get(f"/optimise/{job_id}").json()
+        assert body["status"] == "failed", body
+        assert "中断" in body["error"]["detail_zh"]
+        refused = planner.post(f"/optimise/{job_id}/plans", json={"name": "x", "reason": "y"})
+        assert refused.status_code == 409
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM optimise_job WHERE id = :id"), {"id": job_id})
 
 
 def test_cli_saves_the_proposal_as_a_plan(committed: shapely.Geometry, engine: Engine) -> None:

@@ -1,30 +1,29 @@
 """Grid proposals as background jobs (网格优化方案): ``POST /optimise``, ``GET /optimise/{id}``.
 
 Thin: the work is :func:`gridgov.layers.optimise.propose`, run in a thread with its own
-connection (read-only; rolled back at the end). Jobs are kept **in memory**, per server
-process: a restart forgets them, and with several workers a job is only visible from the
-worker that started it. A proposal is cheap to recompute (same seed, same result), so
-nothing is lost that a planner cannot ask for again.
+connection (read-only; rolled back at the end). The job's state lives in PostgreSQL
+(:mod:`gridgov.layers.optimise_jobs`): any server process answers for any job, and one whose
+process stopped reads as failed ("interrupted") instead of vanishing.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.errors import ConflictError, NotFoundError, PermissionDeniedError
 from gridgov.gis.measures import WorkloadWeights
-from gridgov.layers import audit, optimise
+from gridgov.layers import audit, optimise, optimise_jobs
 from gridgov.layers.db import connect
 from gridgov.layers.registry import Registry
 from gridgov.security.roles import Role
@@ -32,7 +31,6 @@ from gridgov.security.roles import Role
 router = APIRouter(tags=["optimise 网格优化"], route_class=StrictJSONRoute)
 
 ALLOWED_ROLES = frozenset({Role.ADMIN, Role.PLANNER})
-MAX_JOBS = 50  # finished jobs beyond this many are forgotten, oldest first
 
 
 class OptimiseIn(BaseModel):
@@ -55,97 +53,43 @@ class OptimiseIn(BaseModel):
         return self.community_code or self.township_code or ""
 
 
-@dataclass
-class Job:
-    id: str
-    user_id: int
-    area_code: str
-    created_at: datetime
-    status: Literal["queued", "running", "done", "failed"] = "queued"
-    progress: float = 0.0
-    community: str | None = None
-    result: dict[str, Any] | None = None
-    grids: dict[str, list[Any]] | None = None  # proposed polygons per community, when done
-    error: dict[str, str] | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def view(self) -> dict[str, Any]:
-        with self.lock:
-            body: dict[str, Any] = {
-                "job_id": self.id,
-                "area_code": self.area_code,
-                "status": self.status,
-                "progress": round(self.progress, 4),
-                "community_code": self.community,
-                "created_at": self.created_at.isoformat(),
-            }
-            if self.result is not None:
-                body["result"] = self.result
-            if self.error is not None:
-                body["error"] = self.error
-            return body
-
-
-class JobStore:
-    """The jobs of this process (see the module docstring: memory only)."""
-
-    def __init__(self) -> None:
-        self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
-
-    def add(self, job: Job) -> None:
-        with self._lock:
-            finished = [j for j in self._jobs.values() if j.status in ("done", "failed")]
-            for old in sorted(finished, key=lambda j: j.created_at)[
-                : max(0, len(self._jobs) + 1 - MAX_JOBS)
-            ]:
-                del self._jobs[old.id]
-            self._jobs[job.id] = job
-
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
-
-
-def jobs_of(request: Request) -> JobStore:
-    state = request.app.state
-    store: JobStore | None = getattr(state, "optimise_jobs", None)
-    if store is None:
-        store = JobStore()
-        state.optimise_jobs = store
-    return store
+PROGRESS_EVERY_S = 1.0  # a job writes its progress at most this often (and on each community)
 
 
 def run_job(
-    job: Job,
+    job_id: str,
+    area_code: str,
     engine: Engine,
     registry: Registry,
     options: optimise.ProposalOptions,
 ) -> None:
-    """The job's body, in its own thread and connection; every failure is recorded."""
+    """The job's body, in its own thread and connections; every failure is recorded."""
+    last: list[Any] = [None, 0.0]  # community and time of the last progress written
+
+    def write(step: Callable[[Connection], None]) -> None:
+        with connect(engine) as conn, conn.begin():
+            step(conn)
 
     def report(code: str, done: float) -> None:
-        with job.lock:
-            job.community, job.progress = code, min(1.0, max(job.progress, done))
+        now = time.monotonic()
+        if code != last[0] or now - last[1] >= PROGRESS_EVERY_S:
+            last[0], last[1] = code, now
+            write(lambda conn: optimise_jobs.report(conn, job_id, code, done))
 
-    with job.lock:
-        job.status = "running"
     try:
+        write(lambda conn: optimise_jobs.report(conn, job_id, None, 0.0))
         with connect(engine) as conn, conn.begin() as transaction:
-            proposal = optimise.propose(conn, registry, job.area_code, options, report)
+            proposal = optimise.propose(conn, registry, area_code, options, report)
             transaction.rollback()
-        result = proposal.as_dict()
-        with job.lock:
-            job.status, job.progress, job.result = "done", 1.0, result
-            job.grids = dict(proposal.grids_by_community())
+        result, grids = proposal.as_dict(), dict(proposal.grids_by_community())
+        write(lambda conn: optimise_jobs.finish(conn, job_id, result, grids))
     except Exception as error:
         detail_zh = getattr(error, "detail_zh", "优化失败")
-        with job.lock:
-            job.status = "failed"
-            job.error = {
-                "detail_zh": str(detail_zh),
-                "detail": str(error) if hasattr(error, "detail_zh") else type(error).__name__,
-            }
+        failure = {
+            "detail_zh": str(detail_zh),
+            "detail": str(error) if hasattr(error, "detail_zh") else type(error).__name__,
+        }
+        write(lambda conn: optimise_jobs.fail(conn, job_id, failure))
 
 
 def _require_planner(principal: Any) -> None:
@@ -182,11 +126,15 @@ def start(
         objective=objective,
         workload=workload,
     )
-    job = Job(uuid.uuid4().hex, principal.user.id, body.area_code, datetime.now(UTC))
-    jobs_of(request).add(job)
     engine: Engine = request.app.state.engine
+    # Committed at once, on a connection of its own: the job's thread and every other
+    # server process must see it before this request ends.
+    with connect(engine) as own, own.begin():
+        job = optimise_jobs.create(own, uuid.uuid4().hex, principal.user.id, body.area_code)
     thread = threading.Thread(
-        target=run_job, args=(job, engine, registry, options), name=f"optimise-{job.id}"
+        target=run_job,
+        args=(job.id, job.area_code, engine, registry, options),
+        name=f"optimise-{job.id}",
     )
     thread.daemon = True
     thread.start()
@@ -199,15 +147,15 @@ def start(
 )
 def status(
     job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
-    request: Request,
+    conn: ConnectionDep,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
-    return _own_job(request, principal, job_id).view()
+    return _own_job(conn, principal, job_id).view()
 
 
-def _own_job(request: Request, principal: Any, job_id: str) -> Job:
+def _own_job(conn: Connection, principal: Any, job_id: str) -> optimise_jobs.Job:
     _require_planner(principal)
-    job = jobs_of(request).get(job_id)
+    job = optimise_jobs.get(conn, job_id)
     # Another account's job is answered like a missing one (its area may be out of scope).
     if job is None or (job.user_id != principal.user.id and principal.role is not Role.ADMIN):
         raise NotFoundError(f"没有优化任务 {job_id}", f"no proposal job {job_id}")
@@ -235,9 +183,8 @@ def save_plans(
     principal: PrincipalDep,
 ) -> dict[str, Any]:
     """One draft plan per community of the proposal, validated like any edit."""
-    job = _own_job(request, principal, job_id)
-    with job.lock:
-        grids = job.grids
+    _own_job(conn, principal, job_id)
+    grids = optimise_jobs.proposed_grids(conn, job_id)
     if grids is None:
         raise ConflictError(
             "优化任务尚未完成，不能保存为方案", "the job has not finished: nothing to save"
