@@ -3,8 +3,9 @@
 The page lists the grids of a township or community, lets a planner drag vertices (Geoman,
 snapping to the neighbours), split a grid by a drawn line, merge grids and move a shared
 boundary; a panel shows the measures before and after (``POST /measures``) while editing,
-and saving calls the grid editing API with the grids' ETags. Roles that may not edit grids
-get the same map without the tools.
+and saving calls the grid editing API with the grids' ETags. Police (and admins) get the
+same tools for the department units they may edit (the unit mode, :mod:`editor_units`).
+Roles that edit neither get the same map without the tools.
 """
 
 from __future__ import annotations

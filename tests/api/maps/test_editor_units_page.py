@@ -237,6 +237,7 @@ def test_police_edit_their_policing_areas(
 
 
 MAX_CANDIDATES = 6
+MIN_MOVED_M2 = 100.0  # a proposal that changes something visible
 
 
 def docking_candidates(url: str, auth: dict[str, str], engine: Engine) -> list[dict[str, Any]]:
@@ -262,7 +263,7 @@ def docking_candidates(url: str, auth: dict[str, str], engine: Engine) -> list[d
         body: dict[str, Any] = answer.json()
         station = code.split("-")[0] + "-"
         if (
-            body["gained"]["area_m2"] + body["lost"]["area_m2"] > 0
+            body["gained"]["area_m2"] + body["lost"]["area_m2"] >= MIN_MOVED_M2
             and not any(n["emptied"] for n in body["neighbours"])
             and all(n["unit_code"].startswith(station) for n in body["neighbours"])
         ):

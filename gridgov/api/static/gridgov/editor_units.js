@@ -319,8 +319,8 @@
         var head = document.querySelectorAll("#gg-grids thead th");
         head[0].textContent = unit ? "单元编码" : "网格编码";
         head[2].textContent = unit ? "上级" : "户数";
-        document.querySelector("#gg-measures-box h4").textContent = unit ?
-          "部门单元 (department units)" : "测度：调整前 → 调整后 (measures, before → after)";
+        // grid measures only: a unit's docking is in the panel
+        $("gg-measures-box").hidden = unit;
         document.body.classList.toggle("gg-unit-mode", unit);
       }
 
