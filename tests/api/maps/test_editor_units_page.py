@@ -372,3 +372,97 @@ def test_planner_gets_no_unit_mode(
     assert page.locator("#gg-retire").count() == 0
     assert page.evaluate("GridGovPage.units") is None
     watched.assert_clean()
+
+
+def test_police_split_merge_and_retire_units(
+    browser: Browser,
+    live_url: str,
+    live_auth: dict[str, str],
+    engine: Engine,
+    township: str,
+    police_token: str,
+    artifacts: Path,
+) -> None:
+    pair = area_pairs(engine, township)[-1]
+    with engine.connect() as conn:
+        rows = (
+            conn.execute(
+                text(
+                    "SELECT code FROM police_unit WHERE level = 'policing_area' "
+                    "AND township_code = :t AND code NOT IN (:a, :b) ORDER BY ST_Area(geom) DESC"
+                ),
+                {"t": township, "a": pair.code, "b": pair.neighbour},
+            )
+            .scalars()
+            .all()
+        )
+        station: str = conn.execute(
+            text("SELECT parent_code FROM police_unit WHERE code = :c"), {"c": pair.code}
+        ).scalar_one()
+        before = set(
+            conn.execute(
+                text("SELECT code FROM police_unit WHERE parent_code = :s"), {"s": station}
+            ).scalars()
+        )
+    target, retired = rows[0], rows[-1]
+    watched = open_page(browser, live_url, "/editor", token=police_token)
+    page = watched.page
+    landed(watched, township)
+    count = page.evaluate("GridGovPage.state.order.length")
+
+    # split: a line drawn with the mouse across the unit, west to east through its middle
+    page.click(f"#gg-grids tbody tr[data-code='{target}']")
+    watched.wait(f"GridGovPage.state.grids['{target}'].etag")
+    line = page.evaluate(
+        """code => { const m = GridGovPage.map, l = GridGovPage.state.grids[code].layer;
+          m.fitBounds(l.getBounds(), {animate: false, paddingTopLeft: [80, 80],
+            paddingBottomRight: [80, 80]});
+          const b = l.getBounds(), box = m.getContainer().getBoundingClientRect();
+          const w = m.latLngToContainerPoint(b.getSouthWest()).x - 30;
+          const e = m.latLngToContainerPoint(b.getNorthEast()).x + 30;
+          const y = m.latLngToContainerPoint(b.getCenter()).y;
+          return [w + box.left, e + box.left, y + box.top]; }""",
+        target,
+    )
+    page.click("#gg-split")
+    page.mouse.click(line[0], line[2])
+    page.mouse.click((line[0] + line[1]) / 2, line[2] + 3)
+    page.mouse.dblclick(line[1], line[2])
+    watched.wait("GridGovPage.state.ops.length === 1")
+    # merge the pair, retire the smallest area: three pending edits
+    page.click(f"#gg-grids tbody tr[data-code='{pair.code}']")
+    page.click(f"#gg-grids tbody tr[data-code='{pair.neighbour}']", modifiers=["Shift"])
+    watched.wait(f"GridGovPage.state.grids['{pair.neighbour}'].etag")
+    page.click("#gg-merge")
+    page.click(f"#gg-grids tbody tr[data-code='{retired}']")
+    watched.wait(f"GridGovPage.state.grids['{retired}'].etag")
+    page.click("#gg-retire")
+    watched.wait("GridGovPage.state.ops.length === 3")
+    assert page.evaluate("GridGovPage.state.ops.map(o => o.op)") == ["split", "merge", "retire"]
+    pending = page.inner_text("#gg-pending")
+    assert "拆分" in pending
+    assert "合并" in pending
+    assert "撤销" in pending
+
+    page.fill("#gg-reason", "拆分、合并、撤并警务区（页面测试）")
+    page.click("#gg-save")
+    watched.wait("GridGovPage.state.saved.length > 0 || GridGovPage.state.refusals > 0", 60_000)
+    assert page.evaluate("GridGovPage.state.refusals") == 0, page.inner_text("#gg-problem")
+    watched.wait(f"({LOADED}) && GridGovPage.state.ops.length === 0", timeout=60_000)
+    watched.screenshot(artifacts, "editor-units-split-merge.png")
+    watched.assert_clean()
+    # one more (split), one fewer (merge), one fewer (retire)
+    assert page.evaluate("GridGovPage.state.order.length") == count - 1
+    with engine.connect() as conn:
+        after = set(
+            conn.execute(
+                text("SELECT code FROM police_unit WHERE parent_code = :s"), {"s": station}
+            ).scalars()
+        )
+    gone = {max(pair.code, pair.neighbour), retired}
+    assert before - after == gone
+    assert len(after - before) == 1  # the split's new piece
+    for code in gone:
+        answer = httpx2.get(f"{live_url}/units/police_unit/{code}", headers=live_auth)
+        assert answer.status_code == 404
+        assert unit_versions(live_url, live_auth, code)[-1]["valid_to"] is not None
