@@ -450,6 +450,8 @@ def test_police_split_merge_and_retire_units(
     assert page.evaluate("GridGovPage.state.refusals") == 0, page.inner_text("#gg-problem")
     watched.wait(f"({LOADED}) && GridGovPage.state.ops.length === 0", timeout=60_000)
     watched.screenshot(artifacts, "editor-units-split-merge.png")
+    assert "（无）" in page.inner_text("#gg-pending")
+    assert page.locator("#gg-measures-box").is_hidden()
     watched.assert_clean()
     # one more (split), one fewer (merge), one fewer (retire)
     assert page.evaluate("GridGovPage.state.order.length") == count - 1

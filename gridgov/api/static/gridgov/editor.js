@@ -265,6 +265,7 @@
       function reload(keepSelection) {
         var keep = keepSelection ? state.selected.slice() : [];
         clearGrids();
+        renderPending(); // the saved (or dropped) edits leave the list
         clearProblem();
         GG.clearError();
         if (!state.area || (state.area.level !== "township" && state.area.level !== "community")) {

@@ -320,7 +320,7 @@
         head[0].textContent = unit ? "单元编码" : "网格编码";
         head[2].textContent = unit ? "上级" : "户数";
         // grid measures only: a unit's docking is in the panel
-        $("gg-measures-box").hidden = unit;
+        $("gg-measures-box").style.display = unit ? "none" : ""; // .gg-float sets display
         document.body.classList.toggle("gg-unit-mode", unit);
       }
 
