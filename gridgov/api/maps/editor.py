@@ -68,7 +68,7 @@ PANEL: Final = """
   {layers}
   <label class="gg-field" id="gg-target-field" hidden>保存到 (save to)
     <select id="gg-target"><option value="live">现行网格（直接生效）</option></select></label>
-  <p class="gg-note">点击网格选择，按住 Shift 点击可多选（合并、移动共用边界）。
+  <p class="gg-note" id="gg-select-note">点击网格选择，按住 Shift 点击可多选（合并、移动共用边界）。
     Click a grid to select it; Shift-click to select several.</p>
   <div class="gg-grid-list"><table class="gg-table" id="gg-grids">
     <thead><tr><th>网格编码</th><th>名称</th><th>户数</th></tr></thead>

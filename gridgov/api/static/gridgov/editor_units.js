@@ -319,6 +319,10 @@
         var head = document.querySelectorAll("#gg-grids thead th");
         head[0].textContent = unit ? "单元编码" : "网格编码";
         head[2].textContent = unit ? "上级" : "户数";
+        $("gg-select-note").textContent = unit ?
+          "点击单元选择，按住 Shift 点击可多选（合并、移动共用边界）；网格为细绿线，仅供对照。" +
+          " Click a unit to select it; the grids beneath are read-only." :
+          "点击网格选择，按住 Shift 点击可多选（合并、移动共用边界）。 Click a grid to select it; Shift-click to select several.";
         // grid measures only: a unit's docking is in the panel
         $("gg-measures-box").style.display = unit ? "none" : ""; // .gg-float sets display
         document.body.classList.toggle("gg-unit-mode", unit);
