@@ -3,15 +3,17 @@
 The page lists the grids of a township or community, lets a planner drag vertices (Geoman,
 snapping to the neighbours), split a grid by a drawn line, merge grids and move a shared
 boundary; a panel shows the measures before and after (``POST /measures``) while editing,
-and saving calls the grid editing API with the grids' ETags. Roles that may not edit grids
-get the same map without the tools.
+and saving calls the grid editing API with the grids' ETags. Police (and admins) get the
+same tools for the department units they may edit (the unit mode, :mod:`editor_units`).
+Roles that edit neither get the same map without the tools.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from gridgov.api.maps import base, editor_plans, layers
+from gridgov.api.maps import base, editor_plans, editor_units, layers
+from gridgov.layers.docking import UnitKind
 from gridgov.layers.registry import Registry
 from gridgov.settings import Settings
 
@@ -63,15 +65,17 @@ PANEL: Final = """
   {nav}
   <h2>区划选择 (area)</h2>
   <div id="gg-area"></div>
+  {layers}
   <label class="gg-field" id="gg-target-field" hidden>保存到 (save to)
     <select id="gg-target"><option value="live">现行网格（直接生效）</option></select></label>
-  <p class="gg-note">点击网格选择，按住 Shift 点击可多选（合并、移动共用边界）。
+  <p class="gg-note" id="gg-select-note">点击网格选择，按住 Shift 点击可多选（合并、移动共用边界）。
     Click a grid to select it; Shift-click to select several.</p>
   <div class="gg-grid-list"><table class="gg-table" id="gg-grids">
     <thead><tr><th>网格编码</th><th>名称</th><th>户数</th></tr></thead>
     <tbody></tbody>
   </table></div>
   {tools}
+  {units}
   {review}
   <div id="gg-problem" class="gg-problem" role="alert" hidden></div>
   <div id="gg-status" role="status"></div>
@@ -94,12 +98,20 @@ def page(
     api_token: str | None,
     plans_url: str | None,
     can_propose: bool = False,
+    unit_kinds: list[UnitKind] | None = None,
+    home_area: list[str] | None = None,
 ) -> str:
     """The editor page. ``api_token`` is the session's own token: the cookie authenticates
     GETs only (see ``gridgov.api.auth``), and the script must POST the measures and, for
     editors, the edits. ``plans_url`` lists the draft plans the page may save into (and
-    the plans to compare); ``can_propose`` adds the proposal tools (``editor_plans``)."""
-    tools = TOOLS if can_edit else READ_ONLY.format(role=role_title)
+    the plans to compare); ``can_propose`` adds the proposal tools (``editor_plans``).
+    ``unit_kinds`` are the department unit kinds the account may edit: the unit mode
+    (``editor_units``); an account that may not edit grids opens on the first of them."""
+    kinds = unit_kinds or []
+    tools = TOOLS if can_edit or kinds else READ_ONLY.format(role=role_title)
+    # police land on their community policing areas, the level they align with grids
+    first = next((k for k in kinds if k.level == "policing_area"), kinds[0] if kinds else None)
+    start = "grid" if can_edit or first is None else f"{first.layer}/{first.level}"
     target = settings.grid_target_households
     review = (
         editor_plans.panel(can_propose=can_propose, target_households=target) if plans_url else ""
@@ -109,7 +121,8 @@ def page(
         **base.api_urls(),
         "levels": layers.levels(),
         "grid": layers.layer_config(registry.get("grid"), synthetic.get("grid", False)),
-        "canEdit": can_edit,
+        "canEdit": can_edit or bool(kinds),
+        "gridEditable": can_edit,
         "apiToken": api_token,
         "gridsUrl": "/grids",
         "plansUrl": plans_url,
@@ -119,15 +132,24 @@ def page(
         "maxVertices": settings.grid_max_vertices,
         "geojsonLimit": layers.GEOJSON_LIMIT,
         "review": editor_plans.config(can_propose=can_propose, target_households=target),
+        # an account that lands on its units opens on its area (planners choose theirs)
+        "units": editor_units.config(
+            kinds, start=start, home=home_area if start != "grid" else None
+        ),
     }
     return base.render_page(
         settings,
         title=TITLE,
         page="editor",
         panel=PANEL.format(
-            nav=base.nav("/editor"), tools=tools, review=review, box=editor_plans.BOX
+            nav=base.nav("/editor"),
+            layers=editor_units.selector(kinds, grids=can_edit) if kinds else "",
+            tools=tools,
+            units=editor_units.SECTION if kinds else "",
+            review=review,
+            box=editor_plans.BOX,
         ),
         config=config,
-        plugins=(base.GEOMAN_JS, editor_plans.JS),
+        plugins=(base.GEOMAN_JS, editor_plans.JS, editor_units.JS),
         plugin_css=(base.GEOMAN_CSS, editor_plans.CSS),
     )

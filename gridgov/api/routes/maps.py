@@ -14,9 +14,10 @@ from pydantic import BaseModel, Field
 
 from gridgov.api.auth import PagePrincipalDep, Principal, PrincipalDep, request_token
 from gridgov.api.deps import ConnectionDep, RegistryDep, SettingsDep
-from gridgov.api.maps import docking, editor, heatmap, overview
+from gridgov.api.maps import docking, editor, editor_units, heatmap, overview
 from gridgov.api.routes.optimise import ALLOWED_ROLES as PROPOSAL_ROLES
 from gridgov.layers.areas import areas, synthetic_layers
+from gridgov.layers.docking import unit_kinds
 from gridgov.layers.registry import Registry
 from gridgov.layers.spec import AdminLevel
 from gridgov.security.roles import can_edit
@@ -72,6 +73,7 @@ def editor_page(
     principal.require_read("grid")
     shown = visible(registry, principal)
     editable = can_edit(principal.role, "grid")
+    kinds = [k for k in unit_kinds(registry) if can_edit(principal.role, k.layer)]
     html = editor.page(
         settings,
         shown,
@@ -81,6 +83,8 @@ def editor_page(
         api_token=request_token(request),
         plans_url=PLANS,
         can_propose=principal.role in PROPOSAL_ROLES,
+        unit_kinds=kinds,
+        home_area=editor_units.home_area(principal.scope.codes),
     )
     # The page carries the session's token: never kept by a cache.
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})

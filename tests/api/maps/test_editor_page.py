@@ -77,30 +77,37 @@ def shared_pairs(engine: Engine, township: str) -> list[Pair]:
         boundary[community] = shapely.from_wkb(community_geom).boundary
     pairs = []
     for community, grids in by_community.items():
-        vertices = {
-            code: {tuple(p) for p in shapely.get_coordinates(g.boundary)}
-            for code, g in grids.items()
-        }
-        for code, grid in grids.items():
-            if len(shapely.get_parts(grid)) != 1:
+        pairs += pairs_in(community, grids, boundary[community])
+    return pairs
+
+
+def pairs_in(group: str, grids: dict[str, Any], edge: Any) -> list[Pair]:
+    """The shared segments of ``grids`` (code → shape) whose middle lies away from the
+    container's boundary ``edge`` (grids of a community, or units of a station)."""
+    pairs = []
+    vertices = {
+        code: {tuple(p) for p in shapely.get_coordinates(g.boundary)} for code, g in grids.items()
+    }
+    for code, grid in grids.items():
+        if len(shapely.get_parts(grid)) != 1:
+            continue
+        ring = [tuple(p) for p in shapely.get_coordinates(shapely.get_parts(grid)[0].exterior)]
+        best: dict[str, Pair] = {}
+        for start, end in pairwise(ring):
+            length = Point(start).distance(Point(end))
+            middle = Point((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+            if length < MIN_SEGMENT_DEG or edge.distance(middle) < 1e-4:
                 continue
-            ring = [tuple(p) for p in shapely.get_coordinates(shapely.get_parts(grid)[0].exterior)]
-            best: dict[str, Pair] = {}
-            for start, end in pairwise(ring):
-                length = Point(start).distance(Point(end))
-                middle = Point((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
-                if length < MIN_SEGMENT_DEG or boundary[community].distance(middle) < 1e-4:
-                    continue
-                owners = [c for c, g in grids.items() if g.boundary.distance(middle) < 1e-9]
-                if len(owners) != 2:
-                    continue
-                other = owners[0] if owners[1] == code else owners[1]
-                if other <= code or not {start, end} <= vertices[other]:
-                    continue
-                kept = best.get(other)
-                if kept is None or length > Point(kept.start).distance(Point(kept.end)):
-                    best[other] = Pair(community, code, other, start, end)
-            pairs += [best[o] for o in sorted(best)]
+            owners = [c for c, g in grids.items() if g.boundary.distance(middle) < 1e-9]
+            if len(owners) != 2:
+                continue
+            other = owners[0] if owners[1] == code else owners[1]
+            if other <= code or not {start, end} <= vertices[other]:
+                continue
+            kept = best.get(other)
+            if kept is None or length > Point(kept.start).distance(Point(kept.end)):
+                best[other] = Pair(group, code, other, start, end)
+        pairs += [best[o] for o in sorted(best)]
     return pairs
 
 

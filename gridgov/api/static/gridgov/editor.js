@@ -10,7 +10,9 @@
  *     refusals (409 / 422) and local invalidity are drawn in red with their message.
  *
  * The save target is one base path: "/grids" (live) or "/plans/{id}/grids" (a plan),
- * whose routes mirror /grids one to one.
+ * whose routes mirror /grids one to one. In unit mode (editor_units.js sets page.units)
+ * the same machinery edits department units through "/units/{layer}", whose routes mirror
+ * /grids too; the hooks below ask page.units where they differ (list, labels, measures).
  */
 (function () {
   "use strict";
@@ -18,6 +20,7 @@
 
   var STYLE = {
     grid: { color: "#1b9e77", weight: 1.5, opacity: 0.9, fillColor: "#1b9e77", fillOpacity: 0.06 },
+    unit: { color: "#08519c", weight: 2.5, opacity: 0.95, fillColor: "#3182bd", fillOpacity: 0.08 },
     selected: { color: "#1f5fa8", weight: 3, opacity: 1, fillColor: "#1f5fa8", fillOpacity: 0.18 },
     pending: { color: "#e6550d", weight: 3, opacity: 1, dashArray: "6 4", fillColor: "#e6550d", fillOpacity: 0.15 },
     problem: { color: "#d7191c", weight: 3, opacity: 1, fillColor: "#d7191c", fillOpacity: 0.45 },
@@ -56,7 +59,12 @@
         refusals: 0,
         plans: null
       };
-      var page = (window.GridGovPage = { map: map, state: state });
+      var page = (window.GridGovPage = { map: map, state: state, units: null });
+
+      /** Editing department units (editor_units.js) rather than grids. */
+      function unitMode() {
+        return !!(page.units && page.units.active());
+      }
 
       map.pm.setLang("zh");
       map.pm.setGlobalOptions({
@@ -143,6 +151,7 @@
       /* -------------------------------------------------------------- HTTP */
 
       function base() {
+        if (unitMode()) return page.units.base();
         return state.target === "live" ? config.gridsUrl : config.plansUrl + "/" + state.target + "/grids";
       }
 
@@ -169,7 +178,7 @@
       /* -------------------------------------------------------------- grids */
 
       function label(code) {
-        return "…" + code.slice(-3);
+        return unitMode() ? page.units.label(code) : "…" + code.slice(-3);
       }
 
       function currentGeometry(code) {
@@ -193,7 +202,7 @@
         var pending = pendingCodes();
         state.order.forEach(function (code) {
           var grid = state.grids[code];
-          var style = STYLE.grid;
+          var style = unitMode() ? STYLE.unit : STYLE.grid;
           if (pending[code]) style = STYLE.pending;
           if (state.selected.indexOf(code) >= 0) style = L.extend({}, STYLE.selected, pending[code] ? { dashArray: "6 4" } : {});
           grid.layer.setStyle(style);
@@ -213,6 +222,7 @@
       map.on("zoomend", labels);
 
       var loadList = GG.latest(function (params) {
+        if (unitMode()) return page.units.list(params);
         if (state.target === "live") {
           return GG.getJSON(config.itemsUrl.replace("{layer}", "grid"), params);
         }
@@ -249,11 +259,13 @@
         state.redo = [];
         state.before = state.after = null;
         document.querySelector("#gg-grids tbody").innerHTML = "";
+        if (page.units) page.units.cleared();
       }
 
       function reload(keepSelection) {
         var keep = keepSelection ? state.selected.slice() : [];
         clearGrids();
+        renderPending(); // the saved (or dropped) edits leave the list
         clearProblem();
         GG.clearError();
         if (!state.area || (state.area.level !== "township" && state.area.level !== "community")) {
@@ -279,14 +291,15 @@
           return measureBefore();
         }).then(function () {
           if (mine === state.loads) state.ready = mine;
-          GG.status("已加载 " + state.order.length + " 个网格 " + new Date().toLocaleTimeString("zh-CN"));
+          GG.status("已加载 " + state.order.length + (unitMode() ? " 个单元 " : " 个网格 ") +
+            new Date().toLocaleTimeString("zh-CN"));
         }, function () { /* shown by GG.getJSON / showProblem */ });
       }
       page.reload = reload;
 
       function addGrid(f) {
         var code = f.properties.code;
-        var layer = L.polygon(latLngsOf(f.geometry), STYLE.grid);
+        var layer = L.polygon(latLngsOf(f.geometry), unitMode() ? STYLE.unit : STYLE.grid);
         layer.gridCode = code;
         layer.bindTooltip(label(code), { permanent: true, direction: "center", className: "gg-code-label", opacity: 0.9 });
         layer.on("click", function (e) {
@@ -310,7 +323,8 @@
         document.querySelector("#gg-grids tbody").innerHTML = state.order.map(function (code) {
           var p = state.grids[code].props;
           return '<tr data-code="' + GG.escape(code) + '"><td>' + GG.escape(code) + "</td><td>" +
-            GG.escape(p.name || "") + "</td><td>" + GG.escape(p.households === undefined ? "—" : p.households) + "</td></tr>";
+            GG.escape(p.name || "") + "</td><td>" + GG.escape(unitMode() ? p.parent_code || "—" :
+              p.households === undefined ? "—" : p.households) + "</td></tr>";
         }).join("");
         styleAll();
       }
@@ -337,6 +351,7 @@
         if (state.editing && state.selected.indexOf(state.editing) < 0) stopEditing();
         styleAll();
         renderTools();
+        if (page.units) page.units.selected();
         return readGrid(code);
       }
       page.select = select;
@@ -362,7 +377,7 @@
       /* -------------------------------------------------------------- editing */
 
       function canEdit() {
-        return config.canEdit && !state.saving;
+        return config.canEdit && !state.saving && (unitMode() || config.gridEditable);
       }
 
       function startEditing(code) {
@@ -615,6 +630,13 @@
       var measureLatest = GG.latest(measure);
 
       function measureBefore() {
+        if (unitMode()) {
+          // units have no grid measures: their panel shows the docking (editor_units.js)
+          state.before = { units: true };
+          state.after = null;
+          renderMeasures();
+          return Promise.resolve();
+        }
         if (!state.order.length) {
           renderMeasures();
           return Promise.resolve();
@@ -629,6 +651,7 @@
       var timer = null;
       var live = { code: null };
       function scheduleMeasures(code, geometry) {
+        if (unitMode()) return;
         live = { code: code, geometry: geometry };
         if (timer) clearTimeout(timer);
         state.measuring = true;
@@ -669,6 +692,10 @@
       function renderMeasures() {
         var box = document.getElementById("gg-measures");
         var before = state.before;
+        if (unitMode()) {
+          page.units.renderMeasures(box);
+          return;
+        }
         if (!before) {
           box.textContent = state.order.length ? "计算中…" : "没有网格。";
           return;
@@ -746,9 +773,15 @@
         var hint = "";
         if (d.reason === "overlap") hint = "（可选择“与相邻网格重叠时：从相邻网格划入”后重新保存）";
         if (d.reason === "gap") hint = "（可选择“留下空隙时：退还给相邻网格”后重新保存）";
-        if (answer.status === 412) hint = "（网格已被他人修改，请重新加载后再编辑）";
+        if (answer.status === 412) hint = "（已被他人修改，已重新加载最新形状，请重新编辑）";
         state.refusals += 1;
-        showProblem("保存被拒绝：" + problemText(answer) + hint);
+        var message = "保存被拒绝：" + problemText(answer) + hint;
+        showProblem(message);
+        if (answer.status === 412) {
+          // stale: the pending edits were drawn on shapes that are gone; show today's
+          state.stale = (state.stale || 0) + 1;
+          reload(true).then(function () { showProblem(message); });
+        }
       }
 
       /* -------------------------------------------------------------- saving */
@@ -765,6 +798,9 @@
 
       function request(op, reason) {
         var params = { crs: "cgcs2000" };
+        if (op.op === "retire") {
+          return ["DELETE", base() + "/" + op.code + GG.query({ reason: reason, gap: "give" }), undefined, [op.code]];
+        }
         if (op.op === "geometry" && op.neighbour) {
           return ["POST", base() + "/" + op.code + "/boundary" + GG.query(params),
             { neighbour: op.neighbour, geometry: op.geometry, reason: reason }, [op.code, op.neighbour]];
@@ -807,16 +843,19 @@
               drawRefusal(answer);
               return false;
             }
-            answer.data.grids.features.forEach(function (f) {
+            var edit = answer.data.edit || {};
+            (answer.data.grids || answer.data.units).features.forEach(function (f) {
               var grid = state.grids[f.id];
-              if (grid && f.properties.valid_to === null) {
+              if (grid && !f.properties.valid_to) {
                 // the saved shape is now the grid's own (the edits after it build on it)
                 grid.etag = f.properties.etag;
                 grid.base = f.geometry;
                 grid.props = L.extend({}, grid.props, f.properties);
               }
-              saved.push({ code: f.id, version_id: f.properties.version_id, valid_from: f.properties.valid_from });
+              saved.push({ code: f.id, version_id: f.properties.version_id, edit_id: edit.id,
+                valid_from: f.properties.valid_from || edit.at });
             });
+            if (op.op === "retire") saved.push({ code: op.code, retired: true, edit_id: edit.id, valid_from: edit.at });
             state.ops.shift();
             return next();
           });
@@ -851,8 +890,10 @@
 
       function reloadAfterSave(saved, title) {
         var pendingLeft = state.ops.length;
+        var what = unitMode() ? "单元 " : "网格 ";
         var text = title + "：" + saved.map(function (s) {
-          return "网格 " + s.code + " 新版本 #" + s.version_id + "（生效 " + s.valid_from.replace("T", " ").slice(0, 19) + "）";
+          var version = s.retired ? " 已撤销" : s.version_id ? " 新版本 #" + s.version_id : " 调整记录 #" + s.edit_id;
+          return what + s.code + version + "（生效 " + String(s.valid_from).replace("T", " ").slice(0, 19) + "）";
         }).join("；");
         if (pendingLeft) {
           // keep the refused edits on screen; the saved ones are now the grids' base
@@ -863,7 +904,8 @@
           GG.status(text);
           var box = document.getElementById("gg-saved");
           box.innerHTML = saved.map(function (s) {
-            return "<li>网格 " + GG.escape(s.code) + " → 版本 #" + GG.escape(s.version_id) + "</li>";
+            return "<li>" + what + GG.escape(s.code) + (s.retired ? " 已撤销" : s.version_id ?
+              " → 版本 #" + GG.escape(s.version_id) : " → 调整记录 #" + GG.escape(s.edit_id)) + "</li>";
           }).join("");
           box.hidden = !saved.length;
         });
@@ -875,6 +917,7 @@
         if (op.op === "geometry" && op.neighbour) return "移动共用边界 " + label(op.code) + " / " + label(op.neighbour);
         if (op.op === "geometry") return "调整形状 " + label(op.code);
         if (op.op === "split") return "拆分 " + label(op.code);
+        if (op.op === "retire") return "撤销 " + label(op.code);
         return "合并 " + op.codes.map(label).join(" + ");
       }
 
@@ -905,6 +948,7 @@
         button("gg-redo", state.redo.length > 0 && !state.saving);
         button("gg-discard", state.ops.length > 0 && !state.saving);
         button("gg-save", state.ops.length > 0 && !state.localProblems && canEdit());
+        if (page.units) page.units.renderTools(canEdit());
       }
 
       if (config.canEdit) {
@@ -942,14 +986,15 @@
           if (!answer.ok) return;
           var items = (answer.data && (answer.data.items || answer.data.plans)) || answer.data || [];
           if (!Array.isArray(items)) return;
-          var drafts = items.filter(function (p) { return !p.status || p.status === "draft"; });
+          // grid plans only: a unit plan has no grids to edit
+          var drafts = items.filter(function (p) { return (!p.status || p.status === "draft") && p.kind !== "unit"; });
           state.plans = drafts;
           var select = document.getElementById("gg-target");
           select.innerHTML = '<option value="live">现行网格（直接生效）</option>' + drafts.map(function (p) {
             return '<option value="' + GG.escape(p.id) + '">方案：' + GG.escape(p.name || p.id) + "</option>";
           }).join("");
           select.value = state.target;
-          document.getElementById("gg-target-field").hidden = false;
+          document.getElementById("gg-target-field").hidden = unitMode(); // units save live only
         });
       }
       loadPlans();
@@ -967,11 +1012,31 @@
         });
       };
       page.call = call;
+      page.label = label;
+      page.showProblem = showProblem;
+      page.clearProblem = clearProblem;
+      page.drawRefusal = drawRefusal;
+      page.renderTools = renderTools;
+      page.renderMeasures = renderMeasures;
+      page.stopEditing = stopEditing;
+      /** A pending edit made by another tool (editor_units.js: retire), one undo step. */
+      page.pushOp = function (op) {
+        stopEditing();
+        pushUndo();
+        state.ops.push(op);
+        changed();
+      };
 
-      GG.pageAreaSelector(page, map, 3, function (area) {
+      // The unit mode (editor_units.js): the layer selector, the docking panel.
+      if (GG.editorUnits) GG.editorUnits.init(page, config);
+      var first = GG.pageAreaSelector(page, map, 3, function (area) {
         reload(false);
         if (page.onArea) page.onArea(area);
       });
+      // An account whose area is one township or community opens there.
+      if (config.units && config.units.home) {
+        first.then(function () { return page.selector.choose(config.units.home); });
+      }
       renderTools();
       // Compare plans, run a proposal and review it (editor_plans.js).
       if (GG.editorPlans) GG.editorPlans.init(page, config);

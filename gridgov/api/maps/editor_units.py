@@ -1,0 +1,103 @@
+"""The editor's unit mode (条例第六十二条 §5): police (and admins) redraw department units.
+
+Kept apart from :mod:`gridgov.api.maps.editor` so that each stays small: this module holds
+the layer selector, the docking section and the config of ``static/gridgov/editor_units.js``,
+which points editor.js's own selection / edit / undo / save machinery at
+``/units/{layer}`` and calls the existing APIs only — the Features API for the units and
+the grids beneath, ``GET /docking/grids``, ``GET /docking/proposals/units/{code}`` and
+``POST /plans/from-docking/unit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+from gridgov.api.maps import base
+from gridgov.layers.docking import UnitKind
+
+JS: Final = ("gg_editor_units", f"{base.OWN}/editor_units.js")
+
+# The selector groups a layer's kinds (levels) under the layer's name.
+LAYER_TITLES: Final = {
+    "police_unit": "派出所辖区·警务区",
+    "urban_unit": "城管单元",
+    "emergency_unit": "应急单元",
+}
+
+SELECTOR: Final = """
+  <label class="gg-field" id="gg-layer-field">编辑图层 (layer)
+    <select id="gg-layer">{options}</select></label>
+"""
+
+SECTION: Final = """
+  <div id="gg-unit-tools" hidden>
+    <div class="gg-tools">
+      <button type="button" id="gg-retire" disabled
+        title="撤销所选单元，其范围并入共用边界最长的相邻单元">撤销所选单元</button>
+    </div>
+    <h2>对接 (docking)</h2>
+    <div id="gg-unit-docking" class="gg-note">选择一个单元查看其与网格的对接情况。</div>
+    <div class="gg-tools">
+      <button type="button" id="gg-unit-propose" disabled
+        title="单元边界改为由整网格组成（网格较大部分所在的单元）">预览：由整网格组成的边界</button>
+    </div>
+    <div id="gg-unit-proposal" hidden></div>
+    <div id="gg-unit-plan-save" hidden>
+      <label class="gg-field">方案名称 <input type="text" id="gg-unit-plan-name" maxlength="200">
+      </label>
+      <label for="gg-unit-plan-reason">原因（必填）</label>
+      <textarea id="gg-unit-plan-reason" rows="2" maxlength="2000"
+        placeholder="例如：警务区边界按整网格对齐"></textarea>
+      <button type="button" id="gg-unit-plan-button" class="gg-primary">保存为方案</button>
+    </div>
+    <h3>部门单元方案 (unit plans)</h3>
+    <ul id="gg-unit-plans" class="gg-saved"></ul>
+  </div>
+"""
+
+
+def selector(kinds: list[UnitKind], *, grids: bool) -> str:
+    """网格 (when grids are editable) and one option per unit kind, grouped by layer."""
+    options = ['<option value="grid">网格 (grids)</option>'] if grids else []
+    for layer, title in LAYER_TITLES.items():
+        mine = [k for k in kinds if k.layer == layer]
+        if mine:
+            options.append(
+                f'<optgroup label="{title}">'
+                + "".join(
+                    f'<option value="{k.layer}/{k.level}">{k.title_zh}</option>' for k in mine
+                )
+                + "</optgroup>"
+            )
+    return SELECTOR.format(options="".join(options))
+
+
+def home_area(codes: Iterable[str] | None) -> list[str] | None:
+    """The area selector's codes (district, township[, community]) of an account whose
+    area is one township or community: the page opens there. None otherwise."""
+    found = sorted(codes or ())
+    if len(found) != 1 or len(found[0]) not in (9, 12):
+        return None
+    code = found[0]
+    return [code[:6], code[:9]] + ([code] if len(code) == 12 else [])
+
+
+def config(kinds: list[UnitKind], *, start: str, home: list[str] | None) -> dict[str, Any]:
+    """What editor_units.js needs: the kinds, the mode the page opens in, the APIs."""
+    return {
+        "kinds": [
+            {
+                "layer": k.layer,
+                "level": k.level,
+                "title": k.title_zh,
+                "layerTitle": LAYER_TITLES[k.layer],
+            }
+            for k in kinds
+        ],
+        "start": start,
+        "home": home,
+        "unitsUrl": "/units",
+        "proposalUrl": "/docking/proposals/units/{code}",
+        "planUrl": "/plans/from-docking/unit",
+    }
