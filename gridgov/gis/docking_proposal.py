@@ -218,13 +218,19 @@ def units_from_grids(
         main[code], share = _main(shares)
         if share < one_unit_share:
             straddling.add(code)
-    covered = shapely.union_all(list(grids.values()))
+    # Only grids some unit takes leave their old units: a grid no unit meets stays as it is.
+    covered = shapely.union_all([grids[g] for g in grids if main[g] is not None])
     proposed: dict[str, BaseGeometry] = {}
     gained: dict[str, list[str]] = {}
+    taken: BaseGeometry = shapely.Polygon()
     for unit in sorted(units):
         mine = [g for g in sorted(grids) if main[g] == unit]
         kept = shapely.difference(units[unit], covered)
-        proposed[unit] = shapely.union_all([kept, *(grids[g] for g in mine)])
+        # A partition: what an earlier unit holds (grids that overlap by slivers, units
+        # that already overlapped) is not given twice.
+        shape = shapely.difference(shapely.union_all([kept, *(grids[g] for g in mine)]), taken)
+        proposed[unit] = shapely.union_all(polygon_parts(shape))  # no stray lines or points
+        taken = shapely.union(taken, proposed[unit])
         gained[unit] = [g for g in mine if g in straddling]
     emptied = [u for u in sorted(met) if area_m2(proposed[u]) < MIN_PIECE_M2]
     return UnitsFromGrids(proposed, main, gained, emptied)

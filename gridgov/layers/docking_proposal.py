@@ -6,7 +6,7 @@ and after. The geometry is pure (:mod:`gridgov.gis.docking_proposal`); nothing i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import shapely
@@ -26,7 +26,7 @@ from gridgov.gis.docking_proposal import (
 from gridgov.gis.grid_codes import community_of
 from gridgov.gis.grid_edit import Options, Update
 from gridgov.gis.measures import area_m2, polygon_parts
-from gridgov.layers import docking, grid_edit, plans
+from gridgov.layers import docking, grid_edit, plans, unit_edit
 from gridgov.layers.assignment import UNIT_TARGETS
 from gridgov.layers.docking import UnitKind
 from gridgov.layers.measures import Period, gather
@@ -258,6 +258,15 @@ def _unit(
     return shapely.from_wkb(bytes(row.wkb))
 
 
+def _container(conn: Connection, group: unit_edit.Group) -> BaseGeometry:
+    """The parent unit of ``group``, else (no parent, or a parent code that names no unit
+    in force) its district."""
+    try:
+        return unit_edit.container_of(conn, group)
+    except NotFoundError:
+        return unit_edit.container_of(conn, replace(group, parent_code=None))
+
+
 def _pieces(geom: BaseGeometry) -> BaseGeometry:
     """Only the polygonal part of an overlay, and nothing for float noise."""
     parts = [p for p in polygon_parts(geom) if area_m2(p) >= 1.0]
@@ -272,8 +281,16 @@ def units_from_grids_proposal(
     period: Period,
     scope: AreaScope,
 ) -> dict[str, Any]:
-    """For one unit: its boundary made of whole grids, with what it gains and loses."""
+    """For one unit: its boundary made of whole grids, with what it gains and loses.
+
+    Within what the unit must stay inside (its parent unit, else its district): a grid that
+    straddles that edge counts only with its part inside, and area moves only between units
+    of the same parent. Units nest; aligning the parent with the grids is the parent's own
+    proposal. (Whole grids across the parent's edge made most proposals for policing areas
+    impossible to save: they moved area into another station or district.)
+    """
     geom = _unit(conn, registry, kind, unit_code, scope)
+    home = unit_edit.group_of([unit_edit.current(conn, kind.layer, unit_code)])
     rows = conn.execute(
         text(
             f"SELECT g.code, ST_AsBinary(g.geom) AS wkb FROM grid g "
@@ -282,12 +299,24 @@ def units_from_grids_proposal(
         ),
         {"u": shapely.to_wkb(geom)},
     )
-    grids = _geoms(rows)
-    units = (
-        _units_meeting_grids(conn, kind, "g.code = ANY(:codes)", {"codes": list(grids)})
-        if grids
+    whole = _geoms(rows)
+    meeting = (
+        _units_meeting_grids(conn, kind, "g.code = ANY(:codes)", {"codes": list(whole)})
+        if whole
         else {unit_code: geom}
     )
+    siblings = unit_edit.group_codes(conn, home)
+    units = {code: unit for code, unit in meeting.items() if code in siblings}
+    # Where area may move: inside the parent (or district), never into a unit of another.
+    room = shapely.difference(
+        _container(conn, home),
+        shapely.union_all([u for code, u in meeting.items() if code not in siblings]),
+    )
+    grids = {
+        code: inside
+        for code, grid in whole.items()
+        if area_m2(inside := _pieces(shapely.intersection(grid, room))) > 0
+    }
     result = units_from_grids(grids, units, one_unit_share=docking.ONE_UNIT_SHARE)
     proposed = result.units[unit_code]
     gained = _pieces(shapely.difference(proposed, geom))

@@ -247,8 +247,8 @@ def group_of(units: Sequence[Unit]) -> Group:
     return Group(layer, district, level, parent)
 
 
-def state_of(conn: Connection, group: Group) -> tuple[datetime, CommunityState, dict[str, Unit]]:
-    """The group's container and units in force (locked rows), read after the lock."""
+def container_of(conn: Connection, group: Group) -> BaseGeometry:
+    """What the group's units must stay inside: their parent unit, else their district."""
     layer = group.layer
     if group.parent_code:
         container = conn.execute(
@@ -267,22 +267,47 @@ def state_of(conn: Connection, group: Group) -> tuple[datetime, CommunityState, 
             f"no parent unit or district {where}",
             public={"code": where},
         )
+    return shapely.from_wkb(bytes(container.wkb))
+
+
+def _group_sql(layer: str) -> str:
+    """The condition on ``u`` for the units of one group (``:d``, ``:lv``, ``:p``)."""
     level_sql = "u.level IS NOT DISTINCT FROM :lv AND " if "level" in ATTRIBUTES[layer] else ""
     parent_sql = (
         "u.parent_code IS NOT DISTINCT FROM :p AND " if "parent_code" in ATTRIBUTES[layer] else ""
     )
+    return f"{level_sql}{parent_sql}u.district_code = :d"
+
+
+def _group_params(group: Group) -> dict[str, Any]:
+    return {"d": group.district_code, "lv": group.level, "p": group.parent_code}
+
+
+def group_codes(conn: Connection, group: Group) -> set[str]:
+    """Codes of the group's units in force (no lock: for proposals, which write nothing)."""
+    rows = conn.execute(
+        text(f"SELECT u.code FROM {group.layer} u WHERE {_group_sql(group.layer)}"),
+        _group_params(group),
+    )
+    return set(rows.scalars())
+
+
+def state_of(conn: Connection, group: Group) -> tuple[datetime, CommunityState, dict[str, Unit]]:
+    """The group's container and units in force (locked rows), read after the lock."""
+    layer = group.layer
+    container = container_of(conn, group)
     rows = conn.execute(
         text(
             f"SELECT {_columns(layer)} FROM {layer} u "
-            f"WHERE {level_sql}{parent_sql}u.district_code = :d ORDER BY u.code FOR UPDATE"
+            f"WHERE {_group_sql(layer)} ORDER BY u.code FOR UPDATE"
         ),
-        {"d": group.district_code, "lv": group.level, "p": group.parent_code},
+        _group_params(group),
     ).all()
     units = {r.code: _unit(layer, r) for r in rows}
     at: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
     state = CommunityState(
         community_code=group.parent_code or group.district_code,
-        community=shapely.from_wkb(bytes(container.wkb)),
+        community=container,
         grids={code: u.geometry for code, u in units.items()},
         attrs={code: u.attrs for code, u in units.items()},
         labels=labels(layer, group.parent_code),

@@ -66,7 +66,10 @@ def _validated(
         geometries=dict(proposed.items()),
         attrs={code: dict(units[code].attrs) for code in proposed},
     )
-    return validate(state, changes, Options(max_vertices=max_vertices)), units
+    # The proposal is "its neighbours give or take the rest": an overlap left with a
+    # neighbour is taken from it, a gap given back, as the explicit edit choices do.
+    options = Options(overlap="take", gap="give", max_vertices=max_vertices)
+    return validate(state, changes, options), units
 
 
 def create_from_unit_docking(
@@ -102,8 +105,9 @@ def create_from_unit_docking(
     changed = _changed(units, proposed)
     if not changed:
         raise InvalidInputError(
-            f"单元 {unit_code} 已由整网格构成，方案没有任何改变",
-            f"unit {unit_code} is already made of whole grids; the plan would change nothing",
+            f"单元 {unit_code} 在其上级单元（或区县）内已由整网格构成，方案没有任何改变",
+            f"unit {unit_code} is already made of whole grids within its parent unit (or "
+            "district); the plan would change nothing",
         )
     groups = {units[c].group for c in changed}
     if len(groups) > 1:

@@ -142,13 +142,19 @@ def test_who_may_make_a_unit_plan(city: Connection, client_as: ClientAs) -> None
     assert elsewhere.status_code == 404
 
 
-def test_a_proposal_across_parent_units_is_refused(city: Connection, client: TestClient) -> None:
-    """Areas under different stations may not swap area: the children would leave them."""
+def test_a_proposal_never_moves_area_across_parent_units(
+    city: Connection, client: TestClient
+) -> None:
+    """Areas under different stations may not swap area (the children would leave their
+    parents): the proposal stays inside the unit's parent and leaves a unit of another
+    parent whole, so here, with the north area moved under PCS2, there is nothing to move."""
     city.execute(text("UPDATE police_unit SET parent_code = 'PCS2' WHERE code = 'JWQ-N'"))
+    preview = client.get("/docking/proposals/units/JWQ-S", params=KIND)
+    assert preview.status_code == 200, preview.text
+    assert "JWQ-N" not in {n["unit_code"] for n in preview.json()["neighbours"]}
+    assert preview.json()["lost"]["area_m2"] == 0
+    assert preview.json()["gained"]["area_m2"] == 0
     body = {"name": "跨所", "unit_code": "JWQ-S", **KIND, "reason": "跨派出所对接"}
     refused = client.post("/plans/from-docking/unit", json=body)
-    assert refused.status_code == 409
-    assert refused.json()["reason"] == "several_groups"
-    assert refused.json()["codes"] == "JWQ-N,JWQ-S"
-    assert "PCS1" in refused.json()["detail"]
-    assert "PCS2" in refused.json()["detail"]
+    assert refused.status_code == 422
+    assert "上级单元" in refused.json()["detail"]

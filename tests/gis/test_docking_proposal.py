@@ -98,6 +98,17 @@ def test_units_made_of_whole_grids() -> None:
     assert result.emptied == []
 
 
+def test_units_made_of_whole_grids_never_overlap() -> None:
+    """Grids that overlap by a strip (as real grids do by slivers) and units that already
+    overlapped: the proposed units are a partition, each piece given once."""
+    grids = {"g1": box(0, 0, 600, 1000), "g2": box(500, 0, 1000, 1000)}  # 100 m overlap
+    units = {"u1": box(0, 0, 500, 1000), "u2": box(400, 0, 1000, 1000)}  # 100 m overlap
+    result = units_from_grids(grids, units, one_unit_share=SHARE)
+    assert result.main_unit == {"g1": "u1", "g2": "u2"}
+    assert area_m2(shapely.intersection(result.units["u1"], result.units["u2"])) < 1e-3
+    assert same_area(union(result.units["u1"], result.units["u2"]), box(0, 0, 1000, 1000))
+
+
 def test_a_unit_holding_no_grid_mostly_is_reported_emptied() -> None:
     grids = {"g1": box(0, 0, 1000, 1000)}
     units = {"u1": box(0, 0, 700, 1000), "u2": box(700, 0, 1000, 1000)}
