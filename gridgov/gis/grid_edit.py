@@ -274,7 +274,7 @@ class Split:
         return (self.code,)
 
     def build(self, state: CommunityState) -> Changes:
-        grid = state.require(self.code)
+        grid, lb = state.require(self.code), state.labels
         if not isinstance(self.line, LineString | MultiLineString) or self.line.is_empty:
             raise InvalidEditError(
                 [EditProblem("split-line", "拆分需要一条线", "a split needs a LineString")]
@@ -288,8 +288,8 @@ class Split:
                 [
                     EditProblem(
                         "split-line",
-                        "拆分线没有穿过网格，必须从网格一侧边界画到另一侧",
-                        "the line does not cut the grid: draw it across, edge to edge",
+                        f"拆分线没有穿过{lb.member_zh}，必须从{lb.member_zh}一侧边界画到另一侧",
+                        f"the line does not cut the {lb.member_en}: draw it across, edge to edge",
                         geometry=self.line,
                         codes=(self.code,),
                     )
@@ -318,9 +318,16 @@ class Merge:
         return self.codes
 
     def build(self, state: CommunityState) -> Changes:
+        lb = state.labels
         if len(set(self.codes)) < 2:
             raise InvalidEditError(
-                [EditProblem("merge", "合并至少需要两个不同的网格", "a merge needs two grids")]
+                [
+                    EditProblem(
+                        "merge",
+                        f"合并至少需要两个不同的{lb.member_zh}",
+                        f"a merge needs two {lb.member_en}s",
+                    )
+                ]
             )
         geoms = {code: state.require(code) for code in self.codes}
         if not connected(geoms):
@@ -328,8 +335,8 @@ class Merge:
                 [
                     EditProblem(
                         "not-adjacent",
-                        f"网格 {code} 与其他待合并网格不相邻",
-                        f"grid {code} does not share a boundary with the others",
+                        f"{lb.member_zh} {code} 与其他待合并{lb.member_zh}不相邻",
+                        f"{lb.member_en} {code} does not share a boundary with the others",
                         geometry=geoms[code],
                         codes=(code,),
                     )
@@ -363,13 +370,14 @@ class MoveBoundary:
 
     def build(self, state: CommunityState) -> Changes:
         a, b = state.require(self.code), state.require(self.neighbour)
+        lb = state.labels
         if self.code == self.neighbour or not adjacent(a, b):
             raise InvalidEditError(
                 [
                     EditProblem(
                         "not-adjacent",
-                        f"网格 {self.code} 与 {self.neighbour} 不相邻，无法移动共用边界",
-                        f"grids {self.code} and {self.neighbour} share no boundary",
+                        f"{lb.member_zh} {self.code} 与 {self.neighbour} 不相邻，无法移动共用边界",
+                        f"{lb.member_en}s {self.code} and {self.neighbour} share no boundary",
                         geometry=b,
                         codes=(self.code, self.neighbour),
                     )
@@ -380,8 +388,8 @@ class MoveBoundary:
         problems = _pieces_as_problems(
             beyond,
             "outside-pair",
-            "新边界超出了这两个网格的范围",
-            "the new shape reaches beyond the two grids",
+            f"新边界超出了这两个{lb.member_zh}的范围",
+            f"the new shape reaches beyond the two {lb.member_en}s",
             (self.code, self.neighbour),
             TOLERANCE_M2,
         )
@@ -393,8 +401,9 @@ class MoveBoundary:
                 [
                     EditProblem(
                         "neighbour-vanishes",
-                        f"相邻网格 {self.neighbour} 将不剩面积；请改用合并",
-                        f"nothing would be left of {self.neighbour}; merge the grids instead",
+                        f"相邻{lb.member_zh} {self.neighbour} 将不剩面积；请改用合并",
+                        f"nothing would be left of {self.neighbour}; merge the {lb.member_en}s "
+                        "instead",
                         geometry=b,
                         codes=(self.neighbour,),
                     )
@@ -443,17 +452,28 @@ def _pieces_as_problems(
 _LOCATION = re.compile(r"\[\s*([-0-9.eE+]+)\s+([-0-9.eE+]+)\s*\]")
 
 
-def check_shape(key: str, geom: BaseGeometry, max_vertices: int) -> list[EditProblem]:
+def check_shape(
+    key: str, geom: BaseGeometry, max_vertices: int, labels: Labels | None = None
+) -> list[EditProblem]:
     """A usable grid shape: polygonal, non-empty, valid (never repaired), few enough vertices."""
     codes = (key,)
+    lb = labels or GRID_LABELS
     if geom.is_empty or not polygon_parts(geom):
-        return [EditProblem("geometry-empty", "网格几何为空", "empty grid shape", None, codes)]
+        return [
+            EditProblem(
+                "geometry-empty",
+                f"{lb.member_zh}几何为空",
+                f"empty {lb.member_en} shape",
+                None,
+                codes,
+            )
+        ]
     if not isinstance(geom, Polygon | MultiPolygon):
         return [
             EditProblem(
                 "geometry-type",
-                f"网格必须是面，收到 {geom.geom_type}",
-                f"a grid must be a Polygon or MultiPolygon, not {geom.geom_type}",
+                f"{lb.member_zh}必须是面，收到 {geom.geom_type}",
+                f"a {lb.member_en} must be a Polygon or MultiPolygon, not {geom.geom_type}",
                 geom,
                 codes,
             )
@@ -467,8 +487,8 @@ def check_shape(key: str, geom: BaseGeometry, max_vertices: int) -> list[EditPro
         return [
             EditProblem(
                 "geometry-invalid",
-                f"网格几何无效（{reason}），请修正后再提交（不会自动修复）",
-                f"invalid grid shape ({reason}); fix it and resubmit (never repaired)",
+                f"{lb.member_zh}几何无效（{reason}），请修正后再提交（不会自动修复）",
+                f"invalid {lb.member_en} shape ({reason}); fix it and resubmit (never repaired)",
                 where,
                 codes,
             )
@@ -478,8 +498,8 @@ def check_shape(key: str, geom: BaseGeometry, max_vertices: int) -> list[EditPro
         return [
             EditProblem(
                 "too-many-vertices",
-                f"网格有 {vertices} 个顶点，超过上限 {max_vertices}",
-                f"the grid has {vertices} vertices, over the limit of {max_vertices}",
+                f"{lb.member_zh}有 {vertices} 个顶点，超过上限 {max_vertices}",
+                f"the {lb.member_en} has {vertices} vertices, over the limit of {max_vertices}",
                 geom,
                 codes,
             )
@@ -502,7 +522,9 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
     for i, (geom, _) in enumerate(changes.new, start=1):
         proposed[f"new-{i}"] = geom
     shape_problems = [
-        p for key, geom in proposed.items() for p in check_shape(key, geom, options.max_vertices)
+        p
+        for key, geom in proposed.items()
+        for p in check_shape(key, geom, options.max_vertices, state.labels)
     ]
     if shape_problems:
         raise InvalidEditError(shape_problems)
@@ -530,8 +552,10 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
     clashes = [
         EditProblem(
             "overlap",
-            f"编辑后的网格 {piece.codes[0]} 与 {piece.codes[1]} 重叠（{piece.area_m2:.1f} 平方米）",
-            f"edited grids {piece.codes[0]} and {piece.codes[1]} overlap ({piece.area_m2:.1f} m²)",
+            f"编辑后的{lb.member_zh} {piece.codes[0]} 与 {piece.codes[1]} 重叠"
+            f"（{piece.area_m2:.1f} 平方米）",
+            f"edited {lb.member_en}s {piece.codes[0]} and {piece.codes[1]} overlap "
+            f"({piece.area_m2:.1f} m²)",
             piece.geometry,
             piece.codes,
             piece.area_m2,
@@ -577,14 +601,14 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
             tol,
         )
         if gaps and options.gap == "give":
-            gaps = _give_back(gaps, others, followers)
+            gaps = _give_back(gaps, others, followers, lb)
         if gaps:
             raise EditConflictError(gaps)
     cleaned = {code: _clean(geom) for code, geom in followers.items()}
     gone = [
         EditProblem(
             "neighbour-vanishes",
-            f"相邻网格 {code} 将被全部划走；请改用合并或撤销",
+            f"相邻{lb.member_zh} {code} 将被全部划走；请改用合并或撤销",
             f"all of neighbour {code} would be taken; merge or retire it instead",
             others[code],
             (code,),
@@ -595,7 +619,9 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
     if gone:
         raise EditConflictError(gone)
     derived = [
-        p for code, geom in cleaned.items() for p in check_shape(code, geom, options.max_vertices)
+        p
+        for code, geom in cleaned.items()
+        for p in check_shape(code, geom, options.max_vertices, lb)
     ]
     if derived:
         raise InvalidEditError(derived)
@@ -624,6 +650,7 @@ def _verify(state: CommunityState, result: Changes, tol: float) -> None:
     final.update({c: g for c, g in result.geometries.items() if g is not None})
     final.update({f"new-{i}": g for i, (g, _) in enumerate(result.new, start=1)})
     changed = [c for c in final if c in result.geometries or c.startswith("new-")]
+    lb = state.labels
     edited = shapely.union_all([state.grids[c] for c in result.geometries if c in state.grids])
     problems = []
     for p in overlaps(final, tol):
@@ -634,7 +661,8 @@ def _verify(state: CommunityState, result: Changes, tol: float) -> None:
         problems += [
             EditProblem(
                 "overlap",
-                f"调整后网格 {p.codes[0]} 与 {p.codes[1]} 仍有重叠（{q.area_m2:.1f} 平方米）",
+                f"调整后{lb.member_zh} {p.codes[0]} 与 {p.codes[1]} 仍有重叠"
+                f"（{q.area_m2:.1f} 平方米）",
                 f"after the edit, {p.codes[0]} and {p.codes[1]} still overlap ({q.area_m2:.1f} m²)",
                 q.geometry,
                 p.codes,
@@ -668,7 +696,10 @@ def _prior_overlap(
 
 
 def _give_back(
-    gaps: list[EditProblem], others: Mapping[str, BaseGeometry], followers: dict[str, BaseGeometry]
+    gaps: list[EditProblem],
+    others: Mapping[str, BaseGeometry],
+    followers: dict[str, BaseGeometry],
+    lb: Labels,
 ) -> list[EditProblem]:
     """Each vacated piece to the unchanged neighbour sharing most boundary with it; the
     pieces no neighbour touches are returned (still refused)."""
@@ -688,7 +719,7 @@ def _give_back(
             left.append(
                 EditProblem(
                     "gap",
-                    "空隙不与任何未编辑的相邻网格相接，无法退还",
+                    f"空隙不与任何未编辑的相邻{lb.member_zh}相接，无法退还",
                     "no unchanged neighbour touches this gap, so it cannot be given back",
                     piece,
                     (),
