@@ -154,6 +154,20 @@ def test_compare_a_plan_with_today(
     page.check("#gg-review input[data-side='other']")
     assert today_paths.count() >= 1
     watched.screenshot(artifacts, "editor-compare.png")
+    # the comparison lies over the grids: a click on it still selects the grid beneath
+    grid = httpx2.get(f"{live_url}/grids/{pair.code}", headers=auth).json()
+    inner = shape(grid["geometry"]).representative_point()
+    page.evaluate(f"GridGovPage.select('{pair.neighbour}')")
+    watched.wait(f"GridGovPage.state.selected.join() === '{pair.neighbour}'")
+    spot = page.evaluate(
+        """([lon, lat]) => { const m = GridGovPage.map;
+          const box = m.getContainer().getBoundingClientRect();
+          const p = m.latLngToContainerPoint(GridGov.datum.latLng(lon, lat));
+          return [p.x + box.left, p.y + box.top]; }""",
+        [inner.x, inner.y],
+    )
+    page.mouse.click(spot[0], spot[1])
+    watched.wait(f"GridGovPage.state.selected.join() === '{pair.code}'")
     watched.assert_clean()
 
     page.click("#gg-review-clear")

@@ -356,6 +356,47 @@
       }
       page.select = select;
 
+      /** Whether ``latlng`` lies in a polygon's rings (Leaflet's nested latlngs; even-odd,
+       * so holes count out). */
+      function inside(latlng, rings) {
+        if (!rings.length) return false;
+        if (!(rings[0] instanceof L.LatLng)) {
+          var count = 0;
+          rings.forEach(function (r) {
+            if (r.length && r[0] instanceof L.LatLng) count += crossings(latlng, r);
+            else if (inside(latlng, r)) count += 1;
+          });
+          return count % 2 === 1;
+        }
+        return crossings(latlng, rings) % 2 === 1;
+      }
+
+      function crossings(p, ring) {
+        var n = 0;
+        for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+          var a = ring[i], b = ring[j];
+          if ((a.lat > p.lat) !== (b.lat > p.lat) &&
+              p.lng < (b.lng - a.lng) * (p.lat - a.lat) / (b.lat - a.lat) + a.lng) n += 1;
+        }
+        return n;
+      }
+
+      /** A click that landed on an overlay (a comparison, a proposal) selects the grid
+       * beneath, as a click on the grid would; false when there is none (or while a split
+       * line is being drawn, which takes every click). */
+      page.clickAt = function (latlng, add) {
+        if (state.splitting) return false;
+        var found = null;
+        state.order.forEach(function (code) {
+          var layer = state.grids[code].layer;
+          if (!found && layer.getBounds().contains(latlng) && inside(latlng, layer.getLatLngs())) {
+            found = code;
+          }
+        });
+        if (found) select(found, add);
+        return !!found;
+      };
+
       function readGrid(code) {
         var grid = state.grids[code];
         return call("GET", base() + "/" + code).then(function (answer) {

@@ -124,6 +124,11 @@
           onEachFeature: function (f, l) {
             l.reviewKey = f.properties.code || f.id; // a table row with data-key shows it
             if (tooltipOf) l.bindTooltip(tooltipOf(f), { sticky: true });
+            // The overlay lies over the grids: a click on it selects the grid beneath.
+            l.on("click", function (e) {
+              var o = e.originalEvent || {};
+              if (page.clickAt(e.latlng, !!(o.shiftKey || o.ctrlKey))) L.DomEvent.stopPropagation(e);
+            });
           }
         }).addTo(layer);
       }
