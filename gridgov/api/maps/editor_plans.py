@@ -41,6 +41,18 @@ PROPOSE: Final = """
       min="10" max="5000" step="10" value="{target}"></label>
     <label class="gg-check"><input type="checkbox" id="gg-propose-min-change">
       尽量少调整现有网格 (min-change)</label>
+    <details id="gg-propose-weights" class="gg-weights">
+      <summary>目标权重 (objective weights)</summary>
+      <p class="gg-note">数值越大越重视；0 表示不考虑。默认均为 1。</p>
+      <label class="gg-field">工作量均衡 <input type="number" data-weight="balance"
+        min="0" max="100" step="0.5" value="1"></label>
+      <label class="gg-field">形状紧凑 <input type="number" data-weight="compactness"
+        min="0" max="100" step="0.5" value="1"></label>
+      <label class="gg-field">与警务区对接 <input type="number" data-weight="docking"
+        min="0" max="100" step="0.5" value="1"></label>
+      <label class="gg-field">少变动户数（min-change 时） <input type="number"
+        data-weight="moved" min="0" max="100" step="0.5" value="1"></label>
+    </details>
     <div class="gg-tools">
       <button type="button" id="gg-propose" disabled>生成优化方案</button>
     </div>

@@ -246,6 +246,8 @@ def test_run_a_proposal_and_save_it_as_a_plan(
     open_community(watched, community)
     open_section(watched, "gg-propose-section")
     page.fill("#gg-propose-target", str(target))
+    page.click("#gg-propose-weights summary")
+    page.fill("#gg-propose-weights input[data-weight='docking']", "3")
     page.click("#gg-propose")
     watched.wait(
         "GridGovPage.review.job && ['done', 'failed'].includes(GridGovPage.review.job.status)",
@@ -259,6 +261,8 @@ def test_run_a_proposal_and_save_it_as_a_plan(
     assert "已完成" in page.inner_text("#gg-propose-state")
     proposal = job["result"]["proposal"]["features"]
     assert job["result"]["options"]["target_households"] == target
+    assert job["result"]["options"]["objective"]["docking"] == 3.0  # the weight typed in
+    assert job["result"]["options"]["objective"]["balance"] == 1.0
     assert len(proposal) >= 2
     assert sum(f["properties"]["households"] for f in proposal) == households
     # drawn over today's grids, with the figures before → after

@@ -361,7 +361,24 @@
           fail("每格目标户数须在 10 至 5000 之间 (target households: 10–5000)");
           return Promise.resolve();
         }
-        var body = { target_households: target, min_change: $("gg-propose-min-change").checked };
+        var weights = {}, badWeight = null;
+        document.querySelectorAll("#gg-propose-weights input[data-weight]").forEach(function (input) {
+          var value = Number(input.value);
+          if (input.value === "" || !isFinite(value) || value < 0 || value > 100) {
+            badWeight = input.closest("label").textContent.trim();
+          } else {
+            weights[input.getAttribute("data-weight")] = value;
+          }
+        });
+        if (badWeight) {
+          fail("目标权重须为 0 至 100 的数 (weights: 0–100)：" + badWeight);
+          return Promise.resolve();
+        }
+        var body = {
+          target_households: target,
+          min_change: $("gg-propose-min-change").checked,
+          weights: weights
+        };
         body[a.level === "community" ? "community_code" : "township_code"] = a.code;
         clear();
         review.job = { status: "queued", progress: 0 };
