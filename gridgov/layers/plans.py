@@ -1245,11 +1245,6 @@ def export_gpkg(conn: Connection, plan: Plan, period: Period) -> bytes:
     today = live_grids(conn, plan)
     points = move_points(conn, live_geometries(conn, plan), plan_geometries(conn, plan), period)
 
-    def frame(rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
-        if not rows:
-            return gpd.GeoDataFrame({"geometry": gpd.GeoSeries([], crs="EPSG:4490")})
-        return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4490")
-
     def grid_row(v: GridVersion, change: str) -> dict[str, Any]:
         return {
             "code": v.code,
@@ -1262,15 +1257,28 @@ def export_gpkg(conn: Connection, plan: Plan, period: Period) -> bytes:
             "geometry": v.geometry,
         }
 
-    layers = {
-        "plan_grids": (frame([grid_row(g.version, g.change) for g in items]), "MultiPolygon"),
-        "today_grids": (frame([grid_row(v, "today") for v in today]), "MultiPolygon"),
-        "moves": (frame(points), "Point"),
-    }
+    return geopackage(
+        f"plan-{plan.id}",
+        {
+            "plan_grids": ([grid_row(g.version, g.change) for g in items], "MultiPolygon"),
+            "today_grids": ([grid_row(v, "today") for v in today], "MultiPolygon"),
+            "moves": (points, "Point"),
+        },
+    )
+
+
+def geopackage(stem: str, layers: Mapping[str, tuple[list[dict[str, Any]], str]]) -> bytes:
+    """The bytes of a GeoPackage (EPSG:4490) with one layer per entry: name → (rows, each
+    with a ``geometry``; geometry type). An empty layer is written too, for QGIS to list."""
     with tempfile.TemporaryDirectory(prefix="gridgov-plan-") as folder:
-        path = Path(folder) / f"plan-{plan.id}.gpkg"
-        for name, (gdf, geometry_type) in layers.items():
-            gdf.to_file(
+        path = Path(folder) / f"{stem}.gpkg"
+        for name, (rows, geometry_type) in layers.items():
+            frame = (
+                gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4490")
+                if rows
+                else gpd.GeoDataFrame({"geometry": gpd.GeoSeries([], crs="EPSG:4490")})
+            )
+            frame.to_file(
                 path, layer=name, driver="GPKG", engine="pyogrio", geometry_type=geometry_type
             )
         return path.read_bytes()
@@ -1289,6 +1297,7 @@ __all__ = [
     "edit_log",
     "effective_moment",
     "export_gpkg",
+    "geopackage",
     "get",
     "grid",
     "grids",

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, text
 
 from gridgov.errors import ConflictError, InvalidInputError
 from gridgov.gis.grid_edit import Changes, Options, validate
-from gridgov.gis.measures import area_m2
+from gridgov.gis.measures import area_m2, polygon_parts
 from gridgov.layers import plans, unit_edit
 from gridgov.layers.docking import UnitKind
 from gridgov.layers.docking_proposal import units_from_grids_proposal
@@ -242,6 +242,41 @@ def units(conn: Connection, plan: plans.Plan) -> dict[str, Any]:
         "proposal": proposal,
         "units": {"type": "FeatureCollection", "features": features},
     }
+
+
+def export_gpkg(conn: Connection, plan: plans.Plan) -> bytes:
+    """A GeoPackage for QGIS: ``plan_units`` (the proposed shapes), ``today_units`` (the
+    same units in force now), ``gained`` and ``lost`` (the pieces that change hands)."""
+    body = units(conn, plan)
+    proposed: list[dict[str, Any]] = []
+    today: list[dict[str, Any]] = []
+    gained: list[dict[str, Any]] = []
+    lost: list[dict[str, Any]] = []
+    for feature in body["units"]["features"]:
+        props = feature["properties"]
+        after = shape(feature["geometry"])
+        row = {"code": props["code"], "layer": props["layer"], "stale": props["stale"]}
+        proposed.append({**row, "change": "proposed", "geometry": after})
+        if props["today"] is not None:
+            before = shape(props["today"])
+            today.append({**row, "change": "today", "geometry": before})
+            for rows, piece in (
+                (gained, shapely.difference(after, before)),
+                (lost, shapely.difference(before, after)),
+            ):
+                parts = [p for p in polygon_parts(piece) if area_m2(p) >= CHANGE_M2]
+                if parts:
+                    merged = shapely.MultiPolygon(parts)
+                    rows.append({**row, "area_m2": round(area_m2(merged), 1), "geometry": merged})
+    return plans.geopackage(
+        f"plan-{plan.id}",
+        {
+            "plan_units": (proposed, "MultiPolygon"),
+            "today_units": (today, "MultiPolygon"),
+            "gained": (gained, "MultiPolygon"),
+            "lost": (lost, "MultiPolygon"),
+        },
+    )
 
 
 @dataclass

@@ -8,8 +8,10 @@ grid …002 (the east half) half in each; so JWQ-S made of whole grids changes s
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pyogrio
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import box, mapping, shape
@@ -51,7 +53,7 @@ def make_plan(client: TestClient, name: str = "警务区按网格对接") -> dic
 
 
 def test_unit_plan_matches_the_proposal_and_publishes(
-    city: Connection, client_as: ClientAs, client: TestClient
+    city: Connection, client_as: ClientAs, client: TestClient, tmp_path: Path
 ) -> None:
     police = client_as("police", ["320213"])
     proposal = police.get(PROPOSAL).json()
@@ -68,6 +70,19 @@ def test_unit_plan_matches_the_proposal_and_publishes(
     assert units["proposal"]["lost"]["incidents"] == proposal["lost"]["incidents"] == 1
     assert shape(by_code["JWQ-S"]["properties"]["today"]).equals(box(W, S, EAST, 31.57))
     assert not by_code["JWQ-S"]["properties"]["stale"]
+    # For review in QGIS: proposed and today's units, and the pieces that change hands.
+    exported = police.get(f"/plans/{plan['id']}/export.gpkg")
+    assert exported.status_code == 200, exported.text
+    path = tmp_path / "unit-plan.gpkg"
+    path.write_bytes(exported.content)
+    layers = {name for name, _ in pyogrio.list_layers(path)}
+    assert layers == {"plan_units", "today_units", "gained", "lost"}
+    planned = pyogrio.read_dataframe(path, layer="plan_units")
+    assert sorted(planned["code"]) == ["JWQ-N", "JWQ-S"]
+    south = planned.set_index("code").geometry["JWQ-S"]
+    assert south.symmetric_difference(shape(proposal["geometry"])).area < 1e-12
+    lost = pyogrio.read_dataframe(path, layer="lost").set_index("code")
+    assert lost.loc["JWQ-S", "area_m2"] == pytest.approx(proposal["lost"]["area_m2"], abs=0.2)
     # Live units do not change before publishing.
     live = client.get("/units/police_unit/JWQ-S").json()
     assert shape(live["geometry"]).equals(box(W, S, EAST, 31.57))

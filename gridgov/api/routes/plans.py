@@ -356,7 +356,7 @@ def plan_diff(
 
 @router.get(
     "/{plan_id}/export.gpkg",
-    summary="导出方案为 GeoPackage (plan grids, today's grids, moves; for QGIS)",
+    summary="导出方案为 GeoPackage (plan grids or units, today's, what moves; for QGIS)",
     response_class=Response,
     responses={200: {"content": {GPKG: {"schema": {"type": "string", "format": "binary"}}}}},
 )
@@ -368,7 +368,11 @@ def export_plan(
     end: ToQ = None,
 ) -> Response:
     plan = _visible(conn, principal, plan_id)
-    content = plans.export_gpkg(conn, plan, period(start, end))
+    if plan.unit_layer is not None:
+        principal.require_read(plan.unit_layer)
+        content = unit_plans.export_gpkg(conn, plan)
+    else:
+        content = plans.export_gpkg(conn, plan, period(start, end))
     _audit(conn, principal, "export", plan, format="gpkg", bytes=len(content))
     return Response(
         content,
