@@ -559,13 +559,18 @@ def _insert(
     """One statement: every staged row with its assignment (the creation is implied by
     the row itself: ``history`` shows it without a stored transition).
 
+    The layer's statement triggers are skipped for the insert and their work done once
+    from the staged rows (:func:`gridgov.layers.map_support.bulk_insert`): no transition
+    table of every inserted row, and each point reprojected once for its cluster cells.
+
     When the import is larger than the table (a first load), the table's secondary
-    indexes and its foreign keys are dropped and created again afterwards, in this
-    transaction, as PostgreSQL's "Populating a Database" advises: building an index from
-    sorted rows is several times cheaper than inserting into it row by row, and adding a
-    foreign key checks every row in one join where the constraint's trigger would run one
-    query per row and key (8 of them: three quarters of the insert's time). Integrity is
-    the same: re-adding a key validates every row, and one bad row fails the import. It
+    indexes, its unique constraint (external id) and its foreign keys are dropped and
+    created again afterwards, in this transaction, as PostgreSQL's "Populating a
+    Database" advises: building an index from sorted rows is several times cheaper than
+    inserting into it row by row, and adding a foreign key checks every row in one join
+    where the constraint's trigger would run one query per row and key (8 of them: three
+    quarters of the insert's time). Integrity is the same: re-adding the unique
+    constraint and each key validates every row, and one bad row fails the import. It
     takes ACCESS EXCLUSIVE locks on ``incident`` and the tables its keys refer to (grids,
     admin areas, units) until commit, so readers of those wait too: that is why it is
     kept to loads that at least double the table.
@@ -579,6 +584,7 @@ def _insert(
     first_load = big and count > stored
     rebuild = _secondary_indexes(conn) if first_load else []
     keys = _foreign_keys(conn) if first_load else []
+    uniques = _unique_constraints(conn) if first_load else []
     if keys:
         # Parents first, then incidents: the order every writer of both takes.
         parents = sorted({parent for _name, _definition, parent in keys})
@@ -590,10 +596,21 @@ def _insert(
                 + ", ".join(f"DROP CONSTRAINT {name}" for name, _d, _p in keys)
             )
         )
+    if uniques:
+        conn.execute(
+            text(
+                "ALTER TABLE incident "
+                + ", ".join(f"DROP CONSTRAINT {name}" for name, _d in uniques)
+            )
+        )
     for name, _definition in rebuild:
         conn.execute(text(f"DROP INDEX {name}"))
     new_rows = f"SELECT at AS reported_at FROM {stage}"
-    with assignment.parallel_plan(conn, enabled=big), bulk_insert(conn, "incident", new_rows):
+    points = f"SELECT geom FROM {stage}"
+    with (
+        assignment.parallel_plan(conn, enabled=big),
+        bulk_insert(conn, "incident", new_rows, points),
+    ):
         written = conn.execute(
             text(
                 f"""
@@ -608,13 +625,17 @@ def _insert(
             )
         ).rowcount
     lap("insert")
-    if rebuild:
+    if rebuild or uniques:
+        # Index builds sort in memory, and btree builds may use a parallel worker.
         conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
-        for _name, definition in rebuild:
-            conn.execute(text(definition))
+        conn.execute(text("SET LOCAL max_parallel_maintenance_workers = 2"))
+    for name, definition in uniques:
+        conn.execute(text(f"ALTER TABLE incident ADD CONSTRAINT {name} {definition}"))
+    for _name, definition in rebuild:
+        conn.execute(text(definition))
     for name, definition, _parent in keys:
         conn.execute(text(f"ALTER TABLE incident ADD CONSTRAINT {name} {definition}"))
-    if rebuild or keys:
+    if rebuild or keys or uniques:
         lap("rebuild indexes and keys")
     return int(written)
 
@@ -631,6 +652,20 @@ def _foreign_keys(conn: Connection) -> list[tuple[str, str, str]]:
         )
     ).all()
     return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def _unique_constraints(conn: Connection) -> list[tuple[str, str]]:
+    """Name and definition of each unique constraint of ``incident`` (external id)."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT conname, pg_get_constraintdef(oid)
+            FROM pg_constraint WHERE conrelid = 'incident'::regclass AND contype = 'u'
+            ORDER BY conname
+            """
+        )
+    ).all()
+    return [(str(r[0]), str(r[1])) for r in rows]
 
 
 def _secondary_indexes(conn: Connection) -> list[tuple[str, str]]:

@@ -260,3 +260,38 @@ def test_a_first_load_rebuilds_indexes_and_keys_exactly(
         == generation + 1
     )
     assert city.execute(text("SELECT count(*) FROM incident_agg_dirty_day")).scalar_one() >= 1
+
+
+@pytest.mark.parametrize("first_load", [True, False])
+def test_import_keeps_the_point_clusters_exact(
+    city: Connection,
+    registry: Registry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    first_load: bool,
+) -> None:
+    """The import skips the cluster trigger and adds the cells itself, from the staged
+    rows: afterwards ``tile_cluster`` still equals a GROUP BY over every incident, and
+    the trigger is back on for the next write."""
+    from gridgov.layers import assignment
+    from tests.api.ogc.test_clusters import assert_same, cluster_zooms, expected_cells, stored_cells
+
+    zooms = cluster_zooms(registry)
+    # Rows already there (an incremental import adds to their cells).
+    run(city, registry, write_csv(tmp_path / "old.csv", good_rows(40, seed=3)[0]))
+    monkeypatch.setattr(assignment, "PARALLEL_MIN_ROWS", 10 if first_load else 10**9)
+    rows, _lon, _lat = good_rows(300, seed=4)
+    rows = [[f"NEW-{i}", *row[1:]] for i, row in enumerate(rows)]
+    report = run(city, registry, write_csv(tmp_path / "new.csv", rows))
+    assert report.rows_written == 300
+    assert count(city) == 340
+    assert_same(stored_cells(city), expected_cells(city, zooms))
+    enabled = city.execute(
+        text(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'incident'::regclass "
+            "AND tgname LIKE 'gridgov_incident_%' AND tgenabled = 'D'"
+        )
+    ).all()
+    assert enabled == []
+    city.execute(text("DELETE FROM incident WHERE external_id LIKE 'NEW-1%'"))
+    assert_same(stored_cells(city), expected_cells(city, zooms))
