@@ -295,3 +295,19 @@ def test_import_keeps_the_point_clusters_exact(
     assert enabled == []
     city.execute(text("DELETE FROM incident WHERE external_id LIKE 'NEW-1%'"))
     assert_same(stored_cells(city), expected_cells(city, zooms))
+
+
+def test_text_with_tabs_newlines_and_backslashes_is_stored_as_written(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    """The stage is fed COPY text built by hand: every escape must round-trip."""
+    rows, _lon, _lat = good_rows(3, seed=5)
+    texts = ["tab\there, back\\slash \\N", "line\nbreak\r\nand \\t", '逗号,引号"，空格  ']
+    for row, description in zip(rows, texts, strict=True):
+        row[0] = f"{row[0]}\\x\t"  # the external id too (stripped: trailing tab)
+        row[6] = description
+    run(city, registry, write_csv(tmp_path / "escapes.csv", rows))
+    stored = {
+        r[0]: r[1] for r in city.execute(text("SELECT external_id, description FROM incident"))
+    }
+    assert stored == {f"GCJ-{i}\\x": description.strip() for i, description in enumerate(texts)}
