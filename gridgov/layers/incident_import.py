@@ -16,7 +16,9 @@ nothing.
 from __future__ import annotations
 
 import csv
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -216,11 +218,12 @@ def import_incidents(
         clock = now
 
     try:
+        writer = _StageWriter(conn, stage)
         try:
             for chunk in chunks:
                 if columns is None:
                     columns = _plan(list(chunk.columns), pairs)
-                problems = _stage_chunk(conn, stage, chunk, columns, crs, field_targets, offset)
+                problems = _stage_chunk(writer, chunk, columns, crs, field_targets, offset)
                 for problem in problems:
                     assert problem.row is not None
                     raw = dict(chunk.iloc[problem.row - offset - 1])
@@ -230,10 +233,15 @@ def import_incidents(
                 offset += len(chunk)
                 progress(len(chunk))
         except UnicodeDecodeError as exc:
+            writer.close(raise_error=False)
             raise UnreadableFileError(
                 f"第 {offset + 1} 行之后的文字不是 {codec} 编码，请用 --encoding 指定",
                 f"text after row {offset + 1} is not {codec}: give --encoding",
             ) from exc
+        except BaseException:
+            writer.close(raise_error=False)
+            raise
+        writer.close()
         lap("read, check and stage")
         for problem, raw in _repeats_across_chunks(conn, stage):
             report.problems.append(problem)
@@ -384,15 +392,15 @@ def _by_unique(
 
 
 def _stage_chunk(
-    conn: Connection,
-    stage: str,
+    writer: _StageWriter,
     chunk: pd.DataFrame,
     columns: Columns,
     crs: str,
     field_targets: dict[str, Target],
     offset: int,
 ) -> list[Problem]:
-    """Check one chunk's rows; copy the good ones into the stage. Returns the problems."""
+    """Check one chunk's rows; hand the good ones to the stage's COPY. Returns the
+    problems."""
     n = len(chunk)
     problems: list[Problem] = []
     bad = np.zeros(n, dtype=bool)
@@ -485,17 +493,57 @@ def _stage_chunk(
             list(map(repr, lat[good].tolist())),
         ]
     )
-    raw_conn = conn.connection.driver_connection
-    if not isinstance(raw_conn, psycopg.Connection):
-        raise TypeError("the incident import needs the psycopg 3 driver")
-    statement = sql.SQL(
-        "COPY {} (id, category, source, at, external_id, description, lon, lat) "
-        "FROM STDIN (FORMAT text)"
-    ).format(sql.Identifier(stage))
-    with raw_conn.cursor() as cursor, cursor.copy(statement) as copy:
-        if lines:
-            copy.write(lines)
+    writer.write(lines)
     return problems
+
+
+class _StageWriter:
+    """One ``COPY`` into the stage for the whole file, fed from a background thread.
+
+    While PostgreSQL parses and stores one chunk, the next chunk is read and checked
+    (the thread spends its time waiting on the socket, outside the GIL): on two cores
+    the two halves of "read, check and stage" overlap. :meth:`close` ends the COPY and
+    raises whatever it failed with; nothing else uses the connection meanwhile.
+    """
+
+    def __init__(self, conn: Connection, stage: str) -> None:
+        raw_conn = conn.connection.driver_connection
+        if not isinstance(raw_conn, psycopg.Connection):
+            raise TypeError("the incident import needs the psycopg 3 driver")
+        self._raw = raw_conn
+        self._statement = sql.SQL(
+            "COPY {} (id, category, source, at, external_id, description, lon, lat) "
+            "FROM STDIN (FORMAT text)"
+        ).format(sql.Identifier(stage))
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="incident-stage-copy")
+        self._thread.start()
+
+    def _run(self) -> None:
+        ended = False  # close() has sent its end mark
+        try:
+            with self._raw.cursor() as cursor, cursor.copy(self._statement) as copy:
+                while (lines := self._queue.get()) is not None:
+                    copy.write(lines)
+                ended = True
+        except BaseException as exc:  # re-raised by close() in the importing thread
+            self._error = exc
+            while not ended:  # let write() and close() go on
+                ended = self._queue.get() is None
+
+    def write(self, lines: str) -> None:
+        if self._error is None and lines:
+            self._queue.put(lines)
+
+    def close(self, raise_error: bool = True) -> None:
+        """End the COPY (after what was written so far) and wait for it; ``raise_error``
+        False when the import is failing anyway (its own error is the one to report)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None and raise_error:
+            raise self._error
 
 
 # COPY's text format: these characters are written as escapes, None as \\N.

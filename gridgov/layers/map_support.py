@@ -141,26 +141,30 @@ def build_map_support_tables(metadata: MetaData) -> None:
 # Web Mercator cells of the point clusters: as migration 0006 / 0012 and tiles.py bin them.
 _ORIGIN = 20037508.3427892  # half the equator in EPSG:3857 metres
 _CELL_BITS = 6  # 64 × 64 cells per tile
-_SIZE = f"({2 * _ORIGIN} / (1::bigint << (z + {_CELL_BITS})))"
 
 
 def _cluster_sql(points: str) -> str:
     """What the cluster trigger does for an insert (migration 0012), on ``points`` (SQL
     yielding a ``geom`` column) for zooms :lo to :hi of layer :layer: each point is
-    reprojected once, binned per zoom, and the cells are added in key order (sorted
-    inserts into the cell table's indexes)."""
+    reprojected once, each zoom's cell size computed once (the same double the trigger
+    divides by), and the cells are added in key order (sorted inserts into the cell
+    table's indexes)."""
     return f"""
         WITH pts AS MATERIALIZED (
             SELECT ST_X(p) AS x, ST_Y(p) AS y FROM (
                 SELECT ST_Transform(geom, 3857) AS p FROM ({points}) n
             ) s
+        ),
+        zooms AS (
+            SELECT z, ({2 * _ORIGIN} / (1::bigint << (z + {_CELL_BITS})))::float8 AS size
+            FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) AS z
         )
         INSERT INTO tile_cluster AS c (layer, z, cx, cy, n, sx, sy)
         SELECT :layer, z, cx, cy, count(*), sum(x), sum(y)
         FROM (SELECT z, x, y,
-                     floor((x + {_ORIGIN}) / {_SIZE})::int AS cx,
-                     floor(({_ORIGIN} - y) / {_SIZE})::int AS cy
-              FROM pts CROSS JOIN generate_series(CAST(:lo AS int), CAST(:hi AS int)) AS z
+                     floor((x + {_ORIGIN}) / size)::int AS cx,
+                     floor(({_ORIGIN} - y) / size)::int AS cy
+              FROM pts CROSS JOIN zooms
         ) cells
         GROUP BY z, cx, cy
         ORDER BY z, cx, cy

@@ -311,3 +311,17 @@ def test_text_with_tabs_newlines_and_backslashes_is_stored_as_written(
         r[0]: r[1] for r in city.execute(text("SELECT external_id, description FROM incident"))
     }
     assert stored == {f"GCJ-{i}\\x": description.strip() for i, description in enumerate(texts)}
+
+
+def test_a_copy_the_database_refuses_fails_the_import_without_hanging(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    """The stage is fed by a background COPY: when PostgreSQL refuses it (a NUL byte,
+    which text columns cannot hold), the error reaches the caller and nothing is
+    written."""
+    import psycopg
+
+    rows, _lon, _lat = good_rows(5, seed=6)
+    rows[3][6] = "nul\x00byte"
+    with pytest.raises(psycopg.Error):
+        run(city, registry, write_csv(tmp_path / "nul.csv", rows))
