@@ -220,14 +220,18 @@ def latency(env: dict[str, str], requests: int, token: str) -> tuple[list[float]
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(300):
+        for _ in range(1200):  # a loaded machine may take a minute to start it
             try:
                 probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 probe.request("GET", "/health")
                 if probe.getresponse().status == 200:
                     break
             except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError(f"the server exited with {server.returncode}") from None
                 time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the server on port {port} did not start")
         client = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
         def call(method: str, path: str, body: dict[str, object] | None = None) -> float:
