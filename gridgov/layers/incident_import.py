@@ -315,6 +315,7 @@ _ISO_TIME = (
     r"^(?P<time>\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?)"
     r"(?P<zone>Z|[+-]\d{2}:\d{2})?$"
 )
+_ISO_TIME_MAX_CHARS = len("2025-01-01T00:00:00.000000+08:00")  # the longest match
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 _NOT_YET = np.iinfo(np.int64).min
 
@@ -352,20 +353,26 @@ def _iso_shapes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     array work (no Python loop over the rows).
     """
     n = len(values)
-    if n == 0:
-        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
-    text_values = np.asarray(values.to_numpy(dtype=object), dtype=str)
+    iso = np.zeros(n, dtype=bool)
+    zone = np.zeros(n, dtype=bool)
+    # Longer values cannot match (and would make the character matrix below huge).
+    short = (values.str.len() <= _ISO_TIME_MAX_CHARS).to_numpy(dtype=bool)
+    if not short.any():
+        return iso, zone
+    text_values = np.asarray(values.to_numpy(dtype=object)[short], dtype=str)
     width = text_values.dtype.itemsize // 4
     if width == 0:  # every value empty
-        return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    codes = text_values.view(np.uint32).reshape(n, width).copy()
+        return iso, zone
+    codes = text_values.view(np.uint32).reshape(len(text_values), width).copy()
     codes[(codes >= 0x30) & (codes <= 0x39)] = 0x30
-    shapes, which = np.unique(codes.view(f"<U{width}").ravel(), return_inverse=True)
+    shapes, which = np.unique(codes.view(text_values.dtype).ravel(), return_inverse=True)
     pattern = re.compile(_ISO_TIME)
     matches = [pattern.match(str(shape)) for shape in shapes]
-    iso = np.array([m is not None for m in matches], dtype=bool)
-    zone = np.array([m is not None and m.group("zone") is not None for m in matches], dtype=bool)
-    return iso[which.ravel()], zone[which.ravel()]
+    shape_iso = np.array([m is not None for m in matches], dtype=bool)
+    shape_zone = np.array([m is not None and m["zone"] is not None for m in matches], dtype=bool)
+    iso[short] = shape_iso[which.ravel()]
+    zone[short] = shape_zone[which.ravel()]
+    return iso, zone
 
 
 def _micros(values: pd.Series) -> np.ndarray:

@@ -325,3 +325,31 @@ def test_a_copy_the_database_refuses_fails_the_import_without_hanging(
     rows[3][6] = "nul\x00byte"
     with pytest.raises(psycopg.Error):
         run(city, registry, write_csv(tmp_path / "nul.csv", rows))
+
+
+def test_times_are_read_by_their_shape_as_the_pattern_says() -> None:
+    """The ISO check runs once per shape of the text (digits masked): every form the
+    pattern accepts, with and without a zone, and near misses and long junk refused."""
+    import pandas as pd
+
+    from gridgov.layers.incident_import import _iso_shapes
+
+    values = pd.Series(
+        [
+            "2025-05-01",
+            "2025-05-01 08:30",
+            "2025-05-01T08:30:00",
+            "2025-05-01T08:30:00.123456",
+            "2025-05-01T08:30:00Z",
+            "2025-05-01T08:30:00.123456+08:00",
+            "2025-5-01",
+            "2025-05-01T08:30:00+0800",
+            "２０２５-05-01",  # full-width digits: the regex's \d accepts them too
+            "",
+            "x" * 5000,
+            "2025-05-01T08:30:00.1234567",
+        ]
+    )
+    iso, zone = _iso_shapes(values)
+    assert iso.tolist() == [True] * 6 + [False, False, True, False, False, False]
+    assert zone.tolist() == [False] * 4 + [True, True] + [False] * 6
