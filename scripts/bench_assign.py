@@ -31,7 +31,7 @@ from sqlalchemy import Engine, text
 
 from gridgov.gis import wuxi
 from gridgov.gis.demo.city import DemoInputs, DemoOptions, build_city
-from gridgov.layers import assignment
+from gridgov.layers import accounts, assignment
 from gridgov.layers.db import make_engine
 from gridgov.layers.demo import is_empty, load_city
 from gridgov.layers.registry import default_registry
@@ -126,7 +126,9 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MiB) of that child alone, and its last output line (the
     import's time per phase)."""
     started = time.perf_counter()
-    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    # Wide enough that rich prints the import's line of phase timings unwrapped.
+    wide = {**env, "COLUMNS": "1000"}
+    child = subprocess.Popen(command, env=wide, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     output = child.stdout.read()
     _pid, status, usage = os.wait4(child.pid, 0)  # this child's own rusage
@@ -207,8 +209,9 @@ def compare(engine: Engine) -> tuple[int, dict[str, dict[str, int]]]:
     return total, differences
 
 
-def latency(env: dict[str, str], requests: int) -> tuple[list[float], list[float]]:
-    """Sequential calls on one kept-alive connection to a real server process."""
+def latency(env: dict[str, str], requests: int, token: str) -> tuple[list[float], list[float]]:
+    """Sequential calls on one kept-alive connection to a real server process (writes
+    need a signed-in user: the benchmark's own account, as ``bench_load.py`` does)."""
     port = 8799
     server = subprocess.Popen(
         [str(GRIDGOV), "serve", "--port", str(port)],
@@ -217,19 +220,24 @@ def latency(env: dict[str, str], requests: int) -> tuple[list[float], list[float
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(300):
+        for _ in range(1200):  # a loaded machine may take a minute to start it
             try:
                 probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 probe.request("GET", "/health")
                 if probe.getresponse().status == 200:
                     break
             except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError(f"the server exited with {server.returncode}") from None
                 time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the server on port {port} did not start")
         client = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
         def call(method: str, path: str, body: dict[str, object] | None = None) -> float:
             payload = json.dumps(body).encode() if body is not None else None
             headers = {"content-type": "application/json"} if body is not None else {}
+            headers["Authorization"] = f"Bearer {token}"
             started = time.perf_counter()
             client.request(method, path, body=payload, headers=headers)
             response = client.getresponse()
@@ -260,8 +268,12 @@ def latency(env: dict[str, str], requests: int) -> tuple[list[float], list[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--requests", type=int, default=2_000)
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="incidents in the CSV (fewer: a quick run)"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=2_000, help="POST /incidents calls (0: skip latency)"
+    )
     parser.add_argument("--baseline", nargs=2, metavar=("URL", "CSV"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline:
@@ -292,7 +304,10 @@ def main() -> None:
     console.print("assignment step alone …")
     points, index_seconds, assign_seconds = assignment_rate(engine, settings)
     total, differences = compare(engine)
-    posts, healths = latency(env, args.requests)
+    token = ""
+    if args.requests:
+        with engine.begin() as conn:
+            token = accounts.service_token(conn, settings.require_secret_key())
     engine.dispose()
 
     table = Table(title=f"事件分派基准 (assignment benchmark), {args.rows:,} incidents")
@@ -317,6 +332,9 @@ def main() -> None:
             console.print(f"  {column}: identical for every row")
         for reason, n in reasons.items():
             console.print(f"  {column}: {n:,} differ — {reason}")
+    if not args.requests:
+        return
+    posts, healths = latency(env, args.requests, token)
     p50, p99 = statistics.median(posts), float(np.percentile(posts, 99))
     h50 = statistics.median(healths)
     console.print(

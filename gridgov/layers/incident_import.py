@@ -16,7 +16,9 @@ nothing.
 from __future__ import annotations
 
 import csv
-import io
+import queue
+import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -216,11 +218,12 @@ def import_incidents(
         clock = now
 
     try:
+        writer = _StageWriter(conn, stage)
         try:
             for chunk in chunks:
                 if columns is None:
                     columns = _plan(list(chunk.columns), pairs)
-                problems = _stage_chunk(conn, stage, chunk, columns, crs, field_targets, offset)
+                problems = _stage_chunk(writer, chunk, columns, crs, field_targets, offset)
                 for problem in problems:
                     assert problem.row is not None
                     raw = dict(chunk.iloc[problem.row - offset - 1])
@@ -230,10 +233,15 @@ def import_incidents(
                 offset += len(chunk)
                 progress(len(chunk))
         except UnicodeDecodeError as exc:
+            writer.close(raise_error=False)
             raise UnreadableFileError(
                 f"第 {offset + 1} 行之后的文字不是 {codec} 编码，请用 --encoding 指定",
                 f"text after row {offset + 1} is not {codec}: give --encoding",
             ) from exc
+        except BaseException:
+            writer.close(raise_error=False)
+            raise
+        writer.close()
         lap("read, check and stage")
         for problem, raw in _repeats_across_chunks(conn, stage):
             report.problems.append(problem)
@@ -307,6 +315,7 @@ _ISO_TIME = (
     r"^(?P<time>\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?)"
     r"(?P<zone>Z|[+-]\d{2}:\d{2})?$"
 )
+_ISO_TIME_MAX_CHARS = len("2025-01-01T00:00:00.000000+08:00")  # the longest match
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 _NOT_YET = np.iinfo(np.int64).min
 
@@ -315,9 +324,7 @@ def _times(raw: pd.Series) -> tuple[np.ndarray, list[tuple[int, object]]]:
     """Epoch microseconds (``_NOT_YET`` where blank or left to the converter), and the
     rows (index, value) that the row-by-row converter must see."""
     values = raw.astype(str).str.strip().str.replace("/", "-", regex=False)
-    parts = values.str.extract(_ISO_TIME)  # one regex pass: which rows, with a zone?
-    iso = parts["time"].notna().to_numpy(dtype=bool)
-    zone = parts["zone"].notna().to_numpy(dtype=bool)
+    iso, zone = _iso_shapes(values)
     out = np.full(len(raw), _NOT_YET, dtype=np.int64)
     naive = iso & ~zone
     if naive.any():
@@ -335,6 +342,37 @@ def _times(raw: pd.Series) -> tuple[np.ndarray, list[tuple[int, object]]]:
         if not is_blank(raw.iloc[int(i)])
     ]
     return out, slow
+
+
+def _iso_shapes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Which values match :data:`_ISO_TIME`, and which of those carry a zone.
+
+    The pattern has no literal digit, so whether a value matches (and with a zone)
+    depends only on its shape: the value with every ASCII digit written as ``0``. A
+    million times have a handful of shapes; the regex runs once per shape, the rest is
+    array work (no Python loop over the rows).
+    """
+    n = len(values)
+    iso = np.zeros(n, dtype=bool)
+    zone = np.zeros(n, dtype=bool)
+    # Longer values cannot match (and would make the character matrix below huge).
+    short = (values.str.len() <= _ISO_TIME_MAX_CHARS).to_numpy(dtype=bool)
+    if not short.any():
+        return iso, zone
+    text_values = np.asarray(values.to_numpy(dtype=object)[short], dtype=str)
+    width = text_values.dtype.itemsize // 4
+    if width == 0:  # every value empty
+        return iso, zone
+    codes = text_values.view(np.uint32).reshape(len(text_values), width).copy()
+    codes[(codes >= 0x30) & (codes <= 0x39)] = 0x30
+    shapes, which = np.unique(codes.view(text_values.dtype).ravel(), return_inverse=True)
+    pattern = re.compile(_ISO_TIME)
+    matches = [pattern.match(str(shape)) for shape in shapes]
+    shape_iso = np.array([m is not None for m in matches], dtype=bool)
+    shape_zone = np.array([m is not None and m["zone"] is not None for m in matches], dtype=bool)
+    iso[short] = shape_iso[which.ravel()]
+    zone[short] = shape_zone[which.ravel()]
+    return iso, zone
 
 
 def _micros(values: pd.Series) -> np.ndarray:
@@ -361,15 +399,15 @@ def _by_unique(
 
 
 def _stage_chunk(
-    conn: Connection,
-    stage: str,
+    writer: _StageWriter,
     chunk: pd.DataFrame,
     columns: Columns,
     crs: str,
     field_targets: dict[str, Target],
     offset: int,
 ) -> list[Problem]:
-    """Check one chunk's rows; copy the good ones into the stage. Returns the problems."""
+    """Check one chunk's rows; hand the good ones to the stage's COPY. Returns the
+    problems."""
     n = len(chunk)
     problems: list[Problem] = []
     bad = np.zeros(n, dtype=bool)
@@ -450,30 +488,97 @@ def _stage_chunk(
     good = np.flatnonzero(~bad)
     # Z-order (Morton) along lon/lat, so that each grid piece's points sit on few pages.
     good = good[np.argsort(_morton(lon[good], lat[good]), kind="stable")]
-    frame = pd.DataFrame(
-        {
-            "id": good + offset + 1,
-            "category": values["category"][good],
-            "source": values["source"][good],
-            "at": values["reported_at"][good],
-            "external_id": values["external_id"][good],
-            "description": values["description"][good],
-            "lon": lon[good],
-            "lat": lat[good],
-        }
+    lines = _copy_lines(
+        [
+            list(map(str, (good + offset + 1).tolist())),
+            _copy_text(values["category"][good]),
+            _copy_text(values["source"][good]),
+            _copy_text(values["reported_at"][good]),
+            _copy_text(values["external_id"][good]),
+            _copy_text(values["description"][good]),
+            list(map(repr, lon[good].tolist())),
+            list(map(repr, lat[good].tolist())),
+        ]
     )
-    buffer = io.StringIO()
-    frame.to_csv(buffer, header=False, index=False)
-    raw_conn = conn.connection.driver_connection
-    if not isinstance(raw_conn, psycopg.Connection):
-        raise TypeError("the incident import needs the psycopg 3 driver")
-    statement = sql.SQL(
-        "COPY {} (id, category, source, at, external_id, description, lon, lat) "
-        "FROM STDIN (FORMAT csv)"
-    ).format(sql.Identifier(stage))
-    with raw_conn.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(buffer.getvalue())
+    writer.write(lines)
     return problems
+
+
+class _StageWriter:
+    """One ``COPY`` into the stage for the whole file, fed from a background thread.
+
+    While PostgreSQL parses and stores one chunk, the next chunk is read and checked
+    (the thread spends its time waiting on the socket, outside the GIL): on two cores
+    the two halves of "read, check and stage" overlap. :meth:`close` ends the COPY and
+    raises whatever it failed with; nothing else uses the connection meanwhile.
+    """
+
+    def __init__(self, conn: Connection, stage: str) -> None:
+        raw_conn = conn.connection.driver_connection
+        if not isinstance(raw_conn, psycopg.Connection):
+            raise TypeError("the incident import needs the psycopg 3 driver")
+        self._raw = raw_conn
+        self._statement = sql.SQL(
+            "COPY {} (id, category, source, at, external_id, description, lon, lat) "
+            "FROM STDIN (FORMAT text)"
+        ).format(sql.Identifier(stage))
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="incident-stage-copy")
+        self._thread.start()
+
+    def _run(self) -> None:
+        ended = False  # close() has sent its end mark
+        try:
+            with self._raw.cursor() as cursor, cursor.copy(self._statement) as copy:
+                while (lines := self._queue.get()) is not None:
+                    copy.write(lines)
+                ended = True
+        except BaseException as exc:  # re-raised by close() in the importing thread
+            self._error = exc
+            while not ended:  # let write() and close() go on
+                ended = self._queue.get() is None
+
+    def write(self, lines: str) -> None:
+        if self._error is None and lines:
+            self._queue.put(lines)
+
+    def close(self, raise_error: bool = True) -> None:
+        """End the COPY (after what was written so far) and wait for it; ``raise_error``
+        False when the import is failing anyway (its own error is the one to report)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None and raise_error:
+            raise self._error
+
+
+# COPY's text format: these characters are written as escapes, None as \\N.
+_COPY_ESCAPES = (("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+
+
+def _copy_text(values: np.ndarray) -> list[str]:
+    """Text values (str or None) as COPY text-format fields."""
+    series = pd.Series(values, dtype=object)
+    missing = series.isna().to_numpy(dtype=bool)
+    text_values = series.where(~missing, "").astype(str)
+    if text_values.str.contains(r"[\\\n\r\t]", regex=True).any():
+        for char, escaped in _COPY_ESCAPES:
+            text_values = text_values.str.replace(char, escaped, regex=False)
+    cells = text_values.to_numpy(dtype=object)
+    cells[missing] = "\\N"
+    return list(cells)
+
+
+def _copy_lines(columns: list[list[str]]) -> str:
+    """The rows of ``columns`` (fields already in COPY text format) as one COPY text.
+
+    Built with C-level joins rather than a CSV writer: numbers arrive as Python's
+    ``repr`` (the shortest text that reads back as the same double).
+    """
+    if not columns[0]:
+        return ""
+    return "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
 
 
 def _morton(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -559,13 +664,18 @@ def _insert(
     """One statement: every staged row with its assignment (the creation is implied by
     the row itself: ``history`` shows it without a stored transition).
 
+    The layer's statement triggers are skipped for the insert and their work done once
+    from the staged rows (:func:`gridgov.layers.map_support.bulk_insert`): no transition
+    table of every inserted row, and each point reprojected once for its cluster cells.
+
     When the import is larger than the table (a first load), the table's secondary
-    indexes and its foreign keys are dropped and created again afterwards, in this
-    transaction, as PostgreSQL's "Populating a Database" advises: building an index from
-    sorted rows is several times cheaper than inserting into it row by row, and adding a
-    foreign key checks every row in one join where the constraint's trigger would run one
-    query per row and key (8 of them: three quarters of the insert's time). Integrity is
-    the same: re-adding a key validates every row, and one bad row fails the import. It
+    indexes, its unique constraint (external id) and its foreign keys are dropped and
+    created again afterwards, in this transaction, as PostgreSQL's "Populating a
+    Database" advises: building an index from sorted rows is several times cheaper than
+    inserting into it row by row, and adding a foreign key checks every row in one join
+    where the constraint's trigger would run one query per row and key (8 of them: three
+    quarters of the insert's time). Integrity is the same: re-adding the unique
+    constraint and each key validates every row, and one bad row fails the import. It
     takes ACCESS EXCLUSIVE locks on ``incident`` and the tables its keys refer to (grids,
     admin areas, units) until commit, so readers of those wait too: that is why it is
     kept to loads that at least double the table.
@@ -579,6 +689,7 @@ def _insert(
     first_load = big and count > stored
     rebuild = _secondary_indexes(conn) if first_load else []
     keys = _foreign_keys(conn) if first_load else []
+    uniques = _unique_constraints(conn) if first_load else []
     if keys:
         # Parents first, then incidents: the order every writer of both takes.
         parents = sorted({parent for _name, _definition, parent in keys})
@@ -590,10 +701,21 @@ def _insert(
                 + ", ".join(f"DROP CONSTRAINT {name}" for name, _d, _p in keys)
             )
         )
+    if uniques:
+        conn.execute(
+            text(
+                "ALTER TABLE incident "
+                + ", ".join(f"DROP CONSTRAINT {name}" for name, _d in uniques)
+            )
+        )
     for name, _definition in rebuild:
         conn.execute(text(f"DROP INDEX {name}"))
     new_rows = f"SELECT at AS reported_at FROM {stage}"
-    with assignment.parallel_plan(conn, enabled=big), bulk_insert(conn, "incident", new_rows):
+    points = f"SELECT geom FROM {stage}"
+    with (
+        assignment.parallel_plan(conn, enabled=big),
+        bulk_insert(conn, "incident", new_rows, points),
+    ):
         written = conn.execute(
             text(
                 f"""
@@ -608,13 +730,17 @@ def _insert(
             )
         ).rowcount
     lap("insert")
-    if rebuild:
+    if rebuild or uniques:
+        # Index builds sort in memory, and btree builds may use a parallel worker.
         conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
-        for _name, definition in rebuild:
-            conn.execute(text(definition))
+        conn.execute(text("SET LOCAL max_parallel_maintenance_workers = 2"))
+    for name, definition in uniques:
+        conn.execute(text(f"ALTER TABLE incident ADD CONSTRAINT {name} {definition}"))
+    for _name, definition in rebuild:
+        conn.execute(text(definition))
     for name, definition, _parent in keys:
         conn.execute(text(f"ALTER TABLE incident ADD CONSTRAINT {name} {definition}"))
-    if rebuild or keys:
+    if rebuild or keys or uniques:
         lap("rebuild indexes and keys")
     return int(written)
 
@@ -631,6 +757,20 @@ def _foreign_keys(conn: Connection) -> list[tuple[str, str, str]]:
         )
     ).all()
     return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def _unique_constraints(conn: Connection) -> list[tuple[str, str]]:
+    """Name and definition of each unique constraint of ``incident`` (external id)."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT conname, pg_get_constraintdef(oid)
+            FROM pg_constraint WHERE conrelid = 'incident'::regclass AND contype = 'u'
+            ORDER BY conname
+            """
+        )
+    ).all()
+    return [(str(r[0]), str(r[1])) for r in rows]
 
 
 def _secondary_indexes(conn: Connection) -> list[tuple[str, str]]:

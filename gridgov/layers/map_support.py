@@ -138,25 +138,86 @@ def build_map_support_tables(metadata: MetaData) -> None:
     )
 
 
-@contextmanager
-def bulk_insert(conn: Connection, layer: str, new_rows: str) -> Iterator[None]:
-    """Insert many rows into ``layer`` without its per-statement trigger's transition
-    table, then do the trigger's work once, set-based.
+# Web Mercator cells of the point clusters: as migration 0006 / 0012 and tiles.py bin them.
+_ORIGIN = 20037508.3427892  # half the equator in EPSG:3857 metres
+_CELL_BITS = 6  # 64 × 64 cells per tile
 
-    The ``AFTER INSERT … REFERENCING NEW TABLE`` trigger copies every inserted row into a
-    tuple store before it runs: for a million incidents that copy costs more than the
-    insert itself. Inside the caller's transaction the trigger is disabled around the
+
+def _cluster_sql(points: str) -> str:
+    """What the cluster trigger does for an insert (migration 0012), on ``points`` (SQL
+    yielding a ``geom`` column) for zooms :lo to :hi of layer :layer: each point is
+    reprojected once, each zoom's cell size computed once (the same double the trigger
+    divides by), and the cells are added in key order (sorted inserts into the cell
+    table's indexes)."""
+    return f"""
+        WITH pts AS MATERIALIZED (
+            SELECT ST_X(p) AS x, ST_Y(p) AS y FROM (
+                SELECT ST_Transform(geom, 3857) AS p FROM ({points}) n
+            ) s
+        ),
+        zooms AS (
+            SELECT z, ({2 * _ORIGIN} / (1::bigint << (z + {_CELL_BITS})))::float8 AS size
+            FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) AS z
+        )
+        INSERT INTO tile_cluster AS c (layer, z, cx, cy, n, sx, sy)
+        SELECT :layer, z, cx, cy, count(*), sum(x), sum(y)
+        FROM (SELECT z, x, y,
+                     floor((x + {_ORIGIN}) / size)::int AS cx,
+                     floor(({_ORIGIN} - y) / size)::int AS cy
+              FROM pts CROSS JOIN zooms
+        ) cells
+        GROUP BY z, cx, cy
+        ORDER BY z, cx, cy
+        ON CONFLICT (layer, z, cx, cy) DO UPDATE
+           SET n = c.n + EXCLUDED.n, sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy
+    """
+
+
+def _cluster_zooms(conn: Connection, trigger: str, layer: str) -> tuple[int, int] | None:
+    """The zoom range of the layer's enabled cluster insert trigger, if it has one."""
+    row = conn.execute(
+        text(
+            "SELECT encode(tgargs, 'escape') FROM pg_trigger "
+            "WHERE tgrelid = CAST(:layer AS regclass) AND tgname = :name AND tgenabled <> 'D'"
+        ),
+        {"layer": layer, "name": trigger},
+    ).first()
+    if row is None:
+        return None
+    lo, hi = str(row[0]).split("\\000")[:2]
+    return int(lo), int(hi)
+
+
+@contextmanager
+def bulk_insert(
+    conn: Connection, layer: str, new_rows: str, points: str | None = None
+) -> Iterator[None]:
+    """Insert many rows into ``layer`` without its per-statement triggers' transition
+    table, then do the triggers' work once, set-based.
+
+    The ``AFTER INSERT … REFERENCING NEW TABLE`` triggers copy every inserted row into a
+    tuple store before they run: for a million incidents that copy costs more than the
+    insert itself. Inside the caller's transaction the triggers are disabled around the
     block (``ALTER TABLE … DISABLE TRIGGER`` holds a SHARE ROW EXCLUSIVE lock until
     commit, so other writers of the layer wait; readers do not), and afterwards this does
-    exactly what the trigger does for an insert of over 1,000 rows: bump the layer's
-    generation, drop its cached tiles and, for incidents, mark the local days of
-    ``new_rows`` (SQL yielding a ``reported_at`` column) for the pre-aggregate. Others
-    never see the trigger disabled: the change is rolled back or re-enabled before commit.
+    exactly what they do for an insert of over 1,000 rows: bump the layer's generation,
+    drop its cached tiles and, for incidents, mark the local days of ``new_rows`` (SQL
+    yielding a ``reported_at`` column) for the pre-aggregate. With ``points`` (SQL
+    yielding the ``geom`` of the same new rows), a clustered layer's cluster trigger is
+    skipped too and its cells are added from ``points`` in one statement. Others never
+    see a trigger disabled: the change is rolled back or re-enabled before commit.
     """
     trigger = f"gridgov_{layer}_changed_ins"
-    conn.execute(text(f"ALTER TABLE {layer} DISABLE TRIGGER {trigger}"))
+    cluster_trigger = f"gridgov_{layer}_cluster_ins"
+    zooms = _cluster_zooms(conn, cluster_trigger, layer) if points is not None else None
+    disabled = [trigger] + ([cluster_trigger] if zooms is not None else [])
+    for name in disabled:
+        conn.execute(text(f"ALTER TABLE {layer} DISABLE TRIGGER {name}"))
     yield
-    conn.execute(text(f"ALTER TABLE {layer} ENABLE TRIGGER {trigger}"))
+    for name in disabled:
+        conn.execute(text(f"ALTER TABLE {layer} ENABLE TRIGGER {name}"))
+    if zooms is not None and points is not None:
+        conn.execute(text(_cluster_sql(points)), {"layer": layer, "lo": zooms[0], "hi": zooms[1]})
     conn.execute(
         text(
             "INSERT INTO layer_state AS s (layer, generation, changed_at) "

@@ -260,3 +260,96 @@ def test_a_first_load_rebuilds_indexes_and_keys_exactly(
         == generation + 1
     )
     assert city.execute(text("SELECT count(*) FROM incident_agg_dirty_day")).scalar_one() >= 1
+
+
+@pytest.mark.parametrize("first_load", [True, False])
+def test_import_keeps_the_point_clusters_exact(
+    city: Connection,
+    registry: Registry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    first_load: bool,
+) -> None:
+    """The import skips the cluster trigger and adds the cells itself, from the staged
+    rows: afterwards ``tile_cluster`` still equals a GROUP BY over every incident, and
+    the trigger is back on for the next write."""
+    from gridgov.layers import assignment
+    from tests.api.ogc.test_clusters import assert_same, cluster_zooms, expected_cells, stored_cells
+
+    zooms = cluster_zooms(registry)
+    # Rows already there (an incremental import adds to their cells).
+    run(city, registry, write_csv(tmp_path / "old.csv", good_rows(40, seed=3)[0]))
+    monkeypatch.setattr(assignment, "PARALLEL_MIN_ROWS", 10 if first_load else 10**9)
+    rows, _lon, _lat = good_rows(300, seed=4)
+    rows = [[f"NEW-{i}", *row[1:]] for i, row in enumerate(rows)]
+    report = run(city, registry, write_csv(tmp_path / "new.csv", rows))
+    assert report.rows_written == 300
+    assert count(city) == 340
+    assert_same(stored_cells(city), expected_cells(city, zooms))
+    enabled = city.execute(
+        text(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'incident'::regclass "
+            "AND tgname LIKE 'gridgov_incident_%' AND tgenabled = 'D'"
+        )
+    ).all()
+    assert enabled == []
+    city.execute(text("DELETE FROM incident WHERE external_id LIKE 'NEW-1%'"))
+    assert_same(stored_cells(city), expected_cells(city, zooms))
+
+
+def test_text_with_tabs_newlines_and_backslashes_is_stored_as_written(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    """The stage is fed COPY text built by hand: every escape must round-trip."""
+    rows, _lon, _lat = good_rows(3, seed=5)
+    texts = ["tab\there, back\\slash \\N", "line\nbreak\r\nand \\t", '逗号,引号"，空格  ']
+    for row, description in zip(rows, texts, strict=True):
+        row[0] = f"{row[0]}\\x\t"  # the external id too (stripped: trailing tab)
+        row[6] = description
+    run(city, registry, write_csv(tmp_path / "escapes.csv", rows))
+    stored = {
+        r[0]: r[1] for r in city.execute(text("SELECT external_id, description FROM incident"))
+    }
+    assert stored == {f"GCJ-{i}\\x": description.strip() for i, description in enumerate(texts)}
+
+
+def test_a_copy_the_database_refuses_fails_the_import_without_hanging(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    """The stage is fed by a background COPY: when PostgreSQL refuses it (a NUL byte,
+    which text columns cannot hold), the error reaches the caller and nothing is
+    written."""
+    import psycopg
+
+    rows, _lon, _lat = good_rows(5, seed=6)
+    rows[3][6] = "nul\x00byte"
+    with pytest.raises(psycopg.Error):
+        run(city, registry, write_csv(tmp_path / "nul.csv", rows))
+
+
+def test_times_are_read_by_their_shape_as_the_pattern_says() -> None:
+    """The ISO check runs once per shape of the text (digits masked): every form the
+    pattern accepts, with and without a zone, and near misses and long junk refused."""
+    import pandas as pd
+
+    from gridgov.layers.incident_import import _iso_shapes
+
+    values = pd.Series(
+        [
+            "2025-05-01",
+            "2025-05-01 08:30",
+            "2025-05-01T08:30:00",
+            "2025-05-01T08:30:00.123456",
+            "2025-05-01T08:30:00Z",
+            "2025-05-01T08:30:00.123456+08:00",
+            "2025-5-01",
+            "2025-05-01T08:30:00+0800",
+            "２０２５-05-01",  # full-width digits: the regex's \d accepts them too
+            "",
+            "x" * 5000,
+            "2025-05-01T08:30:00.1234567",
+        ]
+    )
+    iso, zone = _iso_shapes(values)
+    assert iso.tolist() == [True] * 6 + [False, False, True, False, False, False]
+    assert zone.tolist() == [False] * 4 + [True, True] + [False] * 6
