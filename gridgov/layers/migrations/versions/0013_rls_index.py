@@ -12,7 +12,7 @@ so PostgreSQL ORs four btree index scans and checks the bbox on the rows of the 
 ``gridgov_scope_ok`` stays for the downgrade.
 
 Revision ID: 0013_rls_index
-Revises: 0011_unit_edit
+Revises: 0012_import_speed
 Create Date: 2026-11-26 22:00:00
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 from alembic import op
 
 revision: str = "0013_rls_index"
-down_revision: str | None = "0011_unit_edit"
+down_revision: str | None = "0012_import_speed"
 branch_labels: str | None = None
 depends_on: str | None = None
 
