@@ -18,6 +18,7 @@ from gridgov.gis import wuxi
 from gridgov.gis.demo.city import DemoInputs, DemoOptions, build_city
 from gridgov.layers.demo import load_city
 from gridgov.layers.registry import Registry
+from gridgov.security.roles import Role
 from gridgov.settings import Settings
 from tests.api.maps.pages import BASEMAP_PREFIX, PNG_1X1
 from tests.live import chromium, committed_login, serve
@@ -84,3 +85,25 @@ def live_url(settings: Settings, demo_city: None, live_token: str) -> Iterator[s
 def browser() -> Iterator[Browser]:
     with chromium() as launched:
         yield launched
+
+
+# The editor pages (grids): the first township with grids, and a planner and a viewer of it.
+@pytest.fixture(scope="module")
+def township(engine: Engine, demo_city: None) -> str:
+    with engine.connect() as conn:
+        code: str = conn.execute(
+            text("SELECT min(township_code) FROM grid WHERE valid_to IS NULL")
+        ).scalar_one()
+    return code
+
+
+@pytest.fixture(scope="module")
+def planner_token(engine: Engine, settings: Settings, township: str) -> Iterator[str]:
+    with committed_login(engine, settings, Role.PLANNER, (township,), "editor_planner") as token:
+        yield token
+
+
+@pytest.fixture(scope="module")
+def viewer_token(engine: Engine, settings: Settings, township: str) -> Iterator[str]:
+    with committed_login(engine, settings, Role.VIEWER, (township,), "editor_viewer") as token:
+        yield token

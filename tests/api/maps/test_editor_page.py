@@ -6,23 +6,18 @@ gets no tools."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import httpx2
-import pytest
 import shapely
 from playwright.sync_api import Browser
 from shapely.geometry import Point, shape
 from sqlalchemy import Engine, text
 
-from gridgov.security.roles import Role
-from gridgov.settings import Settings
 from tests.api.maps.pages import Watched, open_page
-from tests.live import committed_login
 
 LOADED = (
     "window.GridGovPage && GridGovPage.state.before && "
@@ -111,27 +106,6 @@ def pairs_in(group: str, grids: dict[str, Any], edge: Any) -> list[Pair]:
     return pairs
 
 
-@pytest.fixture(scope="module")
-def township(engine: Engine, demo_city: None) -> str:
-    with engine.connect() as conn:
-        code: str = conn.execute(
-            text("SELECT min(township_code) FROM grid WHERE valid_to IS NULL")
-        ).scalar_one()
-    return code
-
-
-@pytest.fixture(scope="module")
-def planner_token(engine: Engine, settings: Settings, township: str) -> Iterator[str]:
-    with committed_login(engine, settings, Role.PLANNER, (township,), "editor_planner") as token:
-        yield token
-
-
-@pytest.fixture(scope="module")
-def viewer_token(engine: Engine, settings: Settings, township: str) -> Iterator[str]:
-    with committed_login(engine, settings, Role.VIEWER, (township,), "editor_viewer") as token:
-        yield token
-
-
 def open_community(watched: Watched, community: str) -> None:
     page = watched.page
     watched.wait("document.querySelector('#gg-area-district').options.length > 1")
@@ -140,6 +114,28 @@ def open_community(watched: Watched, community: str) -> None:
     watched.wait(f"({LOADED}) || GridGov.errors.length", timeout=60_000)
     assert page.evaluate("GridGov.errors") == []
     assert page.evaluate("GridGovPage.state.area.code") == community
+
+
+def draw_split_line(watched: Watched, code: str, right_padding: int) -> None:
+    """Split ``code`` with the mouse: a line drawn west to east through its middle, past
+    both edges (the map first fitted to it, ``right_padding`` px kept clear of panels)."""
+    page = watched.page
+    line = page.evaluate(
+        """([code, right]) => { const m = GridGovPage.map;
+          const l = GridGovPage.state.grids[code].layer;
+          m.fitBounds(l.getBounds(), {animate: false, paddingTopLeft: [80, 80],
+            paddingBottomRight: [right, 80]});
+          const b = l.getBounds(), box = m.getContainer().getBoundingClientRect();
+          const w = m.latLngToContainerPoint(b.getSouthWest()).x - 30;
+          const e = m.latLngToContainerPoint(b.getNorthEast()).x + 30;
+          const y = m.latLngToContainerPoint(b.getCenter()).y;
+          return [w + box.left, e + box.left, y + box.top]; }""",
+        [code, right_padding],
+    )
+    page.click("#gg-split")
+    page.mouse.click(line[0], line[2])
+    page.mouse.click((line[0] + line[1]) / 2, line[2] + 3)
+    page.mouse.dblclick(line[1], line[2])
 
 
 def vertex_and_target(watched: Watched, pair: Pair) -> dict[str, float]:
@@ -454,21 +450,7 @@ def test_planner_splits_by_a_drawn_line_and_merges(
     # split: a line drawn with the mouse across the grid, west to east through its middle
     page.click(f"#gg-grids tbody tr[data-code='{target}']")
     watched.wait(f"GridGovPage.state.grids['{target}'].etag")
-    line = page.evaluate(
-        """code => { const m = GridGovPage.map, l = GridGovPage.state.grids[code].layer;
-          m.fitBounds(l.getBounds(), {animate: false, paddingTopLeft: [80, 80],
-            paddingBottomRight: [460, 80]});
-          const b = l.getBounds(), box = m.getContainer().getBoundingClientRect();
-          const w = m.latLngToContainerPoint(b.getSouthWest()).x - 30;
-          const e = m.latLngToContainerPoint(b.getNorthEast()).x + 30;
-          const y = m.latLngToContainerPoint(b.getCenter()).y;
-          return [w + box.left, e + box.left, y + box.top]; }""",
-        target,
-    )
-    page.click("#gg-split")
-    page.mouse.click(line[0], line[2])
-    page.mouse.click((line[0] + line[1]) / 2, line[2] + 3)
-    page.mouse.dblclick(line[1], line[2])
+    draw_split_line(watched, target, right_padding=460)
     watched.wait("GridGovPage.state.ops.length === 1")
     assert page.evaluate("GridGovPage.state.ops[0].op") == "split"
     assert "拆分" in page.inner_text("#gg-pending")

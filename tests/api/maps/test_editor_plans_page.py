@@ -5,7 +5,6 @@ in the editor; the township docking proposal saved as a plan the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,32 +15,8 @@ from shapely.geometry import shape
 from shapely.ops import unary_union
 from sqlalchemy import Engine, text
 
-from gridgov.security.roles import Role
-from gridgov.settings import Settings
 from tests.api.maps.pages import Watched, open_page
 from tests.api.maps.test_editor_page import INSIDE, LOADED, open_community, shared_pairs
-from tests.live import committed_login
-
-
-@pytest.fixture(scope="module")
-def township(engine: Engine, demo_city: None) -> str:
-    with engine.connect() as conn:
-        code: str = conn.execute(
-            text("SELECT min(township_code) FROM grid WHERE valid_to IS NULL")
-        ).scalar_one()
-    return code
-
-
-@pytest.fixture(scope="module")
-def planner_token(engine: Engine, settings: Settings, township: str) -> Iterator[str]:
-    with committed_login(engine, settings, Role.PLANNER, (township,), "review_planner") as token:
-        yield token
-
-
-@pytest.fixture(scope="module")
-def viewer_token(engine: Engine, settings: Settings, township: str) -> Iterator[str]:
-    with committed_login(engine, settings, Role.VIEWER, (township,), "review_viewer") as token:
-        yield token
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ from tests.api.maps.test_editor_page import (
     REFUSED_LOG,
     Pair,
     drag,
+    draw_split_line,
     pairs_in,
     start_editing,
     vertex_and_target,
@@ -413,21 +414,7 @@ def test_police_split_merge_and_retire_units(
     # split: a line drawn with the mouse across the unit, west to east through its middle
     page.click(f"#gg-grids tbody tr[data-code='{target}']")
     watched.wait(f"GridGovPage.state.grids['{target}'].etag")
-    line = page.evaluate(
-        """code => { const m = GridGovPage.map, l = GridGovPage.state.grids[code].layer;
-          m.fitBounds(l.getBounds(), {animate: false, paddingTopLeft: [80, 80],
-            paddingBottomRight: [80, 80]});
-          const b = l.getBounds(), box = m.getContainer().getBoundingClientRect();
-          const w = m.latLngToContainerPoint(b.getSouthWest()).x - 30;
-          const e = m.latLngToContainerPoint(b.getNorthEast()).x + 30;
-          const y = m.latLngToContainerPoint(b.getCenter()).y;
-          return [w + box.left, e + box.left, y + box.top]; }""",
-        target,
-    )
-    page.click("#gg-split")
-    page.mouse.click(line[0], line[2])
-    page.mouse.click((line[0] + line[1]) / 2, line[2] + 3)
-    page.mouse.dblclick(line[1], line[2])
+    draw_split_line(watched, target, right_padding=80)
     watched.wait("GridGovPage.state.ops.length === 1")
     # merge the pair, retire the smallest area: three pending edits
     page.click(f"#gg-grids tbody tr[data-code='{pair.code}']")

@@ -205,11 +205,8 @@ def test_tile_session_cache_bounds_revocation(
 ) -> None:
     clock = Clock()
     app.state.session_cache = SessionCache(5.0, clock=clock)
-    session_id, _ = accounts.open_session(connection, admin_user.id, "test", _hour())
-    token, _ = tokens.issue(
-        settings.require_secret_key(), admin_user.id, admin_user.username, session_id, _hour()
-    )
-    url = "/collections/grid/tiles/WebMercatorQuad/14/13666/6676"
+    session_id, token = _session(connection, admin_user, settings)
+    url = TILE_URL
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
         assert client.get(url).status_code in (200, 204)
         # revoked elsewhere (another worker, the CLI): tiles see it within the cache's life
@@ -230,11 +227,8 @@ def test_tile_token_cache_still_checks_expiry(
     own expiry: remembered claims that have expired are not used (the token is decoded
     again), and a logout forgets the token with the session."""
     cache = app.state.session_cache = SessionCache(60.0)
-    session_id, _ = accounts.open_session(connection, admin_user.id, "test", _hour())
-    token, _ = tokens.issue(
-        settings.require_secret_key(), admin_user.id, admin_user.username, session_id, _hour()
-    )
-    url = "/collections/grid/tiles/WebMercatorQuad/14/13666/6676"
+    session_id, token = _session(connection, admin_user, settings)
+    url = TILE_URL
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
         assert client.get(url).status_code in (200, 204)
         claims = cache.verified(token)
@@ -253,15 +247,24 @@ def test_logout_forgets_the_session_at_once(
     app: FastAPI, connection: Connection, admin_user: Any, settings: Any
 ) -> None:
     app.state.session_cache = SessionCache(60.0)
-    session_id, _ = accounts.open_session(connection, admin_user.id, "test", _hour())
-    token, _ = tokens.issue(
-        settings.require_secret_key(), admin_user.id, admin_user.username, session_id, _hour()
-    )
-    url = "/collections/grid/tiles/WebMercatorQuad/14/13666/6676"
+    _, token = _session(connection, admin_user, settings)
+    url = TILE_URL
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
         assert client.get(url).status_code in (200, 204)
         assert client.post("/auth/logout").status_code == 200
         assert client.get(url).status_code == 401
+
+
+TILE_URL = "/collections/grid/tiles/WebMercatorQuad/14/13666/6676"
+
+
+def _session(connection: Connection, user: Any, settings: Any) -> tuple[str, str]:
+    """A session of ``user`` in the test's transaction and its signed token."""
+    session_id, _ = accounts.open_session(connection, user.id, "test", _hour())
+    token, _ = tokens.issue(
+        settings.require_secret_key(), user.id, user.username, session_id, _hour()
+    )
+    return session_id, token
 
 
 def _hour() -> Any:
