@@ -466,7 +466,7 @@ def _check_children(conn: Connection, layer: str, changes: Changes, options: Opt
                     )
                 )
     if problems:
-        raise EditConflictError(problems)
+        raise EditConflictError(problems, labels=labels(layer, None))
 
 
 def next_unit_codes(prefix: str, ever_used: Sequence[str], count: int) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import shapely
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
+from shapely.geometry.base import BaseGeometry
 
 from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep
@@ -113,6 +114,13 @@ class BoundaryIn(BaseModel):
     neighbour: CodeField = Field(description="共用边界的同层级相邻单元")
     geometry: dict[str, Any] = Field(description="本单元的新形状（仅在两单元范围内）")
     reason: Reason
+
+
+def shape(
+    layer: str, obj: dict[str, Any], crs: str, allowed: tuple[str, ...], what: str = "geometry"
+) -> BaseGeometry:
+    """A request's geometry; a refusal is titled by the layer (警务单元编辑无效, not 网格)."""
+    return geometry_from_geojson(obj, crs, allowed, what, unit_edit.labels(layer, None))
 
 
 def feature(unit: Unit) -> dict[str, Any]:
@@ -269,7 +277,7 @@ def create_unit(
     overlap: OverlapQ = "refuse",
     crs: CrsQ = "wgs84",
 ) -> dict[str, Any]:
-    geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
+    geometry = shape(layer, body.geometry, crs, POLYGONAL)
     is_police = layer == "police_unit"
     if is_police != (body.level is not None) or (not is_police and body.parent_code):
         raise InvalidInputError(
@@ -301,7 +309,7 @@ def replace_unit(
     gap: GapQ = "refuse",
     crs: CrsQ = "wgs84",
 ) -> dict[str, Any]:
-    geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
+    geometry = shape(layer, body.geometry, crs, POLYGONAL)
     result = _apply(
         layer,
         call,
@@ -328,7 +336,7 @@ def update_unit(
 ) -> dict[str, Any]:
     geometry = None
     if body.geometry is not None:
-        geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
+        geometry = shape(layer, body.geometry, crs, POLYGONAL)
     result = _apply(
         layer,
         call,
@@ -388,7 +396,7 @@ def split_unit(
     if_match: IfMatch = None,
     crs: CrsQ = "wgs84",
 ) -> dict[str, Any]:
-    line = geometry_from_geojson(body.line, crs, LINEAR, what="line")
+    line = shape(layer, body.line, crs, LINEAR, what="line")
     result = _apply(
         layer,
         call,
@@ -408,7 +416,7 @@ def move_boundary(
     if_match: IfMatch = None,
     crs: CrsQ = "wgs84",
 ) -> dict[str, Any]:
-    geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
+    geometry = shape(layer, body.geometry, crs, POLYGONAL)
     result = _apply(
         layer,
         call,
