@@ -125,7 +125,9 @@ def test_police_edit_their_policing_areas(
     assert options == ["police_unit/station", "police_unit/policing_area"]
     assert page.evaluate("GridGovPage.unitState.mode") == "police_unit/policing_area"
     landed(watched, township)
-    assert page.locator("#gg-target-field").is_hidden()  # units save live only
+    # units save live or into one of the layer's draft unit plans (none yet)
+    assert page.locator("#gg-target-field").is_visible()
+    watched.wait("document.querySelector('#gg-target option').textContent.startsWith('现行单元')")
     with engine.connect() as conn:
         mine = (
             conn.execute(
