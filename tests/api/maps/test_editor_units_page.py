@@ -36,8 +36,7 @@ from tests.live import committed_login
 KIND = {"unit_layer": "police_unit", "unit_level": "policing_area"}
 
 
-@pytest.fixture(scope="module")
-def township(engine: Engine, demo_city: None) -> str:
+def police_township(engine: Engine) -> str:
     """The first township with a station and several policing areas."""
     with engine.connect() as conn:
         code: str = conn.execute(
@@ -47,6 +46,11 @@ def township(engine: Engine, demo_city: None) -> str:
             )
         ).scalar_one()
     return code
+
+
+@pytest.fixture(scope="module")
+def township(engine: Engine, demo_city: None) -> str:
+    return police_township(engine)
 
 
 @pytest.fixture(scope="module")
