@@ -112,9 +112,9 @@ def test_police_edit_a_unit_plan(
     assert {pair.code, pair.neighbour} <= changed
     live_after = unit_versions(live_url, live_auth, pair.code)
     assert live_after == live_before
-    today = shape(httpx2.get(f"{live_url}/units/police_unit/{pair.code}", headers=auth).json()[
-        "geometry"
-    ])
+    today = shape(
+        httpx2.get(f"{live_url}/units/police_unit/{pair.code}", headers=auth).json()["geometry"]
+    )
     assert today.symmetric_difference(proposed).area > 1e-9
 
     # the page shows the plan against today: the changed units, today's shapes in grey
