@@ -144,6 +144,14 @@ class Settings(BaseSettings):
         description="Load the incident aggregate cube at start-up, before serving, so that "
         "the first heatmap request is as fast as the others.",
     )
+    unit_plan_poll_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="How often the server writes unit plans published for a later day once "
+        "their day has come (部门单元方案到期生效), in seconds; 0 leaves it to "
+        "`gridgov plan apply-due`.",
+    )
     grid_target_households: int = Field(
         default=400, ge=50, le=5_000, description="Households a grid is sized for (网格户数)."
     )

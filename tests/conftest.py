@@ -85,7 +85,7 @@ def app(settings: Settings, connection: Connection) -> FastAPI:
     """The real app, its requests running inside the test's transaction (as savepoints)."""
     # No start-up warm-up: it reads committed data, not the test's transaction (it has its
     # own test in tests/api/ogc/test_aggregates.py).
-    application = create_app(settings.model_copy(update={"warm_up": False}))
+    application = create_app(settings.model_copy(update={"warm_up": False, "unit_plan_poll_s": 0}))
 
     def shared_connection() -> Iterator[Connection]:
         with connection.begin_nested():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,13 +29,17 @@ from gridgov.api.routes import (
     measures,
     ogc,
     optimise,
+    plan_units,
     plans,
     tiles,
     units,
 )
+from gridgov.layers import unit_plans
 from gridgov.layers.db import make_engine, make_read_engine
 from gridgov.layers.registry import Registry, default_registry
 from gridgov.settings import Settings
+
+log = logging.getLogger("gridgov.api")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -43,6 +48,27 @@ DESCRIPTION = """
 
 GIS service for city grid management: layers, incident assignment and map APIs.
 """
+
+
+async def _apply_due_unit_plans(app: FastAPI) -> None:
+    """Unit plans published for a later day take force when it comes (the unit tables hold
+    the units in force only): every ``unit_plan_poll_s`` seconds, in a worker thread."""
+    settings: Settings = app.state.settings
+
+    def run() -> None:
+        unit_plans.apply_due(
+            app.state.engine,
+            app.state.registry,
+            tolerance_m=settings.assign_tolerance_m,
+            max_vertices=settings.grid_max_vertices,
+        )
+
+    while True:
+        try:
+            await anyio.to_thread.run_sync(run)
+        except Exception:  # the database may be down for a while: try again next round
+            log.exception("applying due unit plans failed")
+        await anyio.sleep(settings.unit_plan_poll_s)
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
@@ -62,7 +88,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
         if settings.warm_up:
             # Before serving: the first heatmap request must not pay for loading the cube.
             await anyio.to_thread.run_sync(aggregates.warm_up, app)
-        yield
+        async with anyio.create_task_group() as background:
+            if settings.unit_plan_poll_s > 0:
+                background.start_soon(_apply_due_unit_plans, app)
+            yield
+            background.cancel_scope.cancel()
         engine.dispose()
         read_engine.dispose()
 
@@ -120,6 +150,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     ):
         app.include_router(private.router, dependencies=session, responses=SESSION_PROBLEMS)
     app.include_router(plans.grids_router, dependencies=session, responses=SESSION_PROBLEMS)
+    app.include_router(plan_units.router, dependencies=session, responses=SESSION_PROBLEMS)
+    app.include_router(units.live_router, dependencies=session, responses=SESSION_PROBLEMS)
 
     return app
 

@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gridgov.cli.common import TestOption, console, fail, transaction
+from gridgov.cli.common import TestOption, console, database_url, fail, transaction
 from gridgov.errors import GridgovError
-from gridgov.layers import audit, plans
+from gridgov.layers import audit, plans, unit_plans
+from gridgov.layers.db import make_engine
 from gridgov.layers.measures import Period
 from gridgov.layers.registry import default_registry
 from gridgov.settings import Settings
@@ -179,3 +180,33 @@ def publish(
 
 
 __all__ = ["app"]
+
+
+@app.command("apply-due")
+def apply_due(test: TestOption = False) -> None:
+    """施行到期的部门单元方案 (write unit plans whose effective day has come; the server
+    does this by itself every GRIDGOV_UNIT_PLAN_POLL_S seconds)."""
+    settings = Settings()
+    engine = make_engine(settings, database_url(settings, test))
+    try:
+        done = unit_plans.apply_due(
+            engine,
+            default_registry(),
+            tolerance_m=settings.assign_tolerance_m,
+            max_vertices=settings.grid_max_vertices,
+        )
+    except GridgovError as exc:
+        raise fail(exc) from exc
+    finally:
+        engine.dispose()
+    if not done:
+        console.print("没有到期的部门单元方案 (no unit plan is due)")
+    failed = False
+    for applied in done:
+        if applied.edit_id is not None:
+            console.print(f"方案 {applied.plan_id} 已施行 applied: unit edit {applied.edit_id}")
+        else:
+            failed = True
+            console.print(f"方案 {applied.plan_id} 无法施行，已退回为已批准: {applied.problem}")
+    if failed:
+        raise typer.Exit(1)

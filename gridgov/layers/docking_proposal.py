@@ -78,13 +78,9 @@ def _units_meeting_grids(
     return _geoms(rows)
 
 
-def _summary(
-    grids: Mapping[str, BaseGeometry], units: Mapping[str, BaseGeometry]
-) -> dict[str, Any]:
-    summary = docking_summary(
-        grid_shares(grids, units), docking.ONE_UNIT_SHARE, docking.SLIVER_SHARE
-    )
-    return {k: v for k, v in asdict(summary).items() if k != "items"}
+def summary(grids: Mapping[str, BaseGeometry], units: Mapping[str, BaseGeometry]) -> dict[str, Any]:
+    found = docking_summary(grid_shares(grids, units), docking.ONE_UNIT_SHARE, docking.SLIVER_SHARE)
+    return {k: v for k, v in asdict(found).items() if k != "items"}
 
 
 def _counts(
@@ -149,7 +145,7 @@ def grids_follow_units_proposal(
         "township_code": township_code,
         **_kind_out(kind),
         "period": period.as_dict(),
-        "docking": {"before": _summary(grids, units), "after": _summary(result.grids, units)},
+        "docking": {"before": summary(grids, units), "after": summary(result.grids, units)},
         "moves": [
             {
                 "from_code": m.from_code,
@@ -258,13 +254,30 @@ def _unit(
     return shapely.from_wkb(bytes(row.wkb))
 
 
-def _container(conn: Connection, group: unit_edit.Group) -> BaseGeometry:
+def container(conn: Connection, group: unit_edit.Group) -> BaseGeometry:
     """The parent unit of ``group``, else (no parent, or a parent code that names no unit
     in force) its district."""
     try:
         return unit_edit.container_of(conn, group)
     except NotFoundError:
         return unit_edit.container_of(conn, replace(group, parent_code=None))
+
+
+def grids_within(conn: Connection, area: BaseGeometry) -> dict[str, BaseGeometry]:
+    """The grids in force meeting ``area``'s interior, clipped to it."""
+    rows = conn.execute(
+        text(
+            f"SELECT g.code, ST_AsBinary(g.geom) AS wkb FROM grid g "
+            f"WHERE {_IN_FORCE} AND ST_Intersects(g.geom, ST_GeomFromWKB(:a, 4490)) "
+            f"AND NOT ST_Touches(g.geom, ST_GeomFromWKB(:a, 4490)) ORDER BY g.code"
+        ),
+        {"a": shapely.to_wkb(area)},
+    )
+    return {
+        code: inside
+        for code, grid in _geoms(rows).items()
+        if area_m2(inside := _pieces(shapely.intersection(grid, area))) > 0
+    }
 
 
 def _pieces(geom: BaseGeometry) -> BaseGeometry:
@@ -309,7 +322,7 @@ def units_from_grids_proposal(
     units = {code: unit for code, unit in meeting.items() if code in siblings}
     # Where area may move: inside the parent (or district), never into a unit of another.
     room = shapely.difference(
-        _container(conn, home),
+        container(conn, home),
         shapely.union_all([u for code, u in meeting.items() if code not in siblings]),
     )
     grids = {
@@ -329,8 +342,8 @@ def units_from_grids_proposal(
         "period": period.as_dict(),
         "grids": [{"code": g, "unit_code": result.main_unit[g]} for g in sorted(grids)],
         "docking": {
-            "before": _summary(grids, units),
-            "after": _summary(grids, result.units),
+            "before": summary(grids, units),
+            "after": summary(grids, result.units),
         },
         "gained": {
             "area_m2": round(area_m2(gained), 1),

@@ -205,18 +205,23 @@ def measure_geometries(
     geoms: Mapping[str, BaseGeometry],
     period: Period,
     weights: WorkloadWeights,
+    *,
+    with_docking: bool = True,
 ) -> dict[str, Any]:
-    """Measures of proposed (or any) geometries, their balance and docking as a set."""
+    """Measures of proposed (or any) geometries, their balance and (unless they are
+    department units themselves) their docking as a set."""
     counts = gather(conn, geoms, period)
     measures = _measures(geoms, counts, weights, period)
-    shares = unit_shares(conn, registry, geoms)
-    return {
+    report = {
         "period": period.as_dict(),
         "weights": weights.as_dict(),
         "grids": [{"key": key, **measures[key]} for key in geoms],
         "balance": _balance(measures),
-        "docking": _docking(registry, geoms, shares, with_items=True),
     }
+    if with_docking:
+        shares = unit_shares(conn, registry, geoms)
+        report["docking"] = _docking(registry, geoms, shares, with_items=True)
+    return report
 
 
 def _balance(measures: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

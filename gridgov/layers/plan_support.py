@@ -37,6 +37,7 @@ from gridgov.layers.spec import SRID
 
 STATUSES: Final = ("draft", "submitted", "approved", "published")
 ORIGINS: Final = ("editor", "proposal")
+UNIT_CHANGES: Final = ("changed", "created", "retired")
 PLAN_OPERATIONS: Final = (
     "create",
     "replace",
@@ -80,6 +81,12 @@ def build_plan_tables(metadata: MetaData) -> None:
         Column("note", Text, nullable=True, comment="最近的退回意见 (last rejection note)"),
         Column("unit_layer", Text, nullable=True, comment="unit plans: the unit layer"),
         Column("unit_code", Text, nullable=True, comment="unit plans: the unit proposed for"),
+        Column(
+            "unit_applied_at",
+            DateTime(timezone=True),
+            nullable=True,
+            comment="unit plans: when written to the unit tables (NULL: not yet)",
+        ),
         _choice("status", STATUSES, "status_choice"),
         _choice("origin", ORIGINS, "origin_choice"),
         CheckConstraint("length(btrim(name)) > 0", name="name_given"),
@@ -100,6 +107,10 @@ def build_plan_tables(metadata: MetaData) -> None:
             name="unit_layer_choice",
         ),
         CheckConstraint("(unit_layer IS NULL) = (unit_code IS NULL)", name="unit_given"),
+        CheckConstraint(
+            "unit_applied_at IS NULL OR (unit_layer IS NOT NULL AND status = 'published')",
+            name="unit_applied_is_unit_plan",
+        ),
         Index(None, "township_code", "status"),
         comment="网格调整方案 (grid plans: edits not yet in force)",
     )
@@ -115,13 +126,38 @@ def build_plan_tables(metadata: MetaData) -> None:
         ),
         Column("layer", Text, nullable=False),
         Column("code", Text, nullable=False, comment="单元编码 (unit code)"),
-        Column("base_updated_at", DateTime(timezone=True), nullable=False),
+        Column("base_updated_at", DateTime(timezone=True), nullable=True, comment="NULL: created"),
         Column(
             "geom",
             Geometry(geometry_type="MULTIPOLYGON", srid=SRID, spatial_index=False),
+            nullable=True,
+            comment="NULL: retired in the plan",
+        ),
+        Column(
+            "change",
+            Text,
             nullable=False,
+            server_default=text("'changed'"),
+            comment="changed / created / retired",
+        ),
+        Column(
+            "attrs",
+            JSONB,
+            nullable=True,
+            comment="属性 (name, department, level, parent); NULL: today's",
+        ),
+        Column(
+            "updated_at",
+            DateTime(timezone=True),
+            nullable=False,
+            server_default=text("clock_timestamp()"),
         ),
         CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
+        _choice("change", UNIT_CHANGES, "change_choice"),
+        CheckConstraint("(change = 'retired') = (geom IS NULL)", name="retired_has_no_geom"),
+        CheckConstraint(
+            "(change = 'created') = (base_updated_at IS NULL)", name="created_has_no_base"
+        ),
         UniqueConstraint("plan_id", "code"),
         comment="方案中的部门单元 (a unit plan's proposed unit shapes)",
     )

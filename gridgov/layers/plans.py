@@ -854,16 +854,19 @@ def publish(
     if plan.unit_layer is not None:
         from gridgov.layers import unit_plans
 
-        if effective_from is not None and effective_from > _now(conn):
-            raise InvalidInputError(
-                "部门单元方案发布即生效，不能指定以后的生效日期",
-                "a unit plan takes force when published; it cannot take a later date",
-            )
         done = unit_plans.publish(
-            conn, registry, plan_id, actor=actor, tolerance_m=tolerance_m, max_vertices=max_vertices
+            conn,
+            registry,
+            plan_id,
+            actor=actor,
+            effective_from=effective_from,
+            tolerance_m=tolerance_m,
+            max_vertices=max_vertices,
         )
         return PublishResult(
-            plan=done.plan, effective_from=done.edit.at, unit_edit=done.edit.edit_id
+            plan=done.plan,
+            effective_from=done.effective_from,
+            unit_edit=None if done.edit is None else done.edit.edit_id,
         )
     require_status(plan, "approved")
     now = _now(conn)
@@ -1073,14 +1076,18 @@ def move_points(
     return out
 
 
-def _side_measures(
+def side_measures(
     conn: Connection,
     registry: Registry,
     geoms: Mapping[str, BaseGeometry],
     period: Period,
     weights: WorkloadWeights,
+    *,
+    with_docking: bool = True,
 ) -> dict[str, Any]:
-    report = measures.measure_geometries(conn, registry, geoms, period, weights)
+    report = measures.measure_geometries(
+        conn, registry, geoms, period, weights, with_docking=with_docking
+    )
     for item in report["grids"]:
         item["code"] = item.pop("key")
     return {k: v for k, v in report.items() if k not in ("period", "weights")}
@@ -1136,8 +1143,8 @@ def plan_measures(
     """The plan's grids against today's: per-grid measures, balance (the area and each
     community), and the docking score before and after."""
     changes = {g.version.code: g.change for g in grids(conn, plan)}
-    after = _side_measures(conn, registry, plan_geometries(conn, plan), period, weights)
-    before = _side_measures(conn, registry, live_geometries(conn, plan), period, weights)
+    after = side_measures(conn, registry, plan_geometries(conn, plan), period, weights)
+    before = side_measures(conn, registry, live_geometries(conn, plan), period, weights)
     for item in after["grids"]:
         item["change"] = changes.get(item["code"], "unchanged")
     return {
@@ -1209,24 +1216,31 @@ def diff(
             "retired": retired,
             "unchanged": sorted(set(a.geoms) & set(b.geoms) - set(changed)),
         },
-        "features": {
-            "type": "FeatureCollection",
-            "features": [
-                _diff_feature(code, side, geoms[code], status)
-                for status, codes in (("changed", changed), ("created", created))
-                for code, side, geoms in ((c, a.label, a.geoms) for c in codes)
-            ]
-            + [
-                _diff_feature(code, side, geoms[code], status)
-                for status, codes in (("changed", changed), ("retired", retired))
-                for code, side, geoms in ((c, b.label, b.geoms) for c in codes)
-            ],
-        },
+        "features": diff_features(a, b, changed, created, retired),
         "measures": {
-            b.label: _side_measures(conn, registry, b.geoms, period, weights),
-            a.label: _side_measures(conn, registry, a.geoms, period, weights),
+            b.label: side_measures(conn, registry, b.geoms, period, weights),
+            a.label: side_measures(conn, registry, a.geoms, period, weights),
         },
         "moves": moves(conn, b.geoms, a.geoms, period, limit),
+    }
+
+
+def diff_features(
+    a: Side, b: Side, changed: Sequence[str], created: Sequence[str], retired: Sequence[str]
+) -> dict[str, Any]:
+    """Both sides of what differs: ``a``'s changed and created, ``b``'s changed and retired."""
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            _diff_feature(code, a.label, a.geoms[code], status)
+            for status, codes in (("changed", changed), ("created", created))
+            for code in codes
+        ]
+        + [
+            _diff_feature(code, b.label, b.geoms[code], status)
+            for status, codes in (("changed", changed), ("retired", retired))
+            for code in codes
+        ],
     }
 
 

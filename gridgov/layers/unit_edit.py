@@ -292,14 +292,17 @@ def group_codes(conn: Connection, group: Group) -> set[str]:
     return set(rows.scalars())
 
 
-def state_of(conn: Connection, group: Group) -> tuple[datetime, CommunityState, dict[str, Unit]]:
-    """The group's container and units in force (locked rows), read after the lock."""
+def state_of(
+    conn: Connection, group: Group, *, lock: bool = True
+) -> tuple[datetime, CommunityState, dict[str, Unit]]:
+    """The group's container and units in force (locked rows, read after the lock; a
+    plan's edits, which never write the live rows, read them unlocked)."""
     layer = group.layer
     container = container_of(conn, group)
     rows = conn.execute(
         text(
             f"SELECT {_columns(layer)} FROM {layer} u "
-            f"WHERE {_group_sql(layer)} ORDER BY u.code FOR UPDATE"
+            f"WHERE {_group_sql(layer)} ORDER BY u.code{' FOR UPDATE' if lock else ''}"
         ),
         _group_params(group),
     ).all()
@@ -372,9 +375,10 @@ def apply_unit_edit(
     lb = state.labels
     check_etags(units, named, if_match, lb)
     changes = operation.build(state)
-    _set_attributes(layer, group, operation, state, changes, attrs or {})
+    set_attributes(layer, group, operation, state, changes, attrs or {})
     changes = validate(state, changes, options)
-    _check_children(conn, layer, changes, options)
+    check_children(conn, layer, changes, options)
+    refuse_pending(conn, layer, changes.touched)
     return write_unit_changes(
         conn,
         registry,
@@ -391,7 +395,7 @@ def apply_unit_edit(
     )
 
 
-def _set_attributes(
+def set_attributes(
     layer: str,
     group: Group,
     operation: Operation,
@@ -424,7 +428,7 @@ def _set_attributes(
             )
 
 
-def _check_children(conn: Connection, layer: str, changes: Changes, options: Options) -> None:
+def check_children(conn: Connection, layer: str, changes: Changes, options: Options) -> None:
     """A unit with child units (police: a station's policing areas) cannot be retired, and
     its new shape must still hold every child."""
     if "parent_code" not in ATTRIBUTES[layer] or not changes.geometries:
@@ -469,6 +473,46 @@ def _check_children(conn: Connection, layer: str, changes: Changes, options: Opt
         raise EditConflictError(problems, labels=labels(layer, None))
 
 
+def refuse_pending(
+    conn: Connection, layer: str, codes: Sequence[str], *, except_plan: int | None = None
+) -> None:
+    """A unit a published plan will change on a later day is frozen until then: an edit
+    in between would be overwritten, or make the plan impossible to apply (409)."""
+    row = conn.execute(
+        text(
+            """
+            SELECT p.id, p.effective_from, array_agg(u.code ORDER BY u.code) AS codes
+            FROM plan p JOIN plan_unit u ON u.plan_id = p.id
+            WHERE p.unit_layer = :l AND p.status = 'published' AND p.unit_applied_at IS NULL
+              AND u.code = ANY(:codes) AND p.id IS DISTINCT FROM :except_plan
+            GROUP BY p.id, p.effective_from ORDER BY p.effective_from, p.id LIMIT 1
+            """
+        ),
+        {"l": layer, "codes": list(codes), "except_plan": except_plan},
+    ).first()
+    if row is not None:
+        day = row.effective_from.isoformat()
+        raise ConflictError(
+            f"单元 {'、'.join(row.codes)} 已有方案 {row.id} 定于 {day} 生效，生效前不能修改",
+            f"unit {', '.join(row.codes)} is changed by plan {row.id} taking force at {day}; "
+            "it cannot be edited before then",
+            public={"plan_id": int(row.id), "codes": ",".join(row.codes)},
+        )
+
+
+def ever_used_codes(conn: Connection, layer: str) -> list[str]:
+    """Every code of ``layer`` in force, retired or reserved by a plan (never given again)."""
+    return list(
+        conn.execute(
+            text(
+                f"SELECT code FROM {layer} UNION SELECT code FROM unit_version WHERE layer = :l "
+                "UNION SELECT code FROM plan_unit WHERE layer = :l"
+            ),
+            {"l": layer},
+        ).scalars()
+    )
+
+
 def next_unit_codes(prefix: str, ever_used: Sequence[str], count: int) -> list[str]:
     """``prefix`` and two-digit (or longer) numbers after the highest ever used: codes of
     retired units are never given again."""
@@ -481,7 +525,7 @@ def next_unit_codes(prefix: str, ever_used: Sequence[str], count: int) -> list[s
 _PREFIX: Final = {"police_unit": "PCS", "urban_unit": "CG", "emergency_unit": "YJ"}
 
 
-def _code_prefix(layer: str, group: Group, operation: str, named: Sequence[str]) -> str:
+def code_prefix(layer: str, group: Group, operation: str, named: Sequence[str]) -> str:
     """New units are numbered under their parent (``PCS320213001-03``), under the unit
     they were split from, or under the layer and district (``CG320213-01``)."""
     if group.parent_code:
@@ -524,7 +568,10 @@ def write_unit_changes(
     reason: str,
     options: Options,
     tolerance_m: float,
+    new_codes: Sequence[str] | None = None,
 ) -> UnitEditResult:
+    """Store validated changes; ``new_codes`` are the codes a plan reserved for the units
+    it creates (else the next unused ones)."""
     attrs_names = ATTRIBUTES[layer]
     touched = changes.touched
     retired = sorted(c for c, g in changes.geometries.items() if g is None)
@@ -534,9 +581,16 @@ def write_unit_changes(
             {"l": layer},
         ).scalars()
     )
-    new_codes = next_unit_codes(
-        _code_prefix(layer, group, operation, touched), ever_used, len(changes.new)
-    )
+    if new_codes is None:
+        new_codes = next_unit_codes(
+            code_prefix(layer, group, operation, touched),
+            ever_used_codes(conn, layer),
+            len(changes.new),
+        )
+    new_codes = list(new_codes)
+    # The rows written below carry the clock's time, which a plan applied late (at its
+    # effective moment, earlier) must also look from for the incidents to reassign.
+    since = min(at, conn.execute(text("SELECT clock_timestamp()")).scalar_one())
     taken = sorted(set(new_codes) & set(ever_used))
     if taken:  # cannot happen with the rule above; refused rather than reused
         raise ConflictError(f"单元编码 {'、'.join(taken)} 已被使用", f"code {taken} is used")
@@ -647,7 +701,7 @@ def write_unit_changes(
     ]
     if grid_ids:
         refresh_grid_units(conn, grid_ids)
-    ids = sorted(set(incidents.affected_by_changes(conn, at, tolerance_m)) | released)
+    ids = sorted(set(incidents.affected_by_changes(conn, since, tolerance_m)) | released)
     report = incidents.reassign(conn, tolerance_m, ids) if ids else incidents.ReassignReport()
     moves = _unit_moves(conn, columns, before_units)
     details = {

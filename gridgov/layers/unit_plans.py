@@ -11,8 +11,14 @@ Made from :func:`gridgov.layers.docking_proposal.units_from_grids_proposal` (the
 boundary made of whole grids; its neighbours give or take the rest), validated at once by
 the unit edit rules, and published through the unit write path
 (:mod:`gridgov.layers.unit_edit`, operation ``publish``) after checking that none of the
-units changed since (409 naming them). Unit plans take force when published: the unit
-tables hold the units in force only, so a later effective date is refused.
+units changed since (409 naming them). Plans edited by hand are made and edited by
+:mod:`gridgov.layers.unit_plan_edit`; both kinds publish the same way.
+
+The unit tables hold the units in force only, so a plan published for a later day is
+checked at once, then waits (``unit_applied_at`` NULL; its units frozen against live
+edits) until :func:`apply_due` writes it on that day: the server runs it every
+``GRIDGOV_UNIT_PLAN_POLL_S`` seconds, ``gridgov plans apply-due`` by hand. A plan that can
+no longer be applied goes back to approved with the reason in its note.
 """
 
 from __future__ import annotations
@@ -24,18 +30,19 @@ from typing import Any
 import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
-from gridgov.errors import ConflictError, InvalidInputError
+from gridgov.errors import ConflictError, InvalidInputError, NotFoundError
 from gridgov.gis.grid_edit import Changes, Options, validate
-from gridgov.gis.measures import area_m2, polygon_parts
-from gridgov.layers import plans, unit_edit
+from gridgov.gis.measures import WorkloadWeights, area_m2, polygon_parts
+from gridgov.layers import audit, docking_proposal, plans, unit_edit
 from gridgov.layers.docking import UnitKind
 from gridgov.layers.docking_proposal import units_from_grids_proposal
 from gridgov.layers.measures import Period
 from gridgov.layers.registry import Registry
 from gridgov.layers.scope import AreaScope
 from gridgov.layers.unit_edit import Group, Unit, UnitEditResult
+from gridgov.layers.unit_plan_edit import PlanUnit, group_of_plan, members, require_unit_plan
 
 # A unit whose proposed shape differs from today's by less than this is unchanged.
 CHANGE_M2 = 1.0
@@ -190,44 +197,64 @@ def create_from_unit_docking(
     return plan_id
 
 
-def _plan_units(conn: Connection, plan_id: int) -> list[Any]:
-    rows = conn.execute(
-        text(
-            "SELECT code, layer, base_updated_at, ST_AsBinary(geom) AS wkb FROM plan_unit "
-            "WHERE plan_id = :p ORDER BY code"
-        ),
-        {"p": plan_id},
-    ).all()
-    return list(rows)
+def _group_members(conn: Connection, plan: plans.Plan) -> dict[str, PlanUnit]:
+    """The plan's members, or (its unit gone, e.g. merged away by the plan itself once
+    published) nothing: the plan's rows still say what it changed."""
+    try:
+        return members(conn, plan, group_of_plan(conn, plan))
+    except ConflictError:
+        return {}
+
+
+def _rows(conn: Connection, plan_id: int) -> list[Any]:
+    return list(
+        conn.execute(
+            text(
+                "SELECT code, layer, change, base_updated_at, ST_AsBinary(geom) AS wkb "
+                "FROM plan_unit WHERE plan_id = :p ORDER BY code"
+            ),
+            {"p": plan_id},
+        ).all()
+    )
+
+
+def _today(conn: Connection, layer: str, code: str) -> Any:
+    return conn.execute(
+        text(f"SELECT updated_at, ST_AsBinary(geom) AS wkb FROM {layer} WHERE code = :c"),
+        {"c": code},
+    ).first()
 
 
 def units(conn: Connection, plan: plans.Plan) -> dict[str, Any]:
-    """The plan's units, proposed and in force today, and the proposal's figures."""
-    if plan.unit_layer is None:
-        raise InvalidInputError(
-            f"方案 {plan.id} 不是部门单元方案", f"plan {plan.id} is no unit plan"
-        )
+    """The units the plan changes (proposed and in force today), the whole group as the
+    plan has it (with plan-side ETags) and the proposal's figures."""
+    require_unit_plan(plan)
     features = []
-    for row in _plan_units(conn, plan.id):
-        proposed = shapely.from_wkb(bytes(row.wkb))
-        live = conn.execute(
-            text(f"SELECT updated_at, ST_AsBinary(geom) AS wkb FROM {row.layer} WHERE code = :c"),
-            {"c": row.code},
-        ).first()
+    for row in _rows(conn, plan.id):
+        proposed = None if row.wkb is None else shapely.from_wkb(bytes(row.wkb))
+        live = _today(conn, row.layer, row.code)
         today = shapely.from_wkb(bytes(live.wkb)) if live is not None else None
+        stale = (
+            live is not None
+            if row.change == "created"
+            else live is None or live.updated_at != row.base_updated_at
+        )
         features.append(
             {
                 "type": "Feature",
                 "id": row.code,
-                "geometry": shapely.geometry.mapping(proposed),
+                "geometry": None if proposed is None else shapely.geometry.mapping(proposed),
                 "properties": {
                     "code": row.code,
                     "layer": row.layer,
-                    "stale": live is None or live.updated_at != row.base_updated_at,
+                    "change": row.change,
+                    "stale": stale,
                     "today": None if today is None else shapely.geometry.mapping(today),
-                    "area_change_m2": None
-                    if today is None
-                    else round(area_m2(proposed) - area_m2(today), 1),
+                    "area_change_m2": round(
+                        (area_m2(proposed) if proposed is not None else 0.0)
+                        - (area_m2(today) if today is not None else 0.0),
+                        1,
+                    ),
                 },
             }
         )
@@ -235,12 +262,136 @@ def units(conn: Connection, plan: plans.Plan) -> dict[str, Any]:
     proposal: dict[str, Any] = next(
         (e["details"] for e in reversed(log) if e["operation"] == "proposal"), {}
     )
+    group = [m for m in _group_members(conn, plan).values() if m.geometry is not None]
     return {
         "plan_id": plan.id,
         "unit_layer": plan.unit_layer,
         "unit_code": plan.row.get("unit_code"),
         "proposal": proposal,
         "units": {"type": "FeatureCollection", "features": features},
+        "group": {"type": "FeatureCollection", "features": [m.feature(plan.id) for m in group]},
+    }
+
+
+def unit(conn: Connection, plan: plans.Plan, code: str) -> PlanUnit:
+    """One unit of the plan's group as the plan has it (404 when not there)."""
+    found = members(conn, plan, group_of_plan(conn, plan))
+    member = found.get(code)
+    if member is None or member.geometry is None:
+        zh, en = unit_edit.UNIT_TITLES[require_unit_plan(plan)]
+        raise NotFoundError(
+            f"方案 {plan.id} 中没有{zh} {code}（不在方案的单元组中或已被方案撤销）",
+            f"plan {plan.id} holds no {en} {code} (not in its group, or retired by it)",
+            public={"code": code},
+        )
+    return member
+
+
+def sides(
+    conn: Connection, plan: plans.Plan
+) -> tuple[dict[str, BaseGeometry], dict[str, BaseGeometry]]:
+    """Today's units of the plan's group and the plan's (each code to its shape)."""
+    found = members(conn, plan, group_of_plan(conn, plan))
+    before = {c: m.live.geometry for c, m in found.items() if m.live is not None}
+    after = {c: m.geometry for c, m in found.items() if m.geometry is not None}
+    return before, after
+
+
+def _docked_grids(conn: Connection, plan: plans.Plan) -> dict[str, BaseGeometry]:
+    """The grids in force within the group's container, clipped to it."""
+    container = docking_proposal.container(conn, group_of_plan(conn, plan))
+    return docking_proposal.grids_within(conn, container)
+
+
+def measures(
+    conn: Connection,
+    registry: Registry,
+    plan: plans.Plan,
+    period: Period,
+    weights: WorkloadWeights,
+) -> dict[str, Any]:
+    """Each unit's measures (households, incidents, workload…) and their balance, today
+    and in the plan, and the docking score of the grids within the group, before and after."""
+    before, after = sides(conn, plan)
+    grids = _docked_grids(conn, plan)
+    changes = {m.code: m.change for m in members(conn, plan, group_of_plan(conn, plan)).values()}
+    planned = plans.side_measures(conn, registry, after, period, weights, with_docking=False)
+    today = plans.side_measures(conn, registry, before, period, weights, with_docking=False)
+    for item in planned["grids"]:
+        item["change"] = changes.get(item["code"], "unchanged")
+    return {
+        "plan_id": plan.id,
+        "unit_layer": plan.unit_layer,
+        "period": period.as_dict(),
+        "weights": weights.as_dict(),
+        "plan": {"units": planned["grids"], "balance": planned["balance"]},
+        "today": {"units": today["grids"], "balance": today["balance"]},
+        "docking": {
+            "grids": len(grids),
+            "before": docking_proposal.summary(grids, before),
+            "after": docking_proposal.summary(grids, after),
+        },
+    }
+
+
+def moves(conn: Connection, plan: plans.Plan, period: Period, limit: int) -> dict[str, Any]:
+    """Which buildings (households), key sites and incidents would change unit."""
+    before, after = sides(conn, plan)
+    return {"plan_id": plan.id, **plans.moves(conn, before, after, period, limit)}
+
+
+def _side(conn: Connection, plan: plans.Plan | None, area: plans.Plan) -> plans.Side:
+    found = members(conn, area if plan is None else plan, group_of_plan(conn, area))
+    if plan is None:
+        standing = {c: m.live for c, m in found.items() if m.live is not None}
+        return plans.Side(
+            "live",
+            {c: u.geometry for c, u in standing.items()},
+            {c: dict(u.attrs) for c, u in standing.items()},
+        )
+    kept = {c: m for c, m in found.items() if m.geometry is not None}
+    return plans.Side(
+        f"plan/{plan.id}",
+        {c: m.geometry for c, m in kept.items() if m.geometry is not None},
+        {c: dict(m.attrs) for c, m in kept.items()},
+    )
+
+
+def diff(
+    conn: Connection, plan: plans.Plan, other: plans.Plan | None, period: Period, limit: int
+) -> dict[str, Any]:
+    """A unit plan against today (``other`` None) or another plan of the same group."""
+    layer = require_unit_plan(plan)
+    if other is not None and (
+        other.unit_layer != layer or group_of_plan(conn, other) != group_of_plan(conn, plan)
+    ):
+        raise InvalidInputError(
+            f"方案 {other.id} 与方案 {plan.id} 不是同一组部门单元的方案，不能对比",
+            f"plan {other.id} does not cover the units of plan {plan.id}; they cannot be compared",
+        )
+    a = _side(conn, plan, plan)
+    b = _side(conn, other, plan)
+    changed = sorted(
+        code
+        for code in set(a.geoms) & set(b.geoms)
+        if area_m2(shapely.symmetric_difference(a.geoms[code], b.geoms[code])) >= CHANGE_M2
+        or a.attrs[code] != b.attrs[code]
+    )
+    created = sorted(set(a.geoms) - set(b.geoms))
+    retired = sorted(set(b.geoms) - set(a.geoms))
+    return {
+        "plan_id": plan.id,
+        "unit_layer": layer,
+        "against": b.label,
+        "period": period.as_dict(),
+        "units": {
+            "changed": changed,
+            "created": created,
+            "retired": retired,
+            "unchanged": sorted(set(a.geoms) & set(b.geoms) - set(changed)),
+        },
+        "features": plans.diff_features(a, b, changed, created, retired),
+        "moves": plans.moves(conn, b.geoms, a.geoms, period, limit),
     }
 
 
@@ -252,22 +403,29 @@ def export_gpkg(conn: Connection, plan: plans.Plan) -> bytes:
     today: list[dict[str, Any]] = []
     gained: list[dict[str, Any]] = []
     lost: list[dict[str, Any]] = []
+    empty = shapely.Polygon()
     for feature in body["units"]["features"]:
         props = feature["properties"]
-        after = shape(feature["geometry"])
-        row = {"code": props["code"], "layer": props["layer"], "stale": props["stale"]}
-        proposed.append({**row, "change": "proposed", "geometry": after})
-        if props["today"] is not None:
-            before = shape(props["today"])
-            today.append({**row, "change": "today", "geometry": before})
-            for rows, piece in (
-                (gained, shapely.difference(after, before)),
-                (lost, shapely.difference(before, after)),
-            ):
-                parts = [p for p in polygon_parts(piece) if area_m2(p) >= CHANGE_M2]
-                if parts:
-                    merged = shapely.MultiPolygon(parts)
-                    rows.append({**row, "area_m2": round(area_m2(merged), 1), "geometry": merged})
+        after = shape(feature["geometry"]) if feature["geometry"] is not None else empty
+        before = shape(props["today"]) if props["today"] is not None else empty
+        row = {
+            "code": props["code"],
+            "layer": props["layer"],
+            "change": props["change"],
+            "stale": props["stale"],
+        }
+        if not after.is_empty:
+            proposed.append({**row, "geometry": after})
+        if not before.is_empty:
+            today.append({**row, "geometry": before})
+        for rows, piece in (
+            (gained, shapely.difference(after, before)),
+            (lost, shapely.difference(before, after)),
+        ):
+            parts = [p for p in polygon_parts(piece) if area_m2(p) >= CHANGE_M2]
+            if parts:
+                merged = shapely.MultiPolygon(parts)
+                rows.append({**row, "area_m2": round(area_m2(merged), 1), "geometry": merged})
     return plans.geopackage(
         f"plan-{plan.id}",
         {
@@ -279,10 +437,109 @@ def export_gpkg(conn: Connection, plan: plans.Plan) -> bytes:
     )
 
 
+# --------------------------------------------------------------------------- publish
+
+
 @dataclass
 class UnitPublishResult:
     plan: plans.Plan
-    edit: UnitEditResult
+    effective_from: datetime
+    edit: UnitEditResult | None  # None: waits for its later day
+
+
+@dataclass
+class _Prepared:
+    group: Group
+    live: dict[str, Unit]
+    changes: Changes
+    new_codes: list[str]
+
+
+def _prepare(conn: Connection, plan: plans.Plan, max_vertices: int) -> _Prepared:
+    """Lock the group and check the plan still applies: the units it changes are those
+    it was based on (409 naming them), its codes are free, and the result keeps every
+    unit rule (409 / 422 with the geometry). Nothing is written."""
+    layer = require_unit_plan(plan)
+    group = group_of_plan(conn, plan)
+    unit_edit.lock_group(conn, layer, group.district_code)
+    _, state, live = unit_edit.state_of(conn, group)
+    found = members(conn, plan, group)
+    stale = sorted(
+        c
+        for c, m in found.items()
+        if m.change in ("changed", "retired")
+        and (m.live is None or m.live.updated_at != m.base_updated_at)
+    )
+    stale += sorted(c for c, m in found.items() if m.change == "created" and m.live is not None)
+    orphans = conn.execute(
+        text("SELECT code FROM plan_unit WHERE plan_id = :p AND NOT (code = ANY(:codes))"),
+        {"p": plan.id, "codes": list(found)},
+    ).scalars()
+    stale += sorted(orphans)
+    if stale:
+        raise ConflictError(
+            f"部门单元 {'、'.join(stale)} 在方案编制后已被修改，不能发布；请重新编制方案",
+            f"unit {', '.join(stale)} changed since the plan was made; it cannot be published "
+            "over them",
+            public={"codes": ",".join(stale)},
+        )
+    changes = Changes()
+    new_codes: list[str] = []
+    for code, m in sorted(found.items()):
+        if m.change == "created" and m.geometry is not None:
+            new_codes.append(code)
+            changes.new.append((m.geometry, dict(m.attrs)))
+        elif m.change == "retired":
+            changes.geometries[code] = None
+        elif m.change == "changed" and m.geometry is not None:
+            changes.geometries[code] = m.geometry
+            changes.attrs[code] = dict(m.attrs)
+    if not changes.geometries and not changes.new:
+        raise InvalidInputError(
+            f"方案 {plan.id} 没有任何改变，无需发布", f"plan {plan.id} changes nothing"
+        )
+    # The plan was checked at every edit; here nothing is taken or given any more: a
+    # neighbour changed since must show as a conflict, never be cut silently.
+    checked = validate(state, changes, Options(max_vertices=max_vertices))
+    unit_edit.check_children(conn, layer, checked, Options(max_vertices=max_vertices))
+    unit_edit.refuse_pending(conn, layer, checked.touched, except_plan=plan.id)
+    return _Prepared(group, live, checked, new_codes)
+
+
+def _write(
+    conn: Connection,
+    registry: Registry,
+    plan: plans.Plan,
+    prepared: _Prepared,
+    at: datetime,
+    *,
+    actor: str,
+    tolerance_m: float,
+    max_vertices: int,
+) -> UnitEditResult:
+    layer = require_unit_plan(plan)
+    edit = unit_edit.write_unit_changes(
+        conn,
+        registry,
+        layer,
+        prepared.group,
+        "publish",
+        prepared.live,
+        prepared.changes,
+        at,
+        actor=actor,
+        reason=f"发布方案 {plan.id}「{plan.name}」: {plan.reason}",
+        options=Options(max_vertices=max_vertices),
+        tolerance_m=tolerance_m,
+        new_codes=prepared.new_codes,
+    )
+    conn.execute(
+        text(
+            "UPDATE plan SET unit_applied_at = :at, updated_at = clock_timestamp() WHERE id = :id"
+        ),
+        {"at": edit.at, "id": plan.id},
+    )
+    return edit
 
 
 def publish(
@@ -291,59 +548,144 @@ def publish(
     plan_id: int,
     *,
     actor: str,
+    effective_from: datetime | None,
     tolerance_m: float,
     max_vertices: int = 5000,
 ) -> UnitPublishResult:
-    """The approved unit plan takes force now, after checking that the units it changes
-    are still those it was based on (409 naming them)."""
+    """The approved unit plan takes force now (``effective_from`` None or past), or is
+    checked now and waits for its later moment (:func:`apply_due`)."""
     plan = plans.lock_plan(conn, plan_id)
     plans.require_status(plan, "approved")
-    layer = plan.unit_layer
-    if layer is None:
-        raise InvalidInputError(
-            f"方案 {plan.id} 不是部门单元方案", f"plan {plan.id} is no unit plan"
-        )
-    rows = _plan_units(conn, plan.id)
-    proposed = {r.code: shapely.from_wkb(bytes(r.wkb)) for r in rows}
-    bases = {r.code: r.base_updated_at for r in rows}
-    live = {}
-    for code in proposed:
-        found = conn.execute(text(f"SELECT code FROM {layer} WHERE code = :c"), {"c": code}).first()
-        if found is not None:
-            live[code] = unit_edit.current(conn, layer, code)
-    group = unit_edit.group_of(list(live.values())) if live else None
-    if group is not None:
-        unit_edit.lock_group(conn, layer, group.district_code)
-        live = {code: unit_edit.current(conn, layer, code) for code in live}
-    stale = sorted(c for c in proposed if c not in live or live[c].updated_at != bases[c])
-    if stale or group is None:
-        raise ConflictError(
-            f"部门单元 {'、'.join(stale)} 在方案创建后已被修改，不能发布；请重新编制方案",
-            f"unit {', '.join(stale)} changed since the plan was made; it cannot be published "
-            "over them",
-            public={"codes": ",".join(stale)},
-        )
-    checked, units_now = _validated(conn, group, proposed, max_vertices)
-    at: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
-    edit = unit_edit.write_unit_changes(
-        conn,
-        registry,
-        layer,
-        group,
-        "publish",
-        units_now,
-        checked,
-        at,
-        actor=actor,
-        reason=f"发布方案 {plan.id}「{plan.name}」: {plan.reason}",
-        options=Options(max_vertices=max_vertices),
-        tolerance_m=tolerance_m,
-    )
+    prepared = _prepare(conn, plan, max_vertices)
+    now: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+    later = effective_from is not None and effective_from > now
+    at = effective_from if later and effective_from is not None else now
     conn.execute(
         text(
             "UPDATE plan SET status = 'published', published_at = :now, published_by = :a, "
-            "effective_from = :now, updated_at = clock_timestamp() WHERE id = :id"
+            "effective_from = :at, updated_at = clock_timestamp() WHERE id = :id"
         ),
-        {"now": at, "a": actor, "id": plan.id},
+        {"now": now, "at": at, "a": actor, "id": plan.id},
     )
-    return UnitPublishResult(plan=plans.get(conn, plan.id), edit=edit)
+    edit = None
+    if not later:
+        edit = _write(
+            conn,
+            registry,
+            plan,
+            prepared,
+            now,
+            actor=actor,
+            tolerance_m=tolerance_m,
+            max_vertices=max_vertices,
+        )
+    return UnitPublishResult(plan=plans.get(conn, plan.id), effective_from=at, edit=edit)
+
+
+@dataclass
+class Applied:
+    plan_id: int
+    edit_id: int | None  # None: it could not be applied and went back to approved
+    problem: str | None = None
+
+
+def due(conn: Connection, now: datetime) -> list[int]:
+    """Published unit plans whose moment has come and that are not written yet."""
+    return [
+        int(i)
+        for i in conn.execute(
+            text(
+                "SELECT id FROM plan WHERE unit_layer IS NOT NULL AND status = 'published' "
+                "AND unit_applied_at IS NULL AND effective_from <= :now "
+                "ORDER BY effective_from, id"
+            ),
+            {"now": now},
+        ).scalars()
+    ]
+
+
+def apply_one(
+    conn: Connection,
+    registry: Registry,
+    plan_id: int,
+    now: datetime,
+    *,
+    tolerance_m: float,
+    max_vertices: int = 5000,
+) -> Applied | None:
+    """Write one due plan at its effective moment (None: not due, or applied meanwhile).
+    A plan that no longer applies goes back to approved, the reason in its note."""
+    plan = plans.lock_plan(conn, plan_id)
+    row = plan.row
+    if (
+        plan.status != "published"
+        or row.get("unit_applied_at") is not None
+        or row["effective_from"] > now
+    ):
+        return None
+    try:
+        with conn.begin_nested():
+            prepared = _prepare(conn, plan, max_vertices)
+            edit = _write(
+                conn,
+                registry,
+                plan,
+                prepared,
+                row["effective_from"],
+                actor=str(row["published_by"]),
+                tolerance_m=tolerance_m,
+                max_vertices=max_vertices,
+            )
+        return Applied(plan.id, edit.edit_id)
+    except (InvalidInputError, ConflictError, NotFoundError) as refused:
+        note = f"定于 {row['effective_from'].isoformat()} 生效时无法施行：{refused.detail_zh}"
+        conn.execute(
+            text(
+                "UPDATE plan SET status = 'approved', published_at = NULL, published_by = NULL, "
+                "effective_from = NULL, note = :note, updated_at = clock_timestamp() "
+                "WHERE id = :id"
+            ),
+            {"note": note, "id": plan.id},
+        )
+        return Applied(plan.id, None, note)
+
+
+def apply_due(
+    engine: Engine,
+    registry: Registry,
+    *,
+    tolerance_m: float,
+    max_vertices: int = 5000,
+    now: datetime | None = None,
+) -> list[Applied]:
+    """Write every due unit plan, each in its own transaction, with an audit row (the
+    server calls this every ``unit_plan_poll_s`` seconds; so does ``gridgov plan
+    apply-due``). Several processes may run it at once: the plan row lock decides."""
+    with engine.connect() as conn:
+        moment = now or conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+        waiting = due(conn, moment)
+    done: list[Applied] = []
+    for plan_id in waiting:
+        with engine.begin() as conn:
+            applied = apply_one(
+                conn,
+                registry,
+                plan_id,
+                moment,
+                tolerance_m=tolerance_m,
+                max_vertices=max_vertices,
+            )
+            if applied is None:
+                continue
+            audit.record(
+                conn,
+                audit.AuditEvent(
+                    action="plan_apply",
+                    outcome="ok" if applied.edit_id is not None else "refused",
+                    username="system",
+                    target=f"plan/{plan_id}",
+                    detail={"unit_edit": applied.edit_id, "problem": applied.problem},
+                ),
+            )
+            done.append(applied)
+    return done

@@ -25,7 +25,8 @@ from gridgov.api.routes.grid_editing import EditSide, add_edit_routes, feature
 from gridgov.api.routes.measures import FromQ, ToQ, period, weights
 from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.errors import ConflictError, InvalidInputError, PermissionDeniedError
-from gridgov.layers import audit, docking, docking_proposal, plans, unit_plans
+from gridgov.layers import audit, docking, docking_proposal, plans, unit_plan_edit, unit_plans
+from gridgov.layers.catalog import UNIT_CODE
 from gridgov.layers.plans import Plan, PlanTarget
 from gridgov.security.roles import Role
 
@@ -58,13 +59,13 @@ class PublishIn(BaseModel):
     effective_date: date = Field(description="生效日期（北京时间；今天或以后）")
 
 
-def _visible(conn: ConnectionDep, principal: Principal, plan_id: int) -> Plan:
+def visible(conn: ConnectionDep, principal: Principal, plan_id: int) -> Plan:
     """The plan if the caller may see it; 404 exactly as for a missing one otherwise."""
     principal.require_read("grid")
     return plans.get(conn, plan_id, principal.scope)
 
 
-def _require_editor(principal: Principal, plan: Plan) -> None:
+def require_editor(principal: Principal, plan: Plan) -> None:
     principal.require_edit(plan.unit_layer or "grid")
     if not principal.scope.covers_code(plan.area_code):
         raise PermissionDeniedError(
@@ -100,7 +101,7 @@ def _audit(
     )
 
 
-def _plan_body(conn: ConnectionDep, plan: Plan) -> dict[str, Any]:
+def plan_body(conn: ConnectionDep, plan: Plan) -> dict[str, Any]:
     counts = dict.fromkeys(plans.CHANGES, 0)
     for item in plans.grids(conn, plan):
         counts[item.change] += 1
@@ -111,7 +112,11 @@ def _plan_body(conn: ConnectionDep, plan: Plan) -> dict[str, Any]:
             "links": [
                 {"rel": "self", "href": base},
                 {"rel": "units", "href": f"{base}/units"},
+                {"rel": "measures", "href": f"{base}/measures"},
+                {"rel": "moves", "href": f"{base}/moves"},
+                {"rel": "diff", "href": f"{base}/diff?against=live"},
                 {"rel": "edits", "href": f"{base}/edits"},
+                {"rel": "export", "href": f"{base}/export.gpkg"},
             ],
         }
     return {
@@ -155,7 +160,7 @@ def create_plan(
     plan = plans.get(conn, plan_id)
     _audit(conn, principal, "plan_create", plan, area_code=area, reason=body.reason)
     response.headers["Location"] = f"/plans/{plan_id}"
-    return _plan_body(conn, plan)
+    return plan_body(conn, plan)
 
 
 class DockingPlanIn(BaseModel):
@@ -211,7 +216,47 @@ def plan_from_docking(
         origin=f"docking:{kind.layer}/{kind.level}",
     )
     response.headers["Location"] = f"/plans/{plan_id}"
-    return _plan_body(conn, plan)
+    return plan_body(conn, plan)
+
+
+class UnitPlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="方案名称")
+    unit_layer: Literal["police_unit", "urban_unit", "emergency_unit"]
+    unit_code: str = Field(pattern=UNIT_CODE, description="单元编码：方案覆盖它及其同级单元")
+    reason: str = Field(min_length=1, max_length=2000, description="调整原因 (why)")
+
+
+@router.post(
+    "/units",
+    status_code=201,
+    summary="新建部门单元方案：在方案中手工调整一组同级单元 (an empty unit plan to edit by hand)",
+)
+def create_unit_plan(
+    body: UnitPlanIn, conn: ConnectionDep, principal: PrincipalDep, response: Response
+) -> dict[str, Any]:
+    principal.require_edit(body.unit_layer)
+    plan_id = unit_plan_edit.create(
+        conn,
+        body.unit_layer,
+        body.unit_code,
+        name=body.name,
+        reason=body.reason,
+        actor=principal.user.username,
+        scope=principal.scope,
+    )
+    plan = plans.get(conn, plan_id)
+    _audit(
+        conn,
+        principal,
+        "plan_create",
+        plan,
+        area_code=plan.township_code,
+        reason=body.reason,
+        origin=f"editor-unit:{body.unit_layer}/{body.unit_code}",
+    )
+    response.headers["Location"] = f"/plans/{plan_id}"
+    return plan_body(conn, plan)
 
 
 class UnitDockingPlanIn(BaseModel):
@@ -266,15 +311,7 @@ def unit_plan_from_docking(
         origin=f"docking-unit:{kind.layer}/{kind.level}/{body.unit_code}",
     )
     response.headers["Location"] = f"/plans/{plan_id}"
-    return _plan_body(conn, plan)
-
-
-@router.get("/{plan_id}/units", summary="部门单元方案的单元（方案与现状）(a unit plan's units)")
-def plan_units(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> dict[str, Any]:
-    plan = _visible(conn, principal, plan_id)
-    if plan.unit_layer is not None:
-        principal.require_read(plan.unit_layer)
-    return unit_plans.units(conn, plan)
+    return plan_body(conn, plan)
 
 
 @router.get("", summary="方案列表 (plans of the caller's area, newest first)")
@@ -292,7 +329,7 @@ def list_plans(
 
 @router.get("/{plan_id}", summary="方案 (a plan, its workflow state and how many grids change)")
 def get_plan(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> dict[str, Any]:
-    return _plan_body(conn, _visible(conn, principal, plan_id))
+    return plan_body(conn, visible(conn, principal, plan_id))
 
 
 @router.get("/{plan_id}/edits", summary="方案编辑记录 (edits made into the plan)")
@@ -302,7 +339,7 @@ def plan_edits(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
-    plan = _visible(conn, principal, plan_id)
+    plan = visible(conn, principal, plan_id)
     return {"items": plans.edit_log(conn, plan.id, limit)}
 
 
@@ -316,7 +353,10 @@ def plan_measures(
     start: FromQ = None,
     end: ToQ = None,
 ) -> dict[str, Any]:
-    plan = _visible(conn, principal, plan_id)
+    plan = visible(conn, principal, plan_id)
+    if plan.unit_layer is not None:
+        principal.require_read(plan.unit_layer)
+        return unit_plans.measures(conn, registry, plan, period(start, end), weights(settings))
     return plans.plan_measures(conn, registry, plan, period(start, end), weights(settings))
 
 
@@ -329,7 +369,10 @@ def plan_moves(
     end: ToQ = None,
     limit: LimitQ = 100,
 ) -> dict[str, Any]:
-    plan = _visible(conn, principal, plan_id)
+    plan = visible(conn, principal, plan_id)
+    if plan.unit_layer is not None:
+        principal.require_read(plan.unit_layer)
+        return unit_plans.moves(conn, plan, period(start, end), limit)
     before = plans.live_geometries(conn, plan)
     after = plans.plan_geometries(conn, plan)
     return {"plan_id": plan.id, **plans.moves(conn, before, after, period(start, end), limit)}
@@ -349,8 +392,16 @@ def plan_diff(
     end: ToQ = None,
     limit: LimitQ = 100,
 ) -> dict[str, Any]:
-    plan = _visible(conn, principal, plan_id)
-    other = None if against == "live" else _visible(conn, principal, int(against))
+    plan = visible(conn, principal, plan_id)
+    other = None if against == "live" else visible(conn, principal, int(against))
+    if plan.unit_layer is not None:
+        principal.require_read(plan.unit_layer)
+        return unit_plans.diff(conn, plan, other, period(start, end), limit)
+    if other is not None and other.unit_layer is not None:
+        raise InvalidInputError(
+            f"方案 {other.id} 是部门单元方案，不能与网格方案 {plan.id} 对比",
+            f"plan {other.id} is a unit plan; it cannot be compared with grid plan {plan.id}",
+        )
     return plans.diff(conn, registry, plan, other, period(start, end), weights(settings), limit)
 
 
@@ -367,7 +418,7 @@ def export_plan(
     start: FromQ = None,
     end: ToQ = None,
 ) -> Response:
-    plan = _visible(conn, principal, plan_id)
+    plan = visible(conn, principal, plan_id)
     if plan.unit_layer is not None:
         principal.require_read(plan.unit_layer)
         content = unit_plans.export_gpkg(conn, plan)
@@ -383,31 +434,31 @@ def export_plan(
 
 @router.post("/{plan_id}/submit", summary="提交方案（此后只读）(submit: read-only from now)")
 def submit_plan(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> dict[str, Any]:
-    plan = _visible(conn, principal, plan_id)
-    _require_editor(principal, plan)
+    plan = visible(conn, principal, plan_id)
+    require_editor(principal, plan)
     plan = plans.submit(conn, plan.id, principal.user.username)
     _audit(conn, principal, "plan_submit", plan)
-    return _plan_body(conn, plan)
+    return plan_body(conn, plan)
 
 
 @router.post("/{plan_id}/approve", summary="批准方案（区级账户）(approve: district role)")
 def approve_plan(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> dict[str, Any]:
-    plan = _visible(conn, principal, plan_id)
+    plan = visible(conn, principal, plan_id)
     _require_district_role(principal, plan)
     plan = plans.approve(conn, plan.id, principal.user.username)
     _audit(conn, principal, "plan_approve", plan)
-    return _plan_body(conn, plan)
+    return plan_body(conn, plan)
 
 
 @router.post("/{plan_id}/reject", summary="退回方案为草稿（区级账户）(reject back to draft)")
 def reject_plan(
     plan_id: PlanId, body: RejectIn, conn: ConnectionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    plan = _visible(conn, principal, plan_id)
+    plan = visible(conn, principal, plan_id)
     _require_district_role(principal, plan)
     plan = plans.reject(conn, plan.id, principal.user.username, body.note)
     _audit(conn, principal, "plan_reject", plan, note=body.note)
-    return _plan_body(conn, plan)
+    return plan_body(conn, plan)
 
 
 @router.post("/{plan_id}/publish", summary="发布方案，自生效日期起施行 (publish with a date)")
@@ -419,7 +470,7 @@ def publish_plan(
     settings: SettingsDep,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
-    plan = _visible(conn, principal, plan_id)
+    plan = visible(conn, principal, plan_id)
     _require_district_role(principal, plan)
     result = plans.publish(
         conn,
@@ -451,7 +502,7 @@ def publish_plan(
         unit_edit=result.unit_edit,
     )
     return {
-        **_plan_body(conn, result.plan),
+        **plan_body(conn, result.plan),
         "effective_from": result.effective_from.isoformat(),
         "edits": edits,
         "unit_edit": result.unit_edit,
@@ -463,7 +514,7 @@ def publish_plan(
 
 def plan_side(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> EditSide:
     """Edits of ``/plans/{id}/grids`` go into that plan (404 when it is not visible)."""
-    plan = _visible(conn, principal, plan_id)
+    plan = visible(conn, principal, plan_id)
     if plan.unit_layer is not None:
         raise ConflictError(
             f"方案 {plan.id} 是部门单元方案，没有网格（见 /plans/{plan.id}/units）",
@@ -474,7 +525,7 @@ def plan_side(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> 
         return plans.grid(c, plan, code)
 
     def require_edit(who: Principal) -> None:
-        _require_editor(who, plan)
+        require_editor(who, plan)
 
     return EditSide(
         base=f"/plans/{plan.id}/grids",
@@ -488,7 +539,7 @@ def plan_side(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> 
 
 @grids_router.get("", summary="方案中的网格及其变化 (the plan's grids, with their change)")
 def plan_grids(plan_id: PlanId, conn: ConnectionDep, principal: PrincipalDep) -> dict[str, Any]:
-    plan = _visible(conn, principal, plan_id)
+    plan = visible(conn, principal, plan_id)
     base = f"/plans/{plan.id}/grids"
     features = []
     for item in plans.grids(conn, plan):

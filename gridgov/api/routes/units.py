@@ -16,35 +16,33 @@ from typing import Annotated, Any, Literal
 import shapely
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from shapely.geometry.base import BaseGeometry
 
 from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep
 from gridgov.api.routes.grid_editing import (
-    LINEAR,
     POLYGONAL,
     CrsQ,
     EditCall,
     EditCallDep,
-    GapQ,
-    IfMatch,
     OverlapQ,
     Reason,
-    if_match_tags,
+)
+from gridgov.api.routes.unit_editing import (
+    CodeField,
+    UnitCode,
+    UnitEdit,
+    UnitProperties,
+    UnitSide,
+    add_unit_edit_routes,
+    attrs_of,
+    shape,
 )
 from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.errors import InvalidInputError
 from gridgov.gis.grid_edit import (
     Create,
-    Merge,
-    MoveBoundary,
+    Labels,
     Operation,
-    Options,
-    Replace,
-    Retire,
-    Split,
-    Update,
-    geometry_from_geojson,
 )
 from gridgov.layers import audit, unit_edit
 from gridgov.layers.catalog import UNIT_CODE
@@ -52,21 +50,12 @@ from gridgov.layers.unit_edit import Group, Unit, UnitEditResult
 from gridgov.layers.unit_support import UNIT_LAYERS
 
 router = APIRouter(prefix="/units", tags=["units 部门单元编辑"], route_class=StrictJSONRoute)
+live_router = APIRouter(
+    prefix="/units/{layer}", tags=["units 部门单元编辑"], route_class=StrictJSONRoute
+)
 
 UnitLayer = Literal["police_unit", "urban_unit", "emergency_unit"]
 LayerP = Annotated[UnitLayer, Path(description="部门单元图层 (department unit layer)")]
-UnitCode = Annotated[str, Path(pattern=UNIT_CODE, description="单元编码 (unit code)")]
-CodeField = Annotated[str, Field(pattern=UNIT_CODE)]
-
-
-class UnitProperties(BaseModel):
-    """Attributes a request may set; level and parent are fixed when a unit is created."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    department: str | None = Field(
-        default=None, min_length=1, max_length=200, description="责任部门 (urban / emergency)"
-    )
 
 
 class CreateIn(BaseModel):
@@ -80,47 +69,6 @@ class CreateIn(BaseModel):
     geometry: dict[str, Any] = Field(description="GeoJSON Polygon / MultiPolygon")
     properties: UnitProperties
     reason: Reason
-
-
-class ReplaceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["Feature"] = "Feature"
-    geometry: dict[str, Any]
-    properties: UnitProperties = Field(default_factory=UnitProperties)
-    reason: Reason
-
-
-class PatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    geometry: dict[str, Any] | None = None
-    properties: UnitProperties = Field(default_factory=UnitProperties)
-    reason: Reason
-
-
-class SplitIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    line: dict[str, Any] = Field(description="GeoJSON LineString drawn across the unit")
-    reason: Reason
-
-
-class MergeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    codes: list[CodeField] = Field(min_length=2, max_length=50)
-    reason: Reason
-
-
-class BoundaryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    neighbour: CodeField = Field(description="共用边界的同层级相邻单元")
-    geometry: dict[str, Any] = Field(description="本单元的新形状（仅在两单元范围内）")
-    reason: Reason
-
-
-def shape(
-    layer: str, obj: dict[str, Any], crs: str, allowed: tuple[str, ...], what: str = "geometry"
-) -> BaseGeometry:
-    """A request's geometry; a refusal is titled by the layer (警务单元编辑无效, not 网格)."""
-    return geometry_from_geojson(obj, crs, allowed, what, unit_edit.labels(layer, None))
 
 
 def feature(unit: Unit) -> dict[str, Any]:
@@ -145,51 +93,60 @@ def feature(unit: Unit) -> dict[str, Any]:
     }
 
 
-def _apply(
-    layer: str,
-    call: EditCall,
-    operation: Operation,
-    *,
-    reason: str,
-    if_match: str | None,
-    overlap: Literal["refuse", "take"] = "refuse",
-    gap: Literal["refuse", "give"] = "refuse",
-    group: Group | None = None,
-    attrs: dict[str, Any] | None = None,
-) -> UnitEditResult:
-    conn, settings, principal = call.conn, call.settings, call.principal
-    principal.require_edit(layer)  # 403 for roles that may not edit the layer
-    result = unit_edit.apply_unit_edit(
-        conn,
-        call.registry,
-        layer,
-        operation,
-        actor=principal.user.username,
-        reason=reason,
-        if_match=if_match_tags(if_match),
-        options=Options(overlap=overlap, gap=gap, max_vertices=settings.grid_max_vertices),
-        tolerance_m=settings.assign_tolerance_m,
-        scope=principal.scope,
-        group=group,
-        attrs=attrs,
-    )
-    audit.record(
-        conn,
-        principal.event(
-            "unit_edit",
-            "ok",
-            target=f"{layer}/district/{result.district_code}",
-            detail={
-                "edit_id": result.edit_id,
-                "operation": result.operation,
-                "codes": [u.code for u in result.units],
-                "created": result.created,
-                "retired": result.retired,
-                "reason": reason,
-            },
-        ),
-    )
-    return result
+class LiveUnits:
+    """Edits of ``/units/{layer}`` go to the units in force (see :class:`UnitSide`)."""
+
+    def __init__(self, layer: str) -> None:
+        self.layer = layer
+
+    def read(self, call: EditCall, code: str) -> dict[str, Any]:
+        call.principal.require_read(self.layer)
+        unit = unit_edit.current(call.conn, self.layer, code, call.principal.scope)
+        call.response.headers["ETag"] = unit.etag
+        return feature(unit)
+
+    def labels(self, call: EditCall) -> Labels:
+        return unit_edit.labels(self.layer, None)
+
+    def edit(self, call: EditCall, operation: Operation, edit: UnitEdit) -> dict[str, Any]:
+        conn, settings, principal = call.conn, call.settings, call.principal
+        principal.require_edit(self.layer)  # 403 for roles that may not edit the layer
+        result = unit_edit.apply_unit_edit(
+            conn,
+            call.registry,
+            self.layer,
+            operation,
+            actor=principal.user.username,
+            reason=edit.reason,
+            if_match=edit.tags(),
+            options=edit.options(call),
+            tolerance_m=settings.assign_tolerance_m,
+            scope=principal.scope,
+            group=edit.group,
+            attrs=edit.attrs,
+        )
+        audit.record(
+            conn,
+            principal.event(
+                "unit_edit",
+                "ok",
+                target=f"{self.layer}/district/{result.district_code}",
+                detail={
+                    "edit_id": result.edit_id,
+                    "operation": result.operation,
+                    "codes": [u.code for u in result.units],
+                    "created": result.created,
+                    "retired": result.retired,
+                    "reason": edit.reason,
+                },
+            ),
+        )
+        etag_of = result.created[0] if edit.group is not None else edit.etag_of
+        return _answer(result, call.response, etag_of)
+
+
+def live_units(layer: LayerP) -> UnitSide:
+    return LiveUnits(layer)
 
 
 def _answer(result: UnitEditResult, response: Response, etag_of: str | None) -> dict[str, Any]:
@@ -221,10 +178,6 @@ def _answer(result: UnitEditResult, response: Response, etag_of: str | None) -> 
     }
 
 
-def _attrs(props: UnitProperties) -> dict[str, Any]:
-    return props.model_dump(exclude_none=True)
-
-
 @router.get("/edits", summary="部门单元调整记录 (unit edit log)")
 def edits(
     conn: ConnectionDep,
@@ -240,20 +193,6 @@ def edits(
     for row in rows:
         row["at"] = row["at"].isoformat()
     return {"items": rows}
-
-
-@router.get("/{layer}/{code}", summary="部门单元及其 ETag (read a unit with its ETag)")
-def get_unit(
-    layer: LayerP,
-    code: UnitCode,
-    conn: ConnectionDep,
-    principal: PrincipalDep,
-    response: Response,
-) -> dict[str, Any]:
-    principal.require_read(layer)
-    unit = unit_edit.current(conn, layer, code, principal.scope)
-    response.headers["ETag"] = unit.etag
-    return feature(unit)
 
 
 @router.get("/{layer}/{code}/versions", summary="部门单元的全部版本 (every version of a unit)")
@@ -277,7 +216,7 @@ def create_unit(
     overlap: OverlapQ = "refuse",
     crs: CrsQ = "wgs84",
 ) -> dict[str, Any]:
-    geometry = shape(layer, body.geometry, crs, POLYGONAL)
+    geometry = shape(LiveUnits(layer), call, body.geometry, crs, POLYGONAL)
     is_police = layer == "police_unit"
     if is_police != (body.level is not None) or (not is_police and body.parent_code):
         raise InvalidInputError(
@@ -285,143 +224,8 @@ def create_unit(
             "police units need a level; other units take neither level nor parent_code",
         )
     group = Group(layer, body.district_code, body.level, body.parent_code)
-    result = _apply(
-        layer,
-        call,
-        Create(geometry),
-        reason=body.reason,
-        if_match=None,
-        overlap=overlap,
-        group=group,
-        attrs=_attrs(body.properties),
-    )
-    return _answer(result, call.response, result.created[0])
+    edit = UnitEdit(body.reason, None, overlap, attrs=attrs_of(body.properties), group=group)
+    return LiveUnits(layer).edit(call, Create(geometry), edit)
 
 
-@router.put("/{layer}/{code}", summary="替换部门单元形状 (replace the geometry; If-Match)")
-def replace_unit(
-    layer: LayerP,
-    code: UnitCode,
-    body: ReplaceIn,
-    call: EditCallDep,
-    if_match: IfMatch = None,
-    overlap: OverlapQ = "refuse",
-    gap: GapQ = "refuse",
-    crs: CrsQ = "wgs84",
-) -> dict[str, Any]:
-    geometry = shape(layer, body.geometry, crs, POLYGONAL)
-    result = _apply(
-        layer,
-        call,
-        Replace(code, geometry),
-        reason=body.reason,
-        if_match=if_match,
-        overlap=overlap,
-        gap=gap,
-        attrs=_attrs(body.properties),
-    )
-    return _answer(result, call.response, code)
-
-
-@router.patch("/{layer}/{code}", summary="修改部门单元 (name, department and / or geometry)")
-def update_unit(
-    layer: LayerP,
-    code: UnitCode,
-    body: PatchIn,
-    call: EditCallDep,
-    if_match: IfMatch = None,
-    overlap: OverlapQ = "refuse",
-    gap: GapQ = "refuse",
-    crs: CrsQ = "wgs84",
-) -> dict[str, Any]:
-    geometry = None
-    if body.geometry is not None:
-        geometry = shape(layer, body.geometry, crs, POLYGONAL)
-    result = _apply(
-        layer,
-        call,
-        Update(code, geometry),
-        reason=body.reason,
-        if_match=if_match,
-        overlap=overlap,
-        gap=gap,
-        attrs=_attrs(body.properties),
-    )
-    return _answer(result, call.response, code)
-
-
-@router.delete("/{layer}/{code}", summary="撤销部门单元 (retire; its area goes to neighbours)")
-def retire_unit(
-    layer: LayerP,
-    code: UnitCode,
-    call: EditCallDep,
-    reason: Annotated[str, Query(min_length=1, max_length=2000, description="撤销原因")],
-    if_match: IfMatch = None,
-    gap: GapQ = "refuse",
-) -> dict[str, Any]:
-    result = _apply(
-        layer,
-        call,
-        Retire(code),
-        reason=reason,
-        if_match=if_match,
-        gap=gap,
-    )
-    return _answer(result, call.response, None)
-
-
-@router.post("/{layer}/merge", summary="合并相邻部门单元 (merge; the lowest code stays)")
-def merge_units(
-    layer: LayerP,
-    body: MergeIn,
-    call: EditCallDep,
-    if_match: IfMatch = None,
-) -> dict[str, Any]:
-    result = _apply(
-        layer,
-        call,
-        Merge(tuple(body.codes)),
-        reason=body.reason,
-        if_match=if_match,
-    )
-    return _answer(result, call.response, min(body.codes))
-
-
-@router.post("/{layer}/{code}/split", summary="按线拆分部门单元 (split a unit by a line)")
-def split_unit(
-    layer: LayerP,
-    code: UnitCode,
-    body: SplitIn,
-    call: EditCallDep,
-    if_match: IfMatch = None,
-    crs: CrsQ = "wgs84",
-) -> dict[str, Any]:
-    line = shape(layer, body.line, crs, LINEAR, what="line")
-    result = _apply(
-        layer,
-        call,
-        Split(code, line),
-        reason=body.reason,
-        if_match=if_match,
-    )
-    return _answer(result, call.response, code)
-
-
-@router.post("/{layer}/{code}/boundary", summary="移动共用边界，相邻单元随之调整")
-def move_boundary(
-    layer: LayerP,
-    code: UnitCode,
-    body: BoundaryIn,
-    call: EditCallDep,
-    if_match: IfMatch = None,
-    crs: CrsQ = "wgs84",
-) -> dict[str, Any]:
-    geometry = shape(layer, body.geometry, crs, POLYGONAL)
-    result = _apply(
-        layer,
-        call,
-        MoveBoundary(code, body.neighbour, geometry),
-        reason=body.reason,
-        if_match=if_match,
-    )
-    return _answer(result, call.response, code)
+add_unit_edit_routes(live_router, live_units, "部门单元")
