@@ -133,8 +133,13 @@ def test_police_edit_a_unit_plan(
     with page.expect_response(lambda r: r.url.endswith(f"/plans/{plan_id}/submit")) as sent:
         page.click("#gg-unit-plan-submit")
     assert sent.value.status == 200, sent.value.text()
-    watched.wait(f"GridGovPage.state.target === 'live' && ({LOADED})", timeout=60_000)
-    assert page.locator(f"#gg-target option[value='{plan_id}']").count() == 0
+    # the target list no longer offers the plan (drafts only), the live units are shown
+    watched.wait(
+        f"!document.querySelector(\"#gg-target option[value='{plan_id}']\") && "
+        f"GridGovPage.state.target === 'live' && !GridGovPage.unitState.plan && ({LOADED})",
+        timeout=60_000,
+    )
+    assert page.input_value("#gg-target") == "live"
     assert page.locator("#gg-unit-plan-view").is_hidden()
     status = httpx2.get(f"{live_url}/plans/{plan_id}", headers=auth).json()["status"]
     assert status == "submitted"
