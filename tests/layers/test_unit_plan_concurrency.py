@@ -68,8 +68,9 @@ def test_edits_of_one_unit_plan_are_serialised(committed_units: Engine) -> None:
     with engine.connect() as conn:
         plan = plans.get(conn, plan_id)
         found = unit_plan_edit.members(conn, plan, unit_plan_edit.group_of_plan(conn, plan))
-        assert found[WEST].geometry is not None
-        assert found[WEST].geometry.bounds[3] == 31.605
+        west = found[WEST].geometry
+        assert west is not None
+        assert west.bounds[3] == 31.605
         assert {c: unit_edit.current(conn, "police_unit", c).etag for c in (WEST, EAST)} == live
         edits = conn.execute(
             text("SELECT count(*) FROM plan_edit WHERE plan_id = :p"), {"p": plan_id}
