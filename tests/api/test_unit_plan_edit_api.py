@@ -98,6 +98,8 @@ def test_edits_go_into_the_plan_only(
     assert plan_tag.startswith('"pu')
     assert plan_tag != live_tag
     assert plan_rows(city, plan) == [("JWQ-N", "changed"), ("JWQ-S", "changed")]
+    counts = police.get(f"/plans/{plan}").json()["changes"]
+    assert counts == {"changed": 2, "created": 0, "retired": 0}
     in_plan = {f["id"]: shape(f["geometry"]) for f in body["units"]["features"]}
     assert in_plan["JWQ-S"].symmetric_difference(box(W, S, EAST, 31.568)).area < 1e-12
     assert in_plan["JWQ-N"].symmetric_difference(box(W, 31.568, EAST, N)).area < 1e-12
