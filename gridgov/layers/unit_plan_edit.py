@@ -197,6 +197,14 @@ def apply(
     unit_edit.set_attributes(group.layer, group, operation, state, changes, attrs or {})
     changes = validate(state, changes, options)
     unit_edit.check_children(conn, group.layer, changes, options)
+    gone = [c for c in changes.touched if found[c].change != "created" and found[c].live is None]
+    if gone:
+        raise ConflictError(
+            f"单元 {'、'.join(gone)} 已不在现行单元中（方案编制后被撤销），请重新编制方案",
+            f"unit {', '.join(gone)} is no longer in force (retired since the plan was made); "
+            "make the plan again",
+            public={"codes": ",".join(gone)},
+        )
     at: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
     retired = sorted(c for c, g in changes.geometries.items() if g is None)
     for code in changes.touched:
@@ -260,7 +268,7 @@ def _store(
             _update(conn, plan_id, member.code, "created", geom, values)
         return
     live = member.live
-    assert live is not None  # every other member is a unit in force
+    assert live is not None  # apply() refused edits of units no longer in force
     if geom is not None and _same_as_today(live, geom, values):
         conn.execute(
             text("DELETE FROM plan_unit WHERE plan_id = :p AND code = :c"),

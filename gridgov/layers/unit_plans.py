@@ -218,6 +218,17 @@ def _rows(conn: Connection, plan_id: int) -> list[Any]:
     )
 
 
+def change_counts(conn: Connection, plan_id: int) -> dict[str, int]:
+    """How many units the plan changes, creates and retires."""
+    counts = dict.fromkeys(("changed", "created", "retired"), 0)
+    rows = conn.execute(
+        text("SELECT change, count(*) AS n FROM plan_unit WHERE plan_id = :p GROUP BY change"),
+        {"p": plan_id},
+    )
+    counts.update({str(r.change): int(r.n) for r in rows})
+    return counts
+
+
 def _today(conn: Connection, layer: str, code: str) -> Any:
     return conn.execute(
         text(f"SELECT updated_at, ST_AsBinary(geom) AS wkb FROM {layer} WHERE code = :c"),

@@ -98,6 +98,8 @@ def test_edits_go_into_the_plan_only(
     assert plan_tag.startswith('"pu')
     assert plan_tag != live_tag
     assert plan_rows(city, plan) == [("JWQ-N", "changed"), ("JWQ-S", "changed")]
+    counts = police.get(f"/plans/{plan}").json()["changes"]
+    assert counts == {"changed": 2, "created": 0, "retired": 0}
     in_plan = {f["id"]: shape(f["geometry"]) for f in body["units"]["features"]}
     assert in_plan["JWQ-S"].symmetric_difference(box(W, S, EAST, 31.568)).area < 1e-12
     assert in_plan["JWQ-N"].symmetric_difference(box(W, 31.568, EAST, N)).area < 1e-12
@@ -336,3 +338,29 @@ def test_who_may_edit_a_unit_plan(city: Connection, client_as: ClientAs) -> None
     # A submitted plan is read-only.
     assert police.post(f"/plans/{plan}/submit").status_code == 200
     assert move_south_boundary(police, plan, 31.569).status_code == 409
+
+
+def test_a_unit_retired_live_cannot_be_edited_in_the_plan(
+    city: Connection, client_as: ClientAs, client: TestClient
+) -> None:
+    police = client_as("police", ["320213"])
+    plan = new_plan(police, code="JWQ-N")
+    assert move_south_boundary(police, plan, 31.569).status_code == 200
+    live_tags = ",".join(
+        client.get(f"/units/police_unit/{c}").headers["ETag"] for c in ("JWQ-N", "JWQ-S")
+    )
+    merged = client.post(
+        "/units/police_unit/merge",
+        json={"codes": ["JWQ-N", "JWQ-S"], "reason": "撤并"},
+        headers={"If-Match": live_tags},
+    )
+    assert merged.status_code == 200, merged.text
+    stale = police.patch(
+        f"/plans/{plan}/units/JWQ-S",
+        json={"properties": {"name": "南区"}, "reason": "改名"},
+        headers={"If-Match": tags(police, plan, "JWQ-S")},
+    )
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["codes"] == "JWQ-S"
+    flagged = police.get(f"/plans/{plan}/units").json()["units"]["features"]
+    assert all(f["properties"]["stale"] for f in flagged)

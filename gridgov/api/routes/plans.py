@@ -102,13 +102,11 @@ def _audit(
 
 
 def plan_body(conn: ConnectionDep, plan: Plan) -> dict[str, Any]:
-    counts = dict.fromkeys(plans.CHANGES, 0)
-    for item in plans.grids(conn, plan):
-        counts[item.change] += 1
     base = f"/plans/{plan.id}"
     if plan.unit_layer is not None:
         return {
             **plan.as_dict(),
+            "changes": unit_plans.change_counts(conn, plan.id),
             "links": [
                 {"rel": "self", "href": base},
                 {"rel": "units", "href": f"{base}/units"},
@@ -119,6 +117,9 @@ def plan_body(conn: ConnectionDep, plan: Plan) -> dict[str, Any]:
                 {"rel": "export", "href": f"{base}/export.gpkg"},
             ],
         }
+    counts = dict.fromkeys(plans.CHANGES, 0)
+    for item in plans.grids(conn, plan):
+        counts[item.change] += 1
     return {
         **plan.as_dict(),
         "changes": counts,
