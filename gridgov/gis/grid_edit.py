@@ -78,7 +78,7 @@ class _EditRefusedError(GridgovError):
 
     problems: tuple[EditProblem, ...] = ()
 
-    def __init__(self, problems: list[EditProblem]) -> None:
+    def __init__(self, problems: list[EditProblem], *, labels: Labels | None = None) -> None:
         first = problems[0]
         more_zh = f"（共 {len(problems)} 处）" if len(problems) > 1 else ""
         more_en = f" ({len(problems)} problems)" if len(problems) > 1 else ""
@@ -86,6 +86,13 @@ class _EditRefusedError(GridgovError):
             first.reason_zh + more_zh, first.reason_en + more_en, public={"reason": first.kind}
         )
         self.problems = tuple(problems)
+        # the title names what was edited (a police unit, not a grid); the class keeps grids'
+        self.title_zh, self.title_en = self.titles(labels or GRID_LABELS)
+
+    @staticmethod
+    def titles(lb: Labels) -> tuple[str, str]:
+        """The problem+json title (Chinese, English) of a refused edit of ``lb``'s members."""
+        raise NotImplementedError
 
     def members(self) -> dict[str, object]:
         """Problem+json extension: the offending pieces as a FeatureCollection."""
@@ -105,6 +112,10 @@ class InvalidEditError(_EditRefusedError, InvalidInputError):
     title_zh = "网格编辑无效"
     title_en = "Invalid grid edit"
 
+    @staticmethod
+    def titles(lb: Labels) -> tuple[str, str]:
+        return f"{lb.member_zh}编辑无效", f"Invalid {lb.member_en} edit"
+
 
 class EditConflictError(_EditRefusedError, ConflictError):
     """The edit clashes with the neighbours (overlap, gap): 409; choose take / give."""
@@ -112,6 +123,14 @@ class EditConflictError(_EditRefusedError, ConflictError):
     code = "edit-conflict"
     title_zh = "网格编辑与相邻网格冲突"
     title_en = "Grid edit conflicts with its neighbours"
+
+    @staticmethod
+    def titles(lb: Labels) -> tuple[str, str]:
+        what = lb.member_en[:1].upper() + lb.member_en[1:]
+        return (
+            f"{lb.member_zh}编辑与相邻{lb.neighbour_zh}冲突",
+            f"{what} edit conflicts with its neighbours",
+        )
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,11 @@ class Labels:
     container_zh: str = "村社区"
     container_en: str = "community"
     outside_kind: str = "outside-community"
+
+    @property
+    def neighbour_zh(self) -> str:
+        """A neighbour in short: 网格, or 单元 for every kind of department unit."""
+        return "单元" if self.member_zh.endswith("单元") else self.member_zh
 
 
 GRID_LABELS: Final = Labels()
@@ -153,7 +177,8 @@ class CommunityState:
                         f"{self.community_code}",
                         codes=(code,),
                     )
-                ]
+                ],
+                labels=lb,
             )
         return self.grids[code]
 
@@ -277,7 +302,8 @@ class Split:
         grid, lb = state.require(self.code), state.labels
         if not isinstance(self.line, LineString | MultiLineString) or self.line.is_empty:
             raise InvalidEditError(
-                [EditProblem("split-line", "拆分需要一条线", "a split needs a LineString")]
+                [EditProblem("split-line", "拆分需要一条线", "a split needs a LineString")],
+                labels=lb,
             )
         parts = polygon_parts(grid)
         pieces: list[Polygon] = []
@@ -293,7 +319,8 @@ class Split:
                         geometry=self.line,
                         codes=(self.code,),
                     )
-                ]
+                ],
+                labels=lb,
             )
         pieces.sort(key=area_m2, reverse=True)
         keep, rest = pieces[0], pieces[1:]
@@ -327,7 +354,8 @@ class Merge:
                         f"合并至少需要两个不同的{lb.member_zh}",
                         f"a merge needs two {lb.member_en}s",
                     )
-                ]
+                ],
+                labels=lb,
             )
         geoms = {code: state.require(code) for code in self.codes}
         if not connected(geoms):
@@ -341,7 +369,8 @@ class Merge:
                         codes=(code,),
                     )
                     for code in sorted(geoms)
-                ]
+                ],
+                labels=lb,
             )
         keep = min(geoms)
         merged = shapely.union_all(list(geoms.values()))
@@ -381,7 +410,8 @@ class MoveBoundary:
                         geometry=b,
                         codes=(self.code, self.neighbour),
                     )
-                ]
+                ],
+                labels=lb,
             )
         both = shapely.union_all([a, b])
         beyond = shapely.difference(self.geometry, both)
@@ -394,7 +424,7 @@ class MoveBoundary:
             TOLERANCE_M2,
         )
         if problems:
-            raise InvalidEditError(problems)
+            raise InvalidEditError(problems, labels=lb)
         rest = shapely.difference(both, self.geometry)
         if area_m2(rest) < TOLERANCE_M2:
             raise InvalidEditError(
@@ -407,7 +437,8 @@ class MoveBoundary:
                         geometry=b,
                         codes=(self.neighbour,),
                     )
-                ]
+                ],
+                labels=lb,
             )
         return Changes(
             geometries={self.code: self.geometry, self.neighbour: _clean(rest)},
@@ -527,7 +558,7 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
         for p in check_shape(key, geom, options.max_vertices, state.labels)
     ]
     if shape_problems:
-        raise InvalidEditError(shape_problems)
+        raise InvalidEditError(shape_problems, labels=state.labels)
     lb = state.labels
     # Only area newly outside counts: a shape that already spilled over its container's
     # edge (demo units do, by a few m²) can still be edited, like pre-existing overlaps.
@@ -548,7 +579,7 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
         )
     ]
     if outside:
-        raise InvalidEditError(outside)
+        raise InvalidEditError(outside, labels=lb)
     clashes = [
         EditProblem(
             "overlap",
@@ -586,7 +617,7 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
         else:
             clashes += found
     if clashes:
-        raise EditConflictError(clashes)
+        raise EditConflictError(clashes, labels=lb)
     before = [state.grids[c] for c in changes.geometries if c in state.grids]
     if before:
         final = [*proposed.values()] + [followers.get(c, g) for c, g in others.items()]
@@ -603,7 +634,7 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
         if gaps and options.gap == "give":
             gaps = _give_back(gaps, others, followers, lb)
         if gaps:
-            raise EditConflictError(gaps)
+            raise EditConflictError(gaps, labels=lb)
     cleaned = {code: _clean(geom) for code, geom in followers.items()}
     gone = [
         EditProblem(
@@ -617,14 +648,14 @@ def validate(state: CommunityState, changes: Changes, options: Options) -> Chang
         if geom.is_empty
     ]
     if gone:
-        raise EditConflictError(gone)
+        raise EditConflictError(gone, labels=lb)
     derived = [
         p
         for code, geom in cleaned.items()
         for p in check_shape(code, geom, options.max_vertices, lb)
     ]
     if derived:
-        raise InvalidEditError(derived)
+        raise InvalidEditError(derived, labels=lb)
     result = Changes(
         geometries={
             code: (None if geom is None else as_multipolygon(geom))
@@ -679,7 +710,7 @@ def _verify(state: CommunityState, result: Changes, tol: float) -> None:
             left, "gap", "调整后仍留有空隙", "the edit still leaves a gap", (), tol
         )
     if problems:
-        raise EditConflictError(problems)
+        raise EditConflictError(problems, labels=lb)
 
 
 def _prior_overlap(
@@ -732,7 +763,11 @@ def _give_back(
 
 
 def geometry_from_geojson(
-    obj: Mapping[str, Any], crs: str, allowed: tuple[str, ...], what: str = "geometry"
+    obj: Mapping[str, Any],
+    crs: str,
+    allowed: tuple[str, ...],
+    what: str = "geometry",
+    labels: Labels | None = None,
 ) -> BaseGeometry:
     """A GeoJSON geometry from a request, in CGCS2000 lon/lat; refused (never repaired) when
     malformed, of the wrong type, Z/M, NaN or outside China. Validity of the polygon is
@@ -741,7 +776,12 @@ def geometry_from_geojson(
         geom = shapely.geometry.shape(dict(obj))
     except Exception as exc:
         raise InvalidEditError(
-            [EditProblem("geometry-malformed", f"{what} 不是 GeoJSON 几何", f"{what}: not GeoJSON")]
+            [
+                EditProblem(
+                    "geometry-malformed", f"{what} 不是 GeoJSON 几何", f"{what}: not GeoJSON"
+                )
+            ],
+            labels=labels,
         ) from exc
     array = np.array([geom], dtype=object)
     array, problems = check_geometries(array, allowed)
@@ -753,7 +793,8 @@ def geometry_from_geojson(
             [
                 EditProblem(p.kind, f"{what}：{p.reason_zh}", f"{what}: {p.reason_en}")
                 for p in problems
-            ]
+            ],
+            labels=labels,
         )
     result: BaseGeometry = array[0]
     return result

@@ -470,7 +470,7 @@ def check_children(conn: Connection, layer: str, changes: Changes, options: Opti
                     )
                 )
     if problems:
-        raise EditConflictError(problems)
+        raise EditConflictError(problems, labels=labels(layer, None))
 
 
 def refuse_pending(

@@ -70,6 +70,7 @@ def test_overlap_is_409_with_the_geometry_then_taken(client: TestClient) -> None
     assert refused.status_code == 409
     problem = refused.json()
     assert problem["reason"] == "overlap"
+    assert problem["title"] == "网格编辑与相邻网格冲突 (Grid edit conflicts with its neighbours)"
     drawn = problem["problems"]["features"][0]
     assert drawn["properties"]["codes"] == [G2]
     assert shape(drawn["geometry"]).symmetric_difference(box(MID, S, 120.313, N)).area < 1e-12
@@ -88,6 +89,7 @@ def test_outside_the_community_and_bad_geometry_are_422(client: TestClient) -> N
     assert outside.status_code == 422
     piece = outside.json()["problems"]["features"][0]
     assert piece["properties"]["kind"] == "outside-community"
+    assert outside.json()["title"] == "网格编辑无效 (Invalid grid edit)"
     assert shape(piece["geometry"]).symmetric_difference(box(E, S, 120.33, N)).area < 1e-12
     bowtie = {"type": "Polygon", "coordinates": [[[MID, S], [E, N], [E, S], [MID, N], [MID, S]]]}
     invalid = client.put(
@@ -96,6 +98,7 @@ def test_outside_the_community_and_bad_geometry_are_422(client: TestClient) -> N
         headers={"If-Match": tag},
     )
     assert invalid.status_code == 422
+    assert invalid.json()["title"] == "网格编辑无效 (Invalid grid edit)"
     where = invalid.json()["problems"]["features"][0]["geometry"]
     assert where["type"] == "Point"
     no_reason = client.put(

@@ -135,10 +135,28 @@ def test_a_refused_plan_edit_shows_the_overlap_and_writes_nothing(
     assert overlapping.status_code == 409, overlapping.text
     problem = overlapping.json()
     assert "警务单元" in problem["detail"]
+    assert problem["title"] == (
+        "警务单元编辑与相邻单元冲突 (Police unit edit conflicts with its neighbours)"
+    )
     pieces = problem["problems"]["features"]
     assert pieces
     assert pieces[0]["properties"]["kind"] == "overlap"
     assert shape(pieces[0]["geometry"]).area > 0
+    bowtie = {"type": "Polygon", "coordinates": [[[W, S], [EAST, N], [EAST, S], [W, N], [W, S]]]}
+    invalid = police.put(
+        f"/plans/{plan}/units/JWQ-S",
+        json={"geometry": bowtie, "reason": "自相交"},
+        headers={"If-Match": tags(police, plan, "JWQ-S")},
+    )
+    assert invalid.status_code == 422, invalid.text
+    assert invalid.json()["title"] == "警务单元编辑无效 (Invalid police unit edit)"
+    malformed = police.post(
+        f"/plans/{plan}/units/JWQ-S/split",
+        json={"line": {"type": "LineString", "coordinates": "x"}, "reason": "拆分"},
+        headers={"If-Match": tags(police, plan, "JWQ-S")},
+    )
+    assert malformed.status_code == 422, malformed.text
+    assert malformed.json()["title"] == "警务单元编辑无效 (Invalid police unit edit)"
     assert plan_rows(city, plan) == []
     assert police.get(f"/plans/{plan}/edits").json()["items"] == []
 

@@ -260,6 +260,79 @@ def test_split_merge_retire_and_codes_are_never_reused(
     assert versions[-1]["valid_to"] is not None  # closed, kept
 
 
+def test_refusals_are_titled_by_the_layer_edited(city: Connection, client: TestClient) -> None:
+    """A refused unit edit names the unit kind (警务单元…), never 网格, whichever rule refused
+    it: a clash with a neighbour (409), the shape itself (422), or the request's GeoJSON."""
+    _, tag = read(client, "JWQ-S")
+    grown = {"type": "Feature", "geometry": mapping(box(W, S, EAST, 31.575)), "reason": "扩大"}
+    clash = client.put("/units/police_unit/JWQ-S", json=grown, headers={"If-Match": tag})
+    assert clash.status_code == 409
+    assert clash.json()["title"] == (
+        "警务单元编辑与相邻单元冲突 (Police unit edit conflicts with its neighbours)"
+    )
+    beyond = {"type": "Feature", "geometry": mapping(box(W, 31.55, EAST, 31.57)), "reason": "越界"}
+    outside = client.put("/units/police_unit/JWQ-S", json=beyond, headers={"If-Match": tag})
+    assert outside.status_code == 422
+    assert outside.json()["title"] == "警务单元编辑无效 (Invalid police unit edit)"
+    # the other layers: a new urban unit over an existing one, a line that is no line
+    east = box(EAST, S, 120.36, N)
+    first = client.post(
+        "/units/urban_unit",
+        json={
+            "district_code": "320213",
+            "geometry": mapping(east),
+            "properties": {"name": "东城管", "department": "城管局"},
+            "reason": "新设",
+        },
+    )
+    assert first.status_code == 201, first.text
+    over = client.post(
+        "/units/urban_unit",
+        json={
+            "district_code": "320213",
+            "geometry": mapping(box(120.34, S, 120.35, N)),
+            "properties": {"name": "重叠", "department": "城管局"},
+            "reason": "重叠",
+        },
+    )
+    assert over.status_code == 409
+    assert over.json()["title"] == (
+        "城管单元编辑与相邻单元冲突 (Urban-management unit edit conflicts with its neighbours)"
+    )
+    code = first.json()["created"][0]
+    _, tag = read(client, code, "urban_unit")
+    malformed = client.post(
+        f"/units/urban_unit/{code}/split",
+        json={"line": {"type": "LineString", "coordinates": "x"}, "reason": "拆分"},
+        headers={"If-Match": tag},
+    )
+    assert malformed.status_code == 422
+    assert malformed.json()["title"] == "城管单元编辑无效 (Invalid urban-management unit edit)"
+    made = client.post(
+        "/units/emergency_unit",
+        json={
+            "district_code": "320213",
+            "geometry": mapping(east),
+            "properties": {"name": "东应急", "department": "应急局"},
+            "reason": "新设",
+        },
+    )
+    assert made.status_code == 201, made.text
+    code = made.json()["created"][0]
+    _, tag = read(client, code, "emergency_unit")
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [[[EAST, S], [120.36, N], [120.36, S], [EAST, N], [EAST, S]]],
+    }
+    invalid = client.put(
+        f"/units/emergency_unit/{code}",
+        json={"type": "Feature", "geometry": bowtie, "reason": "x"},
+        headers={"If-Match": tag},
+    )
+    assert invalid.status_code == 422
+    assert invalid.json()["title"] == "应急单元编辑无效 (Invalid emergency unit edit)"
+
+
 def test_create_patch_and_other_layers(city: Connection, client: TestClient) -> None:
     east = box(EAST, S, 120.36, N)
     created = client.post(

@@ -4,8 +4,9 @@ Kept apart from :mod:`gridgov.api.maps.editor` so that each stays small: this mo
 the layer selector, the docking section and the config of ``static/gridgov/editor_units.js``,
 which points editor.js's own selection / edit / undo / save machinery at
 ``/units/{layer}`` and calls the existing APIs only — the Features API for the units and
-the grids beneath, ``GET /docking/grids``, ``GET /docking/proposals/units/{code}`` and
-``POST /plans/from-docking/unit``.
+the grids beneath, ``GET /docking/grids``, ``GET /docking/proposals/units/{code}``,
+``POST /plans/from-docking/unit`` and, for edits into a plan, ``POST /plans/units`` and
+``/plans/{id}/units`` (which mirrors ``/units/{layer}``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,30 @@ SECTION: Final = """
     <div class="gg-tools">
       <button type="button" id="gg-retire" disabled
         title="撤销所选单元，其范围并入共用边界最长的相邻单元">撤销所选单元</button>
+    </div>
+    <h2>单元方案 (unit plan)</h2>
+    <p class="gg-note" id="gg-unit-target-note">“保存到”选择现行单元（直接生效）或草稿方案。
+      新建方案覆盖所选单元及其同级单元（同一上级单元或区县）。</p>
+    <div class="gg-tools">
+      <button type="button" id="gg-unit-plan-new" disabled
+        title="为所选单元所在的同级单元组新建草稿方案，之后的调整保存到方案">
+        为所选单元新建方案</button>
+    </div>
+    <div id="gg-unit-plan-create" hidden>
+      <label class="gg-field">方案名称 <input type="text" id="gg-unit-plan-new-name"
+        maxlength="200"></label>
+      <label for="gg-unit-plan-new-reason">原因（必填）</label>
+      <textarea id="gg-unit-plan-new-reason" rows="2" maxlength="2000"
+        placeholder="例如：警务区边界按道路调整"></textarea>
+      <button type="button" id="gg-unit-plan-create-button" class="gg-primary">创建方案</button>
+    </div>
+    <div id="gg-unit-plan-view" hidden>
+      <h3 id="gg-unit-plan-title">方案与现状 (plan vs today)</h3>
+      <div id="gg-unit-plan-changes" class="gg-note"></div>
+      <div class="gg-tools">
+        <button type="button" id="gg-unit-plan-submit"
+          title="提交后方案只读，等待区级账户批准">提交方案</button>
+      </div>
     </div>
     <h2>对接 (docking)</h2>
     <div id="gg-unit-docking" class="gg-note">选择一个单元查看其与网格的对接情况。</div>
@@ -100,4 +125,9 @@ def config(kinds: list[UnitKind], *, start: str, home: list[str] | None) -> dict
         "unitsUrl": "/units",
         "proposalUrl": "/docking/proposals/units/{code}",
         "planUrl": "/plans/from-docking/unit",
+        # a unit plan of the selected unit's group, its units (/plans/{id}/units mirrors
+        # /units/{layer}) and its submission
+        "newPlanUrl": "/plans/units",
+        "planUnitsUrl": "/plans/{id}/units",
+        "submitUrl": "/plans/{id}/submit",
     }

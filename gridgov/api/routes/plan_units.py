@@ -24,10 +24,11 @@ from gridgov.api.routes.unit_editing import (
     UnitSide,
     add_unit_edit_routes,
     attrs_of,
+    shape,
 )
 from gridgov.api.strict_json import StrictJSONRoute
-from gridgov.gis.grid_edit import Create, Operation, geometry_from_geojson
-from gridgov.layers import audit, unit_plan_edit, unit_plans
+from gridgov.gis.grid_edit import Create, Labels, Operation
+from gridgov.layers import audit, unit_edit, unit_plan_edit, unit_plans
 from gridgov.layers.unit_plan_edit import PlanUnitEditResult
 
 router = APIRouter(
@@ -57,6 +58,10 @@ class PlanUnits:
         unit = unit_plans.unit(call.conn, plan, code)
         call.response.headers["ETag"] = unit.etag
         return unit.feature(plan.id)
+
+    def labels(self, call: EditCall) -> Labels:
+        plan = visible(call.conn, call.principal, self.plan_id)
+        return unit_edit.labels(unit_plan_edit.require_unit_plan(plan), None)
 
     def edit(self, call: EditCall, operation: Operation, edit: UnitEdit) -> dict[str, Any]:
         conn, principal = call.conn, call.principal
@@ -131,9 +136,10 @@ def create_unit(
     overlap: OverlapQ = "refuse",
     crs: CrsQ = "wgs84",
 ) -> dict[str, Any]:
-    geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
+    side = PlanUnits(plan_id)
+    geometry = shape(side, call, body.geometry, crs, POLYGONAL)
     edit = UnitEdit(body.reason, None, overlap, attrs=attrs_of(body.properties))
-    return PlanUnits(plan_id).edit(call, Create(geometry), edit)
+    return side.edit(call, Create(geometry), edit)
 
 
 add_unit_edit_routes(router, plan_units_side, "方案中的部门单元")

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
+from shapely.geometry.base import BaseGeometry
 
 from gridgov.api.routes.grid_editing import (
     LINEAR,
@@ -31,6 +32,7 @@ from gridgov.api.routes.grid_editing import (
     if_match_tags,
 )
 from gridgov.gis.grid_edit import (
+    Labels,
     Merge,
     MoveBoundary,
     Operation,
@@ -124,6 +126,22 @@ class UnitSide(Protocol):
         """Apply, audit and answer one edit; sets ``ETag`` / ``Location`` of ``etag_of``."""
         ...
 
+    def labels(self, call: EditCall) -> Labels:
+        """What the side's units are called in refusals (警务单元编辑无效, not 网格)."""
+        ...
+
+
+def shape(
+    side: UnitSide,
+    call: EditCall,
+    obj: dict[str, Any],
+    crs: str,
+    allowed: tuple[str, ...],
+    what: str = "geometry",
+) -> BaseGeometry:
+    """A request's geometry; a malformed one is refused under the side's layer's title."""
+    return geometry_from_geojson(obj, crs, allowed, what, side.labels(call))
+
 
 def attrs_of(props: UnitProperties) -> dict[str, Any]:
     return props.model_dump(exclude_none=True)
@@ -149,7 +167,7 @@ def add_unit_edit_routes(router: APIRouter, side_dep: Callable[..., UnitSide], w
         gap: GapQ = "refuse",
         crs: CrsQ = "wgs84",
     ) -> dict[str, Any]:
-        geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
+        geometry = shape(side, call, body.geometry, crs, POLYGONAL)
         edit = UnitEdit(
             body.reason, if_match, overlap, gap, attrs_of(body.properties), etag_of=code
         )
@@ -168,7 +186,7 @@ def add_unit_edit_routes(router: APIRouter, side_dep: Callable[..., UnitSide], w
     ) -> dict[str, Any]:
         geometry = None
         if body.geometry is not None:
-            geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
+            geometry = shape(side, call, body.geometry, crs, POLYGONAL)
         edit = UnitEdit(
             body.reason, if_match, overlap, gap, attrs_of(body.properties), etag_of=code
         )
@@ -201,7 +219,7 @@ def add_unit_edit_routes(router: APIRouter, side_dep: Callable[..., UnitSide], w
         if_match: IfMatch = None,
         crs: CrsQ = "wgs84",
     ) -> dict[str, Any]:
-        line = geometry_from_geojson(body.line, crs, LINEAR, what="line")
+        line = shape(side, call, body.line, crs, LINEAR, what="line")
         return side.edit(call, Split(code, line), UnitEdit(body.reason, if_match, etag_of=code))
 
     @router.post("/{code}/boundary", summary=f"移动{where}共用边界，相邻单元随之调整")
@@ -213,6 +231,6 @@ def add_unit_edit_routes(router: APIRouter, side_dep: Callable[..., UnitSide], w
         if_match: IfMatch = None,
         crs: CrsQ = "wgs84",
     ) -> dict[str, Any]:
-        geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
+        geometry = shape(side, call, body.geometry, crs, POLYGONAL)
         operation = MoveBoundary(code, body.neighbour, geometry)
         return side.edit(call, operation, UnitEdit(body.reason, if_match, etag_of=code))

@@ -35,13 +35,14 @@ from gridgov.api.routes.unit_editing import (
     UnitSide,
     add_unit_edit_routes,
     attrs_of,
+    shape,
 )
 from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.errors import InvalidInputError
 from gridgov.gis.grid_edit import (
     Create,
+    Labels,
     Operation,
-    geometry_from_geojson,
 )
 from gridgov.layers import audit, unit_edit
 from gridgov.layers.catalog import UNIT_CODE
@@ -103,6 +104,9 @@ class LiveUnits:
         unit = unit_edit.current(call.conn, self.layer, code, call.principal.scope)
         call.response.headers["ETag"] = unit.etag
         return feature(unit)
+
+    def labels(self, call: EditCall) -> Labels:
+        return unit_edit.labels(self.layer, None)
 
     def edit(self, call: EditCall, operation: Operation, edit: UnitEdit) -> dict[str, Any]:
         conn, settings, principal = call.conn, call.settings, call.principal
@@ -212,7 +216,7 @@ def create_unit(
     overlap: OverlapQ = "refuse",
     crs: CrsQ = "wgs84",
 ) -> dict[str, Any]:
-    geometry = geometry_from_geojson(body.geometry, crs, POLYGONAL)
+    geometry = shape(LiveUnits(layer), call, body.geometry, crs, POLYGONAL)
     is_police = layer == "police_unit"
     if is_police != (body.level is not None) or (not is_police and body.parent_code):
         raise InvalidInputError(

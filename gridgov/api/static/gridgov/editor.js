@@ -886,6 +886,7 @@
             }
             var edit = answer.data.edit || {};
             (answer.data.grids || answer.data.units).features.forEach(function (f) {
+              f.id = f.id || f.properties.code;
               var grid = state.grids[f.id];
               if (grid && !f.properties.valid_to) {
                 // the saved shape is now the grid's own (the edits after it build on it)
@@ -1020,24 +1021,32 @@
 
       /* -------------------------------------------------------------- plans */
 
-      // The save target: live grids, or one of the caller's draft plans (GET /plans).
+      // The save target: live grids (units), or one of the caller's draft plans (GET /plans)
+      // of what is edited: grid plans in grid mode, the layer's unit plans in unit mode.
       function loadPlans() {
         if (!config.plansUrl) return Promise.resolve();
-        return call("GET", config.plansUrl).then(function (answer) {
+        return call("GET", config.plansUrl + "?status=draft&limit=1000").then(function (answer) {
           if (!answer.ok) return;
           var items = (answer.data && (answer.data.items || answer.data.plans)) || answer.data || [];
           if (!Array.isArray(items)) return;
-          // grid plans only: a unit plan has no grids to edit
-          var drafts = items.filter(function (p) { return (!p.status || p.status === "draft") && p.kind !== "unit"; });
+          var layer = unitMode() ? page.units.kind().layer : null;
+          var drafts = items.filter(function (p) {
+            if (p.status && p.status !== "draft") return false;
+            return layer ? p.kind === "unit" && p.unit_layer === layer : p.kind !== "unit";
+          });
           state.plans = drafts;
           var select = document.getElementById("gg-target");
-          select.innerHTML = '<option value="live">现行网格（直接生效）</option>' + drafts.map(function (p) {
-            return '<option value="' + GG.escape(p.id) + '">方案：' + GG.escape(p.name || p.id) + "</option>";
-          }).join("");
+          select.innerHTML = '<option value="live">' + (layer ? "现行单元" : "现行网格") + "（直接生效）</option>" +
+            drafts.map(function (p) {
+              return '<option value="' + GG.escape(p.id) + '">方案 #' + GG.escape(p.id) + "：" +
+                GG.escape(p.name || p.id) + (layer ? "（" + GG.escape(p.unit_code || "") + " 所在组）" : "") + "</option>";
+            }).join("");
+          if (!select.querySelector('option[value="' + state.target + '"]')) state.target = "live";
           select.value = state.target;
-          document.getElementById("gg-target-field").hidden = unitMode(); // units save live only
+          document.getElementById("gg-target-field").hidden = false;
         });
       }
+      page.loadPlans = loadPlans;
       loadPlans();
       document.getElementById("gg-target").addEventListener("change", function (e) {
         state.target = e.target.value || "live";

@@ -10,7 +10,12 @@
  *   - the selected unit's docking: GET /docking/proposals/units/{code} (grids meeting it,
  *     their main unit, the score) and GET /docking/grids (which grids straddle); the same
  *     answer is the preview of "由整网格组成的边界", saved by POST /plans/from-docking/unit;
- *   - retire the selected unit (DELETE, gap=give) as one more pending edit.
+ *   - retire the selected unit (DELETE, gap=give) as one more pending edit;
+ *   - a unit plan (方案) as the save target: POST /plans/units makes a draft plan of the
+ *     selected unit's group (its siblings: same layer, district, level and parent); with the
+ *     plan chosen in "保存到", the list is the plan's group (GET /plans/{id}/units), the
+ *     edits go to /plans/{id}/units (which mirrors /units/{layer}), today's shapes of the
+ *     changed units are drawn in grey, and the plan is submitted (POST /plans/{id}/submit).
  */
 (function () {
   "use strict";
@@ -21,8 +26,10 @@
     straddling: { color: "#ff7f00", weight: 2, opacity: 1, fillColor: "#ff7f00", fillOpacity: 0.15, interactive: false },
     proposed: { color: "#3f007d", weight: 3, opacity: 1, dashArray: "8 5", fill: false, interactive: false },
     gained: { color: "#31a354", weight: 1.5, opacity: 1, fillColor: "#31a354", fillOpacity: 0.45, interactive: false },
-    lost: { color: "#e6550d", weight: 1.5, opacity: 1, fillColor: "#fd8d3c", fillOpacity: 0.55, interactive: false }
+    lost: { color: "#e6550d", weight: 1.5, opacity: 1, fillColor: "#fd8d3c", fillOpacity: 0.55, interactive: false },
+    today: { color: "#636363", weight: 2, opacity: 0.9, dashArray: "3 5", fill: false, interactive: false }
   };
+  var CHANGE_ZH = { changed: "调整", created: "新增", retired: "撤销" };
   var STATUS_ZH = { draft: "草稿", submitted: "已提交", approved: "已批准", published: "已发布" };
 
   function $(id) {
@@ -48,11 +55,14 @@
         docking: null, // the proposal answer of the selected unit
         preview: false,
         plans: [],
-        planSaved: null
+        planSaved: null,
+        plan: null // the answer of GET /plans/{id}/units while a plan is the target
       });
       // Thin, read-only grid lines: what the units dock with. Not pmIgnore'd for snapping.
       var beneathLayer = L.featureGroup().addTo(map);
       var previewLayer = L.featureGroup({ pmIgnore: true, snapIgnore: true }).addTo(map);
+      // today's shapes of the units a plan changes (plan vs today)
+      var todayLayer = L.featureGroup({ pmIgnore: true, snapIgnore: true }).addTo(map);
       beneathLayer.bringToBack && beneathLayer.bringToBack();
 
       function kind() {
@@ -62,6 +72,15 @@
       function dockParams() {
         var k = kind();
         return { unit_layer: k.layer, unit_level: k.level };
+      }
+
+      /** The draft unit plan edited into, or null when edits go live. */
+      function planTarget() {
+        return state.target && state.target !== "live" ? state.target : null;
+      }
+
+      function planUrl(url, id) {
+        return url.replace("{id}", encodeURIComponent(id));
       }
 
       function township() {
@@ -76,7 +95,10 @@
       var units = (page.units = {
         active: function () { return !!kind(); },
         kind: kind,
-        base: function () { return cfg.unitsUrl + "/" + kind().layer; },
+        base: function () {
+          var id = planTarget();
+          return id ? planUrl(cfg.planUnitsUrl, id) : cfg.unitsUrl + "/" + kind().layer;
+        },
         label: function (code) {
           var dash = code.indexOf("-");
           return dash >= 0 ? code.slice(dash) : "…" + code.slice(-4);
@@ -88,13 +110,20 @@
           if (k.layer === "police_unit") q.level = k.level;
           var gridParams = L.extend({}, params);
           var t = township();
+          var id = planTarget();
+          // a plan: its whole group as the plan has it; live: the township's units
+          var listed = id ? GG.getJSON(planUrl(cfg.planUnitsUrl, id)) :
+            GG.getJSON(config.itemsUrl.replace("{layer}", k.layer), q);
           return Promise.all([
-            GG.getJSON(config.itemsUrl.replace("{layer}", k.layer), q),
+            listed,
             GG.getJSON(config.itemsUrl.replace("{layer}", "grid"), gridParams),
             GG.getJSON(config.dockingGridsUrl, L.extend({ township_code: t }, dockParams()))
           ]).then(function (answers) {
             drawBeneath(answers[1], answers[2]);
-            return answers[0];
+            if (!id) return answers[0];
+            ui.plan = answers[0];
+            renderPlan();
+            return answers[0].group;
           });
         },
         cleared: function () {
@@ -104,8 +133,11 @@
           ui.straddling = {};
           ui.docking = null;
           ui.preview = false;
+          ui.plan = null;
+          todayLayer.clearLayers();
           $("gg-unit-proposal").hidden = true;
           $("gg-unit-plan-save").hidden = true;
+          $("gg-unit-plan-view").hidden = true;
         },
         /** The selection changed: read the selected unit's docking (one unit only). */
         selected: function () {
@@ -115,7 +147,7 @@
           $("gg-unit-proposal").hidden = true;
           $("gg-unit-plan-save").hidden = true;
           highlight();
-          if (!units.active() || state.selected.length !== 1) {
+          if (!units.active() || state.selected.length !== 1 || planTarget()) {
             renderDocking();
             return;
           }
@@ -144,6 +176,8 @@
           var one = state.selected.length === 1;
           $("gg-retire").disabled = !(enabled && one && units.active());
           $("gg-unit-propose").disabled = !(units.active() && one && ui.docking && !state.saving);
+          $("gg-unit-plan-new").disabled = !(enabled && one && units.active() && !planTarget() && config.plansUrl);
+          $("gg-unit-plan-submit").disabled = !(planTarget() && ui.plan && !state.ops.length && !state.saving);
         }
       });
 
@@ -192,6 +226,10 @@
       function renderDocking() {
         var box = $("gg-unit-docking");
         var d = ui.docking;
+        if (units.active() && planTarget()) {
+          box.textContent = "对接情况按现行单元计；方案中的单元发布后重新计算。";
+          return;
+        }
         if (!units.active() || state.selected.length !== 1 || !d) {
           box.textContent = "选择一个单元查看其与网格的对接情况。";
           return;
@@ -295,27 +333,121 @@
           if (!answer.ok) return;
           ui.plans = ((answer.data && answer.data.items) || []).filter(function (p) { return p.kind === "unit"; });
           $("gg-unit-plans").innerHTML = ui.plans.map(function (p) {
-            return '<li data-plan="' + GG.escape(p.id) + '">#' + GG.escape(p.id) + " " + GG.escape(p.name) +
+            return '<li data-plan="' + GG.escape(p.id) + '" data-kind="unit">#' + GG.escape(p.id) + " " +
+              GG.escape(p.name) + " · 部门单元 " + GG.escape(p.unit_code || "") +
               "（" + GG.escape(STATUS_ZH[p.status] || p.status) + "）</li>";
           }).join("") || '<li class="gg-note">（无）</li>';
         });
       }
 
+      /* ------------------------------------------------------------ unit plans */
+
+      /** The plan vs today: the units it changes, today's shapes in grey, dashed. */
+      function renderPlan() {
+        var answer = ui.plan;
+        todayLayer.clearLayers();
+        if (!answer) return;
+        var inGroup = {};
+        var rows = [];
+        (answer.group.features || []).forEach(function (f) {
+          inGroup[f.properties.code] = true;
+          if (f.properties.change && f.properties.change !== "unchanged") {
+            rows.push({ code: f.properties.code, change: f.properties.change });
+          }
+        });
+        var areas = {};
+        ((answer.units && answer.units.features) || []).forEach(function (f) {
+          var p = f.properties;
+          areas[p.code] = p.area_change_m2;
+          if (!inGroup[p.code]) rows.push({ code: p.code, change: "retired" });
+          if (p.today) {
+            L.geoJSON(GG.datum.shiftGeoJSON({ type: "Feature", geometry: p.today, properties: {} }),
+              { style: function () { return STYLE.today; }, pmIgnore: true, snapIgnore: true }).addTo(todayLayer);
+          }
+        });
+        rows.sort(function (a, b) { return a.code < b.code ? -1 : 1; });
+        var plan = (state.plans || []).filter(function (p) { return String(p.id) === String(planTarget()); })[0];
+        $("gg-unit-plan-title").textContent = "方案 #" + planTarget() + (plan ? " " + plan.name : "") +
+          " 与现状 (plan vs today)";
+        $("gg-unit-plan-changes").innerHTML = (rows.length ?
+          '<table class="gg-table" id="gg-unit-plan-table"><thead><tr><th>单元</th><th>变化</th>' +
+          "<th>面积变化 m²</th></tr></thead><tbody>" + rows.map(function (r) {
+            return '<tr data-code="' + GG.escape(r.code) + '" data-change="' + GG.escape(r.change) + '"><td>' +
+              GG.escape(r.code) + "</td><td>" + GG.escape(CHANGE_ZH[r.change] || r.change) + "</td><td>" +
+              fmt(areas[r.code], 0) + "</td></tr>";
+          }).join("") + "</tbody></table>" : "<p>方案尚无调整（与现状相同）。</p>") +
+          "<p>方案中的单元共 " + (answer.group.features || []).length + " 个；灰色虚线为调整单元的现状边界。" +
+          "保存的调整只进入方案，经审批发布后生效。</p>";
+        $("gg-unit-plan-view").hidden = false;
+      }
+
+      function showCreate() {
+        if (state.selected.length !== 1) return;
+        var code = state.selected[0];
+        $("gg-unit-plan-new-name").value = code + " 所在组调整";
+        $("gg-unit-plan-create").hidden = false;
+        $("gg-unit-plan-new-reason").focus();
+      }
+
+      /** A draft plan of the selected unit's group, then opened as the save target. */
+      function createPlan() {
+        var name = $("gg-unit-plan-new-name").value.trim();
+        var reason = $("gg-unit-plan-new-reason").value.trim();
+        if (state.selected.length !== 1 || !name || !reason) {
+          page.showProblem("请选择一个单元并填写方案名称和原因 (select one unit; a name and a reason are required)");
+          return Promise.resolve();
+        }
+        page.clearProblem();
+        var body = { unit_layer: kind().layer, unit_code: state.selected[0], name: name, reason: reason };
+        $("gg-unit-plan-create-button").disabled = true;
+        return page.call("POST", cfg.newPlanUrl, body).then(function (answer) {
+          $("gg-unit-plan-create-button").disabled = false;
+          if (!answer.ok) {
+            page.drawRefusal(answer);
+            return;
+          }
+          var id = String(answer.data.id);
+          ui.planSaved = answer.data.id;
+          $("gg-unit-plan-create").hidden = true;
+          $("gg-unit-plan-new-reason").value = "";
+          loadPlans();
+          return page.openPlan(id).then(function () {
+            GG.status("已新建方案 #" + id + "（草稿）：" + answer.data.name + "；之后的调整保存到此方案");
+          });
+        });
+      }
+
+      /** Submit the plan (read-only from then on): edits go live again. */
+      function submitPlan() {
+        var id = planTarget();
+        if (!id || state.ops.length) return Promise.resolve();
+        page.clearProblem();
+        $("gg-unit-plan-submit").disabled = true;
+        return page.call("POST", planUrl(cfg.submitUrl, id)).then(function (answer) {
+          if (!answer.ok) {
+            page.renderTools();
+            page.drawRefusal(answer);
+            return;
+          }
+          state.target = "live";
+          loadPlans();
+          return page.loadPlans().then(function () { return page.reload(false); }).then(function () {
+            GG.status("方案 #" + id + " 已提交（只读，待区级账户批准）");
+          });
+        });
+      }
+
       /* ------------------------------------------------------------ mode */
 
-      /** Show the tools of the mode: unit mode saves live only (unit plans come from the
-       * docking proposal) and has no grid measures. */
+      /** Show the tools of the mode: each mode saves live or into its own kind of plan
+       * (the target list is read again), and unit mode has no grid measures. */
       function applyMode() {
         var unit = units.active();
         $("gg-unit-tools").hidden = !unit;
-        var target = $("gg-target-field");
-        if (unit) {
-          state.target = "live";
-          $("gg-target").value = "live";
-          target.hidden = true;
-        } else if ($("gg-target").options.length > 1 || config.plansUrl) {
-          target.hidden = false;
-        }
+        $("gg-unit-plan-create").hidden = true;
+        state.target = "live";
+        $("gg-target").value = "live";
+        if (page.loadPlans) page.loadPlans();
         var head = document.querySelectorAll("#gg-grids thead th");
         head[0].textContent = unit ? "单元编码" : "网格编码";
         head[2].textContent = unit ? "上级" : "户数";
@@ -341,6 +473,9 @@
       });
       $("gg-unit-propose").addEventListener("click", preview);
       $("gg-unit-plan-button").addEventListener("click", savePlan);
+      $("gg-unit-plan-new").addEventListener("click", showCreate);
+      $("gg-unit-plan-create-button").addEventListener("click", createPlan);
+      $("gg-unit-plan-submit").addEventListener("click", submitPlan);
       applyMode();
       loadPlans();
     }
