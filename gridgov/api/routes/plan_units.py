@@ -24,11 +24,12 @@ from gridgov.api.routes.unit_editing import (
     UnitSide,
     add_unit_edit_routes,
     attrs_of,
+    record,
     shape,
 )
 from gridgov.api.strict_json import StrictJSONRoute
 from gridgov.gis.grid_edit import Create, Labels, Operation
-from gridgov.layers import audit, unit_edit, unit_plan_edit, unit_plans
+from gridgov.layers import unit_edit, unit_plan_edit, unit_plans
 from gridgov.layers.unit_plan_edit import PlanUnitEditResult
 
 router = APIRouter(
@@ -78,21 +79,16 @@ class PlanUnits:
             options=edit.options(call),
             attrs=edit.attrs,
         )
-        audit.record(
-            conn,
-            principal.event(
-                "plan_edit",
-                "ok",
-                target=f"plan/{plan.id}/{plan.unit_layer}",
-                detail={
-                    "edit_id": result.edit_id,
-                    "operation": result.operation,
-                    "codes": [u.code for u in result.units],
-                    "created": result.created,
-                    "retired": result.retired,
-                    "reason": edit.reason,
-                },
-            ),
+        record(
+            call,
+            "plan_edit",
+            f"plan/{plan.id}/{plan.unit_layer}",
+            edit,
+            edit_id=result.edit_id,
+            operation=result.operation,
+            codes=[u.code for u in result.units],
+            created=result.created,
+            retired=result.retired,
         )
         etag_of = result.created[0] if isinstance(operation, Create) else edit.etag_of
         return _answer(result, call.response, etag_of)

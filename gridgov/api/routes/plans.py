@@ -101,6 +101,17 @@ def _audit(
     )
 
 
+def _created(
+    conn: ConnectionDep, principal: Principal, response: Response, plan_id: int, **detail: Any
+) -> dict[str, Any]:
+    """The answer to every route that makes a plan: audited (its area: the township
+    unless given), with its Location."""
+    plan = plans.get(conn, plan_id)
+    _audit(conn, principal, "plan_create", plan, **{"area_code": plan.township_code, **detail})
+    response.headers["Location"] = f"/plans/{plan_id}"
+    return plan_body(conn, plan)
+
+
 def plan_body(conn: ConnectionDep, plan: Plan) -> dict[str, Any]:
     base = f"/plans/{plan.id}"
     if plan.unit_layer is not None:
@@ -158,10 +169,7 @@ def create_plan(
         township_code=None if body.community_code else body.township_code,
         community_code=body.community_code,
     )
-    plan = plans.get(conn, plan_id)
-    _audit(conn, principal, "plan_create", plan, area_code=area, reason=body.reason)
-    response.headers["Location"] = f"/plans/{plan_id}"
-    return plan_body(conn, plan)
+    return _created(conn, principal, response, plan_id, area_code=area, reason=body.reason)
 
 
 class DockingPlanIn(BaseModel):
@@ -206,18 +214,15 @@ def plan_from_docking(
         tolerance_m=settings.assign_tolerance_m,
         max_vertices=settings.grid_max_vertices,
     )
-    plan = plans.get(conn, plan_id)
-    _audit(
+    return _created(
         conn,
         principal,
-        "plan_create",
-        plan,
+        response,
+        plan_id,
         area_code=body.township_code,
         reason=body.reason,
         origin=f"docking:{kind.layer}/{kind.level}",
     )
-    response.headers["Location"] = f"/plans/{plan_id}"
-    return plan_body(conn, plan)
 
 
 class UnitPlanIn(BaseModel):
@@ -246,18 +251,14 @@ def create_unit_plan(
         actor=principal.user.username,
         scope=principal.scope,
     )
-    plan = plans.get(conn, plan_id)
-    _audit(
+    return _created(
         conn,
         principal,
-        "plan_create",
-        plan,
-        area_code=plan.township_code,
+        response,
+        plan_id,
         reason=body.reason,
         origin=f"editor-unit:{body.unit_layer}/{body.unit_code}",
     )
-    response.headers["Location"] = f"/plans/{plan_id}"
-    return plan_body(conn, plan)
 
 
 class UnitDockingPlanIn(BaseModel):
@@ -301,18 +302,14 @@ def unit_plan_from_docking(
         reason=body.reason,
         max_vertices=settings.grid_max_vertices,
     )
-    plan = plans.get(conn, plan_id)
-    _audit(
+    return _created(
         conn,
         principal,
-        "plan_create",
-        plan,
-        area_code=plan.township_code,
+        response,
+        plan_id,
         reason=body.reason,
         origin=f"docking-unit:{kind.layer}/{kind.level}/{body.unit_code}",
     )
-    response.headers["Location"] = f"/plans/{plan_id}"
-    return plan_body(conn, plan)
 
 
 @router.get("", summary="方案列表 (plans of the caller's area, newest first)")

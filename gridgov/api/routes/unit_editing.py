@@ -43,6 +43,7 @@ from gridgov.gis.grid_edit import (
     Update,
     geometry_from_geojson,
 )
+from gridgov.layers import audit
 from gridgov.layers.catalog import UNIT_CODE
 from gridgov.layers.unit_edit import Group
 
@@ -113,6 +114,30 @@ class UnitEdit:
 
     def tags(self) -> list[str] | None:
         return if_match_tags(self.if_match)
+
+
+def record(
+    call: EditCall,
+    action: str,
+    target: str,
+    edit: UnitEdit,
+    *,
+    edit_id: int,
+    operation: str,
+    codes: list[str],
+    created: list[str],
+    retired: list[str],
+) -> None:
+    """The audit row of one unit edit, live (``unit_edit``) or into a plan (``plan_edit``)."""
+    detail = {
+        "edit_id": edit_id,
+        "operation": operation,
+        "codes": codes,
+        "created": created,
+        "retired": retired,
+        "reason": edit.reason,
+    }
+    audit.record(call.conn, call.principal.event(action, "ok", target=target, detail=detail))
 
 
 class UnitSide(Protocol):

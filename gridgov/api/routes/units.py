@@ -35,6 +35,7 @@ from gridgov.api.routes.unit_editing import (
     UnitSide,
     add_unit_edit_routes,
     attrs_of,
+    record,
     shape,
 )
 from gridgov.api.strict_json import StrictJSONRoute
@@ -44,7 +45,7 @@ from gridgov.gis.grid_edit import (
     Labels,
     Operation,
 )
-from gridgov.layers import audit, unit_edit
+from gridgov.layers import unit_edit
 from gridgov.layers.catalog import UNIT_CODE
 from gridgov.layers.unit_edit import Group, Unit, UnitEditResult
 from gridgov.layers.unit_support import UNIT_LAYERS
@@ -125,21 +126,16 @@ class LiveUnits:
             group=edit.group,
             attrs=edit.attrs,
         )
-        audit.record(
-            conn,
-            principal.event(
-                "unit_edit",
-                "ok",
-                target=f"{self.layer}/district/{result.district_code}",
-                detail={
-                    "edit_id": result.edit_id,
-                    "operation": result.operation,
-                    "codes": [u.code for u in result.units],
-                    "created": result.created,
-                    "retired": result.retired,
-                    "reason": edit.reason,
-                },
-            ),
+        record(
+            call,
+            "unit_edit",
+            f"{self.layer}/district/{result.district_code}",
+            edit,
+            edit_id=result.edit_id,
+            operation=result.operation,
+            codes=[u.code for u in result.units],
+            created=result.created,
+            retired=result.retired,
         )
         etag_of = result.created[0] if edit.group is not None else edit.etag_of
         return _answer(result, call.response, etag_of)
