@@ -9,7 +9,6 @@ its own connection and transaction) and removed again after each test.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -29,13 +28,13 @@ from gridgov.security import tokens
 from gridgov.security.roles import Role
 from gridgov.settings import Settings
 from tests.factories import insert_row, valid_row
+from tests.layers.concurrency import WAIT_S, second_waits_for_first
 
 DISTRICT, TOWNSHIP, COMMUNITY = "320205", "320205001", "320205001001"
 A, B = COMMUNITY + "001", COMMUNITY + "002"
 W, MIDW, MIDE, E, S, N = 120.40, 120.41, 120.412, 120.42, 31.60, 31.62
 GROW_A = box(W, S, MIDE, N)  # A over the strip
 GROW_B = box(MIDW, S, E, N)  # B over the strip
-WAIT_S = 30.0  # generous bound on waiting for the other thread (never a speed check)
 
 
 def _cleanup(conn: Connection) -> None:
@@ -97,17 +96,6 @@ def _overlap_m2(engine: Engine) -> float:
     return float(value)
 
 
-def _waiting_on_advisory_lock(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        return bool(
-            conn.execute(
-                text(
-                    "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                )
-            ).scalar_one()
-        )
-
-
 def _tags(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
         return {code: grid_edit.current(conn, code).etag for code in (A, B)}
@@ -118,28 +106,11 @@ def test_second_planner_waits_and_then_sees_the_overlap(
 ) -> None:
     engine = committed_city
     tags = _tags(engine)
-    outcome: dict[str, Any] = {}
-    with engine.connect() as first:
-        transaction = first.begin()
-        _edit(first, registry, Replace(A, GROW_A), [tags[A]])  # holds the community lock
-
-        def second_planner() -> None:
-            with engine.connect() as second, second.begin():
-                try:
-                    outcome["result"] = _edit(second, registry, Replace(B, GROW_B), [tags[B]])
-                except Exception as exc:
-                    outcome["error"] = exc
-
-        thread = threading.Thread(target=second_planner)
-        thread.start()
-        deadline = time.monotonic() + WAIT_S
-        while not _waiting_on_advisory_lock(engine) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _waiting_on_advisory_lock(engine), "the second edit did not wait for the first"
-        assert thread.is_alive()
-        transaction.commit()
-    thread.join(WAIT_S)
-    assert not thread.is_alive()
+    outcome = second_waits_for_first(  # the first holds the community lock
+        engine,
+        lambda first: _edit(first, registry, Replace(A, GROW_A), [tags[A]]),
+        lambda second: _edit(second, registry, Replace(B, GROW_B), [tags[B]]),
+    )
     error = outcome.get("error")
     assert isinstance(error, EditConflictError), outcome
     assert error.problems[0].kind == "overlap"

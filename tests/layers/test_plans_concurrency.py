@@ -4,8 +4,6 @@ then see the first one's edit, so the plan never holds an overlap; live grids st
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from shapely.geometry import MultiPolygon
@@ -14,14 +12,13 @@ from sqlalchemy import Connection, Engine, text
 from gridgov.gis.grid_edit import EditConflictError, Options, Replace
 from gridgov.layers import grid_edit, plans
 from gridgov.layers.registry import Registry
+from tests.layers.concurrency import second_waits_for_first
 from tests.layers.test_grid_edit_concurrency import (
     COMMUNITY,
     GROW_A,
     GROW_B,
-    WAIT_S,
     A,
     B,
-    _waiting_on_advisory_lock,
     committed_city,
 )
 
@@ -49,31 +46,12 @@ def test_edits_of_one_plan_are_serialised(committed_city: Engine, registry: Regi
         plan_id = plans.create(conn, name="并发", actor="p", reason="r", community_code=COMMUNITY)
         plan = plans.get(conn, plan_id)
         tags = {code: plans.grid(conn, plan, code).etag for code in (A, B)}
-    outcome: dict[str, Any] = {}
     try:
-        with engine.connect() as first:
-            transaction = first.begin()
-            _edit(first, registry, plan_id, Replace(A, GROW_A), tags[A])  # holds the plan lock
-
-            def second_planner() -> None:
-                with engine.connect() as second, second.begin():
-                    try:
-                        outcome["result"] = _edit(
-                            second, registry, plan_id, Replace(B, GROW_B), tags[B]
-                        )
-                    except Exception as exc:
-                        outcome["error"] = exc
-
-            thread = threading.Thread(target=second_planner)
-            thread.start()
-            deadline = time.monotonic() + WAIT_S
-            while not _waiting_on_advisory_lock(engine) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert _waiting_on_advisory_lock(engine), "the second edit did not wait"
-            assert thread.is_alive()
-            transaction.commit()
-        thread.join(WAIT_S)
-        assert not thread.is_alive()
+        outcome = second_waits_for_first(  # the first holds the plan lock
+            engine,
+            lambda first: _edit(first, registry, plan_id, Replace(A, GROW_A), tags[A]),
+            lambda second: _edit(second, registry, plan_id, Replace(B, GROW_B), tags[B]),
+        )
         error = outcome.get("error")
         assert isinstance(error, EditConflictError), outcome
         assert error.problems[0].kind == "overlap"

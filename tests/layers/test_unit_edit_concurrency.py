@@ -9,7 +9,6 @@ and district both would see the strip free and commit an overlap. The rows are c
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,13 +21,13 @@ from gridgov.gis.grid_edit import EditConflictError, Operation, Options, Replace
 from gridgov.layers import unit_edit
 from gridgov.layers.registry import Registry
 from tests.factories import insert_row, valid_row
+from tests.layers.concurrency import WAIT_S, second_waits_for_first
 
 DISTRICT = "320204"
 A, B = "CONC-A", "CONC-B"
 W, MIDW, MIDE, E, S, N = 120.40, 120.41, 120.412, 120.42, 31.60, 31.62
 GROW_A = box(W, S, MIDE, N)
 GROW_B = box(MIDW, S, E, N)
-WAIT_S = 30.0  # generous bound on waiting for the other thread (never a speed check)
 
 
 def _cleanup(conn: Connection) -> None:
@@ -85,17 +84,6 @@ def _tags(engine: Engine) -> dict[str, str]:
         return {code: unit_edit.current(conn, "police_unit", code).etag for code in (A, B)}
 
 
-def _waiting_on_advisory_lock(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        return bool(
-            conn.execute(
-                text(
-                    "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                )
-            ).scalar_one()
-        )
-
-
 def _overlap_m2(engine: Engine) -> float:
     with engine.connect() as conn:
         value = conn.execute(
@@ -118,28 +106,11 @@ def test_second_officer_waits_and_then_sees_the_overlap(
 ) -> None:
     engine = committed_units
     tags = _tags(engine)
-    outcome: dict[str, Any] = {}
-    with engine.connect() as first:
-        transaction = first.begin()
-        _edit(first, registry, Replace(A, GROW_A), [tags[A]])  # holds the layer+district lock
-
-        def second_officer() -> None:
-            with engine.connect() as second, second.begin():
-                try:
-                    outcome["result"] = _edit(second, registry, Replace(B, GROW_B), [tags[B]])
-                except Exception as exc:
-                    outcome["error"] = exc
-
-        thread = threading.Thread(target=second_officer)
-        thread.start()
-        deadline = time.monotonic() + WAIT_S
-        while not _waiting_on_advisory_lock(engine) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _waiting_on_advisory_lock(engine), "the second edit did not wait for the first"
-        assert thread.is_alive()
-        transaction.commit()
-    thread.join(WAIT_S)
-    assert not thread.is_alive()
+    outcome = second_waits_for_first(  # the first holds the layer+district lock
+        engine,
+        lambda first: _edit(first, registry, Replace(A, GROW_A), [tags[A]]),
+        lambda second: _edit(second, registry, Replace(B, GROW_B), [tags[B]]),
+    )
     error = outcome.get("error")
     assert isinstance(error, EditConflictError), outcome
     assert error.problems[0].kind == "overlap"

@@ -172,6 +172,17 @@ def attrs_of(props: UnitProperties) -> dict[str, Any]:
     return props.model_dump(exclude_none=True)
 
 
+def shape_edit(
+    code: str,
+    body: ReplaceIn | PatchIn,
+    if_match: str | None,
+    overlap: Literal["refuse", "take"],
+    gap: Literal["refuse", "give"],
+) -> UnitEdit:
+    """The edit settings of a PUT or PATCH: the same reason, choices and attributes."""
+    return UnitEdit(body.reason, if_match, overlap, gap, attrs_of(body.properties), etag_of=code)
+
+
 def add_unit_edit_routes(router: APIRouter, side_dep: Callable[..., UnitSide], where: str) -> None:
     """Register the read and edit routes of one unit collection on ``router`` (``where``
     names it in the summaries: 部门单元 / 方案中的部门单元)."""
@@ -193,10 +204,9 @@ def add_unit_edit_routes(router: APIRouter, side_dep: Callable[..., UnitSide], w
         crs: CrsQ = "wgs84",
     ) -> dict[str, Any]:
         geometry = shape(side, call, body.geometry, crs, POLYGONAL)
-        edit = UnitEdit(
-            body.reason, if_match, overlap, gap, attrs_of(body.properties), etag_of=code
+        return side.edit(
+            call, Replace(code, geometry), shape_edit(code, body, if_match, overlap, gap)
         )
-        return side.edit(call, Replace(code, geometry), edit)
 
     @router.patch("/{code}", summary=f"修改{where} (name, department and / or geometry)")
     def update_unit(
@@ -212,10 +222,9 @@ def add_unit_edit_routes(router: APIRouter, side_dep: Callable[..., UnitSide], w
         geometry = None
         if body.geometry is not None:
             geometry = shape(side, call, body.geometry, crs, POLYGONAL)
-        edit = UnitEdit(
-            body.reason, if_match, overlap, gap, attrs_of(body.properties), etag_of=code
+        return side.edit(
+            call, Update(code, geometry), shape_edit(code, body, if_match, overlap, gap)
         )
-        return side.edit(call, Update(code, geometry), edit)
 
     @router.delete("/{code}", summary=f"撤销{where} (retire; its area goes to neighbours)")
     def retire_unit(

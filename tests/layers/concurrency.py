@@ -1,0 +1,58 @@
+"""The choreography every serialisation test shares: a first writer holds its lock in an
+open transaction, a second writer on its own connection must wait on that advisory lock,
+and only after the first commits may it finish (or fail) with what it then sees."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+WAIT_S = 30.0  # generous bound on waiting for the other thread (never a speed check)
+
+
+def waiting_on_advisory_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                )
+            ).scalar_one()
+        )
+
+
+def second_waits_for_first(
+    engine: Engine,
+    first_edit: Callable[[Connection], object],
+    second_edit: Callable[[Connection], object],
+) -> dict[str, Any]:
+    """Run ``first_edit`` and keep its transaction open; run ``second_edit`` in a thread,
+    check that it waits on the advisory lock, then commit the first. Returns the second's
+    ``result`` or ``error``."""
+    outcome: dict[str, Any] = {}
+    with engine.connect() as first:
+        transaction = first.begin()
+        first_edit(first)  # holds the lock until the commit below
+
+        def second_writer() -> None:
+            with engine.connect() as second, second.begin():
+                try:
+                    outcome["result"] = second_edit(second)
+                except Exception as exc:
+                    outcome["error"] = exc
+
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        deadline = time.monotonic() + WAIT_S
+        while not waiting_on_advisory_lock(engine) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert waiting_on_advisory_lock(engine), "the second edit did not wait for the first"
+        assert thread.is_alive()
+        transaction.commit()
+    thread.join(WAIT_S)
+    assert not thread.is_alive()
+    return outcome
