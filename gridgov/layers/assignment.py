@@ -395,6 +395,10 @@ def assign_table(conn: Connection, source: str, tolerance_m: float) -> BulkResul
                 """
             )
         ).rowcount
+        # Without statistics on the fresh table the planner sorts it whole in every worker
+        # for a merge anti join (2.5 s for a million points); with them, a parallel hash
+        # anti join (0.65 s).
+        conn.execute(text(f"ANALYZE {fast}"))
         left = conn.execute(
             text(
                 f"""
