@@ -300,13 +300,13 @@ def test_police_edit_a_unit_plan(
     # 4. compare (方案对比): against today and another plan of the group, never a grid plan
     sibling = new_unit_plan(live_url, auth, pair.neighbour, "同组对照方案（页面测试）")
     stations = new_unit_plan(live_url, auth, pair.community, "派出所组方案（页面测试）")
-    made = httpx2.post(
+    gridded = httpx2.post(
         f"{live_url}/plans",
         json={"name": "网格方案（页面测试）", "township_code": township, "reason": "对照"},
         headers=live_auth,
     )
-    assert made.status_code == 201, made.text
-    grid_plan = str(made.json()["id"])
+    assert gridded.status_code == 201, gridded.text
+    grid_plan = str(gridded.json()["id"])
     units = {plan_id, sibling, stations}
     open_section(watched, "gg-compare-section")
     watched.wait(

@@ -4,7 +4,9 @@
  *   - compare: a plan against today's grids or another plan (GET /plans/{id}/diff): the
  *     grids changed / created / retired drawn on the map over both sides, a table of each
  *     grid's households and workload on both sides, the balance and docking of each side
- *     and what would move;
+ *     and what would move; a unit plan (部门单元) against today's units or a unit plan of its
+ *     group, each side's figures from GET /plans/{id}/measures (never against a grid plan);
+ *     the tables are GG.planFigures, shared with the unit mode (editor_unit_figures.js);
  *   - proposal: POST /optimise for the chosen community or township, its progress read
  *     every few hundred ms (GET /optimise/{job}), the proposed grids drawn over today's with
  *     their measures; saved as draft plans (POST /optimise/{job}/plans);
