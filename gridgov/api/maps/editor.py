@@ -150,6 +150,6 @@ def page(
             box=editor_plans.BOX,
         ),
         config=config,
-        plugins=(base.GEOMAN_JS, editor_plans.JS, editor_units.JS),
+        plugins=(base.GEOMAN_JS, editor_plans.JS, editor_units.FIGURES_JS, editor_units.JS),
         plugin_css=(base.GEOMAN_CSS, editor_plans.CSS),
     )

@@ -2,7 +2,8 @@
 
 Kept apart from :mod:`gridgov.api.maps.editor` (drawing) so that each stays small: this
 module holds the panel sections and the config of ``static/gridgov/editor_plans.js``, which
-calls the existing APIs only — ``GET /plans/{id}/diff``, ``POST /optimise`` and its job,
+calls the existing APIs only — ``GET /plans/{id}/diff`` (and, for unit plans,
+``GET /plans/{id}/measures``), ``POST /optimise`` and its job,
 ``POST /optimise/{job}/plans``, ``GET /docking/proposals/townships/{code}`` and
 ``POST /plans/from-docking`` — and opens a saved plan in the editor.
 """

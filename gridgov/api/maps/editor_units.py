@@ -18,6 +18,8 @@ from gridgov.api.maps import base
 from gridgov.layers.docking import UnitKind
 
 JS: Final = ("gg_editor_units", f"{base.OWN}/editor_units.js")
+# A unit plan's figures (measures, moves) in the measures box; uses editor_plans.js's tables.
+FIGURES_JS: Final = ("gg_editor_unit_figures", f"{base.OWN}/editor_unit_figures.js")
 
 # The selector groups a layer's kinds (levels) under the layer's name.
 LAYER_TITLES: Final = {

@@ -18,8 +18,15 @@ from sqlalchemy import Engine
 
 from gridgov.security.roles import Role
 from gridgov.settings import Settings
-from tests.api.maps.pages import open_page
-from tests.api.maps.test_editor_page import LOADED, drag, start_editing, vertex_and_target
+from tests.api.maps.pages import Watched, open_page
+from tests.api.maps.test_editor_page import (
+    LOADED,
+    REFUSED_LOG,
+    drag,
+    start_editing,
+    vertex_and_target,
+)
+from tests.api.maps.test_editor_plans_page import open_section
 from tests.api.maps.test_editor_units_page import (
     area_pairs,
     landed,
@@ -38,6 +45,136 @@ def township(engine: Engine, demo_city: None) -> str:
 def police_token(engine: Engine, settings: Settings, township: str) -> Iterator[str]:
     with committed_login(engine, settings, Role.POLICE, (township,), "unitplan_police") as token:
         yield token
+
+
+def number(value: str | None) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def pair_of(watched: Watched, selector: str) -> tuple[float | None, float | None]:
+    found = watched.page.locator(selector)
+    assert found.count() == 1, selector
+    return number(found.get_attribute("data-before")), number(found.get_attribute("data-after"))
+
+
+def close(shown: float | None, expected: float | None) -> bool:
+    if expected is None or shown is None:
+        return shown is expected
+    return abs(shown - expected) <= 1e-9 * max(1.0, abs(expected))
+
+
+def check_figures(
+    watched: Watched, url: str, auth: dict[str, str], plan_id: str, changed: set[str]
+) -> None:
+    """The measures box shows GET /plans/{id}/measures and /moves exactly: every unit's
+    households, workload and area today → plan, the balance, docking and who moves."""
+    measures = httpx2.get(f"{url}/plans/{plan_id}/measures", headers=auth).json()
+    moves = httpx2.get(f"{url}/plans/{plan_id}/moves", headers=auth).json()
+    today = {u["code"]: u for u in measures["today"]["units"]}
+    planned = {u["code"]: u for u in measures["plan"]["units"]}
+    rows = watched.page.eval_on_selector_all(
+        "#gg-unit-figures-units tbody tr", "rs => rs.map(r => [r.dataset.code, r.dataset.change])"
+    )
+    assert sorted(code for code, _ in rows) == sorted(set(today) | set(planned))
+    assert {code for code, change in rows if change == "changed"} == changed
+    for code in planned:
+        for name in ("households", "workload", "area_km2"):
+            shown = pair_of(
+                watched, f"#gg-unit-figures-units tr[data-code='{code}'] td[data-measure='{name}']"
+            )
+            assert close(shown[0], today[code][name]), (code, name, shown, today[code][name])
+            assert close(shown[1], planned[code][name]), (code, name, shown, planned[code][name])
+    # the dragged boundary moved area between the two units: the saved plan's, not today's
+    for code in changed:
+        assert not close(today[code]["area_km2"], planned[code]["area_km2"])
+    for name in ("households", "workload"):
+        shown = pair_of(watched, f"#gg-unit-figures-balance td[data-measure='{name}_cv']")
+        assert close(shown[0], measures["today"]["balance"][name]["cv"])
+        assert close(shown[1], measures["plan"]["balance"][name]["cv"])
+    docking = measures["docking"]
+    for cell, key in (
+        ("docking_score", "score"),
+        ("docked", "docked"),
+        ("straddling", "straddling"),
+    ):
+        shown = pair_of(watched, f"#gg-unit-figures-docking td[data-measure='{cell}']")
+        assert close(shown[0], docking["before"][key]), (cell, shown, docking)
+        assert close(shown[1], docking["after"][key]), (cell, shown, docking)
+    # who changes unit, per from → to pair (households by building, incidents, key sites)
+    expected: dict[tuple[str, str], list[int]] = {}
+    for layer, index in (("building", 0), ("incident", 1), ("key_site", 2)):
+        for p in moves[layer]["pairs"]:
+            counts = expected.setdefault((p["from"] or "", p["to"] or ""), [0, 0, 0])
+            counts[index] += p["households"] if layer == "building" else p["count"]
+    shown_moves = watched.page.eval_on_selector_all(
+        "#gg-unit-figures-moves tbody tr",
+        "rs => rs.map(r => [r.dataset.from, r.dataset.to, "
+        "...['households', 'incidents', 'key_sites'].map("
+        "m => Number(r.querySelector(`td[data-measure=${m}]`).dataset.value))])",
+    )
+    assert {(f, t): list(c) for f, t, *c in shown_moves} == expected
+    text = watched.page.inner_text("#gg-measures")
+    assert f"将变更所属社区警务区：楼栋 {moves['building']['moved']:,} 栋" in text
+    assert "网格：" not in text
+
+
+def new_unit_plan(url: str, auth: dict[str, str], code: str, name: str) -> str:
+    made = httpx2.post(
+        f"{url}/plans/units",
+        json={"name": name, "unit_layer": "police_unit", "unit_code": code, "reason": "对照"},
+        headers=auth,
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def options(watched: Watched, selector: str) -> list[str]:
+    values: list[str] = watched.page.eval_on_selector_all(
+        f"{selector} option", "os => os.map(o => o.value)"
+    )
+    return values
+
+
+def check_compare(
+    watched: Watched, url: str, auth: dict[str, str], plan_id: str, against: str
+) -> None:
+    """The compare box shows GET /plans/{id}/diff's units with each side's figures: the
+    plan's from its measures, today's (or the other plan's) from the same route."""
+    diff = httpx2.get(f"{url}/plans/{plan_id}/diff", params={"against": against}, headers=auth)
+    assert diff.status_code == 200, diff.text
+    units = diff.json()["units"]
+    mine = httpx2.get(f"{url}/plans/{plan_id}/measures", headers=auth).json()
+    if against == "live":
+        other = {"units": mine["today"]["units"], "balance": mine["today"]["balance"]}
+        other_docking = mine["docking"]["before"]
+    else:
+        theirs = httpx2.get(f"{url}/plans/{against}/measures", headers=auth).json()
+        other = theirs["plan"]
+        other_docking = theirs["docking"]["after"]
+    rows = watched.page.eval_on_selector_all(
+        "#gg-diff-grids tbody tr", "rs => rs.map(r => [r.dataset.code, r.dataset.change])"
+    )
+    expected = [(c, change) for change in ("changed", "created", "retired") for c in units[change]]
+    assert [tuple(r) for r in rows] == expected
+    assert units["changed"], units
+    before = {u["code"]: u for u in other["units"]}
+    after = {u["code"]: u for u in mine["plan"]["units"]}
+    for code in units["changed"]:
+        for name in ("households", "workload"):
+            shown = pair_of(
+                watched, f"#gg-diff-grids tr[data-code='{code}'] td[data-measure='{name}']"
+            )
+            assert close(shown[0], before[code][name]), (code, name, shown)
+            assert close(shown[1], after[code][name]), (code, name, shown)
+    for name in ("households", "workload"):
+        shown = pair_of(watched, f"#gg-diff-balance td[data-measure='{name}_cv']")
+        assert close(shown[0], other["balance"][name]["cv"])
+        assert close(shown[1], mine["plan"]["balance"][name]["cv"])
+    shown = pair_of(watched, "#gg-diff-docking td[data-measure='docking_score']")
+    assert close(shown[0], other_docking["score"])
+    assert close(shown[1], mine["docking"]["after"]["score"])
+    moved = diff.json()["moves"]["building"]["moved"]
+    assert f"将变更所属单元：楼栋 {moved:,} 栋" in watched.page.inner_text("#gg-diff-moves")
 
 
 def test_police_edit_a_unit_plan(
@@ -92,6 +229,7 @@ def test_police_edit_a_unit_plan(
     watched.wait("GridGovPage.state.ops.length === 1")
     op = page.evaluate("GridGovPage.state.ops[0]")
     page.fill("#gg-reason", "警务区边界对齐道路（方案，页面测试）")
+    done = page.evaluate("GridGovPage.unitFigures.done")
     boundary = f"/plans/{plan_id}/units/{pair.code}/boundary"
     with page.expect_response(lambda r: boundary in r.url) as saved:
         page.click("#gg-save")
@@ -100,6 +238,16 @@ def test_police_edit_a_unit_plan(
     assert page.evaluate("GridGovPage.state.refusals") == 0, page.inner_text("#gg-problem")
     watched.wait(f"({LOADED}) && GridGovPage.state.ops.length === 0", timeout=60_000)
     assert page.input_value("#gg-target") == plan_id  # still editing the plan
+
+    # the plan's figures, read again after the save, are the API's
+    watched.wait(
+        f"GridGovPage.unitFigures.plan === '{plan_id}' && !GridGovPage.unitFigures.pending && "
+        f"GridGovPage.unitFigures.done > {done} && "
+        f"document.querySelector(\"#gg-unit-figures[data-plan='{plan_id}']\") !== null",
+        timeout=60_000,
+    )
+    assert page.locator("#gg-measures-box").is_visible()
+    check_figures(watched, live_url, auth, plan_id, changed={pair.code, pair.neighbour})
 
     # the plan has the change, the live unit does not
     answer = httpx2.get(f"{live_url}/plans/{plan_id}/units", headers=auth).json()
@@ -148,3 +296,73 @@ def test_police_edit_a_unit_plan(
         ".textContent.includes('已提交')"
     )
     watched.assert_clean()
+
+    # 4. compare (方案对比): against today and another plan of the group, never a grid plan
+    sibling = new_unit_plan(live_url, auth, pair.neighbour, "同组对照方案（页面测试）")
+    stations = new_unit_plan(live_url, auth, pair.community, "派出所组方案（页面测试）")
+    gridded = httpx2.post(
+        f"{live_url}/plans",
+        json={"name": "网格方案（页面测试）", "township_code": township, "reason": "对照"},
+        headers=live_auth,
+    )
+    assert gridded.status_code == 201, gridded.text
+    grid_plan = str(gridded.json()["id"])
+    units = {plan_id, sibling, stations}
+    open_section(watched, "gg-compare-section")
+    watched.wait(
+        " && ".join(
+            f"document.querySelector(\"#gg-compare-a option[value='{p}']\") !== null"
+            for p in (*units, grid_plan)
+        )
+    )
+    listed = page.eval_on_selector_all(
+        "#gg-compare-a option",
+        "os => os.map(o => [o.value, o.parentElement.label || '', o.textContent])",
+    )
+    marks = {value: (group, label) for value, group, label in listed}
+    for p in units:
+        assert marks[p][0] == "部门单元方案", marks[p]
+        assert "部门单元" in marks[p][1], marks[p]
+    assert marks[grid_plan][0] == "网格方案"
+    assert "部门单元" not in marks[grid_plan][1]
+    page.select_option("#gg-compare-a", grid_plan)
+    assert units.isdisjoint(options(watched, "#gg-compare-b"))
+    page.select_option("#gg-compare-a", plan_id)
+    against = options(watched, "#gg-compare-b")
+    assert grid_plan not in against  # a unit plan is never compared with a grid plan
+    assert {"live", sibling, stations} <= set(against)
+    assert page.inner_text("#gg-compare-b option[value='live']").startswith("现行单元")
+
+    page.select_option("#gg-compare-b", "live")
+    page.click("#gg-compare")
+    watched.wait(
+        "GridGovPage.review.diff && GridGovPage.review.diff.against === 'live' && GridGov.idle()",
+        timeout=60_000,
+    )
+    assert "部门单元方案对比" in page.inner_text("#gg-review-title")
+    check_compare(watched, live_url, auth, plan_id, "live")
+    # both sides are drawn: the plan's changed units (orange) over today's (dashed grey)
+    assert page.locator(".leaflet-overlay-pane path[stroke='#e6550d']").count() >= 2
+    assert page.locator(".leaflet-overlay-pane path[stroke='#555']").count() >= 2
+    watched.screenshot(artifacts, "editor-unit-compare.png")
+
+    page.select_option("#gg-compare-b", sibling)
+    page.click("#gg-compare")
+    watched.wait(
+        f"GridGovPage.review.diff.against === 'plan/{sibling}' && GridGov.idle()", timeout=60_000
+    )
+    check_compare(watched, live_url, auth, plan_id, sibling)
+
+    # a unit plan of another group of the layer (the stations): refused, said in Chinese
+    page.select_option("#gg-compare-b", stations)
+    with page.expect_response(lambda r: f"against={stations}" in r.url) as refused:
+        page.click("#gg-compare")
+    assert refused.value.status == 422
+    watched.wait("GridGov.errors.length > 0")
+    shown = page.inner_text("#gg-error")
+    assert "方案对比失败" in shown
+    assert "不是同一组部门单元的方案" in shown
+    assert len(watched.http_errors) == 1, watched.http_errors
+    assert all(REFUSED_LOG in e for e in watched.console_errors), watched.console_errors
+    assert watched.blocked == []
+    assert watched.failed == []

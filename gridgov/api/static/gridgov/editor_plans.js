@@ -4,7 +4,9 @@
  *   - compare: a plan against today's grids or another plan (GET /plans/{id}/diff): the
  *     grids changed / created / retired drawn on the map over both sides, a table of each
  *     grid's households and workload on both sides, the balance and docking of each side
- *     and what would move;
+ *     and what would move; a unit plan (部门单元) against today's units or a unit plan of its
+ *     group, each side's figures from GET /plans/{id}/measures (never against a grid plan);
+ *     the tables are GG.planFigures, shared with the unit mode (editor_unit_figures.js);
  *   - proposal: POST /optimise for the chosen community or township, its progress read
  *     every few hundred ms (GET /optimise/{job}), the proposed grids drawn over today's with
  *     their measures; saved as draft plans (POST /optimise/{job}/plans);
@@ -70,6 +72,89 @@
     ((select && select._items) || []).forEach(function (a) { if (a.code === code) name = a.name; });
     return name || "镇街 " + code;
   }
+
+  function sideName(label) {
+    if (label === "live") return "现行";
+    var id = label.split("/")[1];
+    return "方案 #" + id;
+  }
+
+  /** The balance (CV, max/min of households and workload) of two sides, other → mine. */
+  function balanceTable(b, a, other, mine, id) {
+    function row(name, title) {
+      return "<tr><td>" + title + "</td>" + pairCell(name + "_cv", b.balance[name].cv, a.balance[name].cv, 3) +
+        pairCell(name + "_max_min", b.balance[name].max_min_ratio, a.balance[name].max_min_ratio, 2) + "</tr>";
+    }
+    return table(["均衡度 " + GG.escape(sideName(other)) + " → " + GG.escape(sideName(mine)),
+      '<span title="变异系数，越小越均衡">CV</span>', "最大/最小"],
+      [row("households", "户数"), row("workload", "工作量")], id || "gg-diff-balance");
+  }
+
+  /** What would change hands, in one sentence; ``noun`` is what they change (网格, 单元…). */
+  function movesText(moves, noun, id) {
+    if (!moves) return "";
+    return '<p id="' + (id || "gg-diff-moves") + '">将变更所属' + GG.escape(noun || "网格") + "：楼栋 " +
+      fmt(moves.building.moved) + " 栋（" + fmt(moves.households_moved) + " 户）、重点场所 " +
+      fmt(moves.key_site.moved) + " 处、统计期内事件 " + fmt(moves.incident.moved) + " 件。</p>";
+  }
+
+  /** What would change hands, per from → to pair: households (buildings), incidents of the
+   * period and key sites. ``o``: {noun (单元…), head (the first column), id, label (names a
+   * code; null: outside every one)}. */
+  function movePairs(moves, o) {
+    if (!moves) return "";
+    var rows = {}, order = [];
+    function pair(p) {
+      var k = (p.from || "") + "|" + (p.to || "");
+      if (!rows[k]) {
+        rows[k] = { from: p.from, to: p.to, buildings: 0, households: 0, incidents: 0, key_sites: 0 };
+        order.push(k);
+      }
+      return rows[k];
+    }
+    moves.building.pairs.forEach(function (p) {
+      var r = pair(p);
+      r.buildings += p.count;
+      r.households += p.households;
+    });
+    moves.incident.pairs.forEach(function (p) { pair(p).incidents += p.count; });
+    moves.key_site.pairs.forEach(function (p) { pair(p).key_sites += p.count; });
+    if (!order.length) {
+      return '<p class="gg-note" id="' + o.id + '">没有住户、事件或重点场所变更所属' + GG.escape(o.noun) + "。</p>";
+    }
+    order.sort();
+    var name = o.label || function (code) { return code || "（范围外）"; };
+    return table([GG.escape(o.head), "户数（楼栋）", "事件", "重点场所"], order.map(function (k) {
+      var r = rows[k];
+      return '<tr data-from="' + GG.escape(r.from || "") + '" data-to="' + GG.escape(r.to || "") + '"><td>' +
+        GG.escape(name(r.from)) + " → " + GG.escape(name(r.to)) + '</td><td data-measure="households" data-value="' +
+        r.households + '">' + fmt(r.households) + "（" + fmt(r.buildings) + "）</td>" +
+        '<td data-measure="incidents" data-value="' + r.incidents + '">' + fmt(r.incidents) + "</td>" +
+        '<td data-measure="key_sites" data-value="' + r.key_sites + '">' + fmt(r.key_sites) + "</td></tr>";
+    }), o.id);
+  }
+
+  /** The docking of the grids within a unit group's container: score, grids lying in one
+   * unit, grids straddling, other → mine (GET /plans/{id}/measures ``docking``). */
+  function unitDockingTable(b, a, grids, id) {
+    return table(["与网格对接（" + fmt(grids) + " 个网格）", "得分"], [
+      "<tr><td>对接得分</td>" + pairCell("docking_score", b.score, a.score, 1) + "</tr>",
+      "<tr><td>位于单一单元的网格</td>" + pairCell("docked", b.docked, a.docked) + "</tr>",
+      "<tr><td>跨单元网格</td>" + pairCell("straddling", b.straddling, a.straddling) + "</tr>"
+    ], id);
+  }
+
+  // The renderers of plan figures, shared with the unit mode (editor_unit_figures.js).
+  GG.planFigures = {
+    fmt: fmt,
+    pairCell: pairCell,
+    table: table,
+    sideName: sideName,
+    balanceTable: balanceTable,
+    movesText: movesText,
+    movePairs: movePairs,
+    unitDockingTable: unitDockingTable
+  };
 
   GG.editorPlans = {
     init: function (page, config) {
@@ -177,7 +262,48 @@
       /* ---------------------------------------------------------------- compare */
 
       function planLabel(p) {
-        return "#" + p.id + " " + (p.name || "") + "（" + (STATUS_ZH[p.status] || p.status) + "）";
+        return "#" + p.id + " " + (p.name || "") + "（" + (STATUS_ZH[p.status] || p.status) + "）" +
+          (isUnit(p) ? " · 部门单元 " + (p.unit_code || "") : "");
+      }
+
+      function isUnit(p) {
+        return !!p && p.kind === "unit";
+      }
+
+      function planOf(id) {
+        return review.plans.filter(function (p) { return String(p.id) === String(id); })[0] || null;
+      }
+
+      /** What plan ``a`` may be compared with besides today: plans of its kind (a unit plan:
+       * unit plans of its layer; the API refuses another group's with a 422). */
+      function comparable(a, p) {
+        if (String(p.id) === String(a.id) || isUnit(a) !== isUnit(p)) return false;
+        return !isUnit(a) || p.unit_layer === a.unit_layer;
+      }
+
+      function optionsOf(plans) {
+        return plans.map(function (p) {
+          return '<option value="' + GG.escape(p.id) + '" data-kind="' + (isUnit(p) ? "unit" : "grid") + '">' +
+            GG.escape(planLabel(p)) + "</option>";
+        }).join("");
+      }
+
+      /** Grid plans and unit plans (部门单元) in two groups of the list. */
+      function groupedOptions(plans) {
+        var grid = plans.filter(function (p) { return !isUnit(p); });
+        var unit = plans.filter(isUnit);
+        if (!unit.length) return optionsOf(grid);
+        return (grid.length ? '<optgroup label="网格方案">' + optionsOf(grid) + "</optgroup>" : "") +
+          '<optgroup label="部门单元方案">' + optionsOf(unit) + "</optgroup>";
+      }
+
+      /** The second list follows the first: today (网格 or 单元) and the plans of its kind. */
+      function fillAgainst() {
+        var b = $("gg-compare-b"), keep = b.value, a = planOf($("gg-compare-a").value);
+        var others = a ? review.plans.filter(function (p) { return comparable(a, p); }) : review.plans;
+        b.innerHTML = '<option value="live">' + (isUnit(a) ? "现行单元 (today)" : "现行网格 (today)") + "</option>" +
+          groupedOptions(others);
+        if (keep && b.querySelector('option[value="' + keep + '"]')) b.value = keep;
       }
 
       /** Every plan the account can see (any status): the two lists of the compare tool. */
@@ -188,15 +314,11 @@
             return;
           }
           review.plans = (answer.data && answer.data.items) || [];
-          var a = $("gg-compare-a"), b = $("gg-compare-b");
-          var keepA = a.value, keepB = b.value;
-          var options = review.plans.map(function (p) {
-            return '<option value="' + GG.escape(p.id) + '">' + GG.escape(planLabel(p)) + "</option>";
-          }).join("");
-          a.innerHTML = options || '<option value="">（没有方案）</option>';
-          b.innerHTML = '<option value="live">现行网格 (today)</option>' + options;
+          var a = $("gg-compare-a");
+          var keepA = a.value;
+          a.innerHTML = groupedOptions(review.plans) || '<option value="">（没有方案）</option>';
           if (keepA && a.querySelector('option[value="' + keepA + '"]')) a.value = keepA;
-          if (keepB && b.querySelector('option[value="' + keepB + '"]')) b.value = keepB;
+          fillAgainst();
           renderButtons();
         });
       }
@@ -209,31 +331,54 @@
           fail("请选择两个不同的方案 (choose two different plans)");
           return Promise.resolve();
         }
+        var pa = planOf(a), pb = b === "live" ? null : planOf(b);
+        if (pa && pb && isUnit(pa) !== isUnit(pb)) {
+          fail("部门单元方案只能与现行单元或同组的部门单元方案对比，不能与网格方案对比" +
+            " (a unit plan compares with today's units or a unit plan of its group, never with a grid plan)");
+          return Promise.resolve();
+        }
         $("gg-compare").disabled = true;
-        GG.status("正在对比方案 #" + a + " 与 " + (b === "live" ? "现行网格" : "方案 #" + b) + "…");
-        return call("GET", config.plansUrl + "/" + a + "/diff" + GG.query({ against: b })).then(function (answer) {
+        var today = isUnit(pa) ? "现行单元" : "现行网格";
+        GG.status("正在对比方案 #" + a + " 与 " + (b === "live" ? today : "方案 #" + b) + "…");
+        var plan = config.plansUrl + "/";
+        return call("GET", plan + a + "/diff" + GG.query({ against: b })).then(function (answer) {
+          if (!answer.ok || !answer.data.units) return [answer, null];
+          // a unit plan's diff has no figures: each side's from GET /plans/{id}/measures
+          return Promise.all([call("GET", plan + a + "/measures"),
+            b === "live" ? null : call("GET", plan + b + "/measures")]).then(function (figures) {
+            return [answer, figures];
+          });
+        }).then(function (answers) {
+          var answer = answers[0], figures = answers[1];
           $("gg-compare").disabled = false;
-          if (!answer.ok) {
-            fail("方案对比失败：" + problem(answer));
+          var failed = !answer.ok ? answer : (figures || []).filter(function (f) { return f && !f.ok; })[0];
+          if (failed) {
+            fail("方案对比失败：" + problem(failed));
             return;
           }
           clear();
           review.kind = "compare";
           review.diff = answer.data;
-          renderDiff(answer.data);
+          renderDiff(answer.data, figures && figures.map(function (f) { return f && f.data; }));
           GG.status("方案对比完成");
         }, unreachable("方案对比失败"));
       }
       page.compare = compare;
 
-      function sideName(label) {
-        if (label === "live") return "现行";
-        var id = label.split("/")[1];
-        return "方案 #" + id;
+      /** A unit plan's two sides as the grid diff's ``measures`` has them (units for grids):
+       * the plan from its measures, the other side from today's or the other plan's. */
+      function unitSides(d, figures) {
+        var a = figures[0], b = figures[1], out = {};
+        out["plan/" + d.plan_id] = { grids: a.plan.units, balance: a.plan.balance, docking: a.docking.after };
+        out[d.against] = b ? { grids: b.plan.units, balance: b.plan.balance, docking: b.docking.after } :
+          { grids: a.today.units, balance: a.today.balance, docking: a.docking.before };
+        return out;
       }
 
-      function renderDiff(d) {
+      function renderDiff(d, figures) {
         var mine = "plan/" + d.plan_id, other = d.against;
+        var unit = !!d.units, noun = unit ? "单元" : "网格";
+        var changes = unit ? d.units : d.grids;
         var otherFeatures = d.features.features.filter(function (f) { return f.properties.side === other; });
         var mineFeatures = d.features.features.filter(function (f) { return f.properties.side === mine; });
         // the other side first, as dashed outlines (retired ones filled), then this plan's
@@ -250,12 +395,12 @@
         });
         fit();
 
-        var m = d.measures, before = {}, after = {};
+        var m = unit ? unitSides(d, figures) : d.measures, before = {}, after = {};
         m[other].grids.forEach(function (g) { before[g.code] = g; });
         m[mine].grids.forEach(function (g) { after[g.code] = g; });
         var rows = [];
         ["changed", "created", "retired"].forEach(function (change) {
-          d.grids[change].forEach(function (code) {
+          changes[change].forEach(function (code) {
             var b = before[code] || {}, a = after[code] || {};
             rows.push('<tr data-code="' + GG.escape(code) + '" data-key="' + GG.escape(code) + '" data-change="' + change +
               '"><td>' + GG.escape(code) +
@@ -269,25 +414,19 @@
           '<span class="gg-swatch gg-swatch-retired"></span>撤销</p>' +
           '<p class="gg-legend-line">显示 <label><input type="checkbox" data-side="other" checked> ' + GG.escape(sideName(other)) +
           '</label> <label><input type="checkbox" data-side="mine" checked> ' + GG.escape(sideName(mine)) + "</label></p>";
-        var counts = "<p>调整 <b>" + d.grids.changed.length + "</b> 个、新增 <b>" + d.grids.created.length +
-          "</b> 个、撤销 <b>" + d.grids.retired.length + "</b> 个网格；未变 " + d.grids.unchanged.length + " 个。</p>";
+        var counts = "<p>调整 <b>" + changes.changed.length + "</b> 个、新增 <b>" + changes.created.length +
+          "</b> 个、撤销 <b>" + changes.retired.length + "</b> 个" + noun + "；未变 " + changes.unchanged.length + " 个。</p>";
         var grids = rows.length ?
-          table(["网格", "变化", "户数 " + GG.escape(sideName(other)) + " → " + GG.escape(sideName(mine)), "工作量"], rows, "gg-diff-grids") :
-          '<p class="gg-note">两者网格相同 (no difference)。</p>';
-        showBox("方案对比：" + sideName(mine) + " 对 " + sideName(other), counts + legend + grids +
-          balanceTable(m[other], m[mine], other, mine) + dockingTable(m[other].docking, m[mine].docking) +
-          movesText(d.moves) + '<p class="gg-note">统计期 ' + GG.escape(d.period.from.slice(0, 10)) + " 至 " +
+          table([noun, "变化", "户数 " + GG.escape(sideName(other)) + " → " + GG.escape(sideName(mine)), "工作量"], rows, "gg-diff-grids") :
+          '<p class="gg-note">两者' + noun + "相同 (no difference)。</p>";
+        var docking = unit ? GG.planFigures.unitDockingTable(m[other].docking, m[mine].docking,
+          figures[0].docking.grids, "gg-diff-docking") : dockingTable(m[other].docking, m[mine].docking);
+        var moves = movesText(d.moves, noun) + (unit ? movePairs(d.moves, { noun: noun, id: "gg-diff-move-pairs",
+          head: noun + " " + sideName(other) + " → " + sideName(mine) }) : "");
+        showBox((unit ? "部门单元方案对比：" : "方案对比：") + sideName(mine) + " 对 " + sideName(other),
+          counts + legend + grids + balanceTable(m[other], m[mine], other, mine) + docking +
+          moves + '<p class="gg-note">统计期 ' + GG.escape(d.period.from.slice(0, 10)) + " 至 " +
           GG.escape(d.period.to.slice(0, 10)) + "。</p>");
-      }
-
-      function balanceTable(b, a, other, mine) {
-        function row(name, title) {
-          return "<tr><td>" + title + "</td>" + pairCell(name + "_cv", b.balance[name].cv, a.balance[name].cv, 3) +
-            pairCell(name + "_max_min", b.balance[name].max_min_ratio, a.balance[name].max_min_ratio, 2) + "</tr>";
-        }
-        return table(["均衡度 " + GG.escape(sideName(other)) + " → " + GG.escape(sideName(mine)),
-          '<span title="变异系数，越小越均衡">CV</span>', "最大/最小"],
-          [row("households", "户数"), row("workload", "工作量")], "gg-diff-balance");
       }
 
       function dockingTable(before, after) {
@@ -298,13 +437,6 @@
           return "<tr><td>" + GG.escape(d.title) + "</td>" + pairCell("docking", d.score, y.score, 1).replace(
             "<td ", '<td data-kind="' + GG.escape(k) + '" ') + "</tr>";
         }), "gg-diff-docking");
-      }
-
-      function movesText(moves) {
-        if (!moves) return "";
-        return '<p id="gg-diff-moves">将变更所属网格：楼栋 ' + fmt(moves.building.moved) + " 栋（" +
-          fmt(moves.households_moved) + " 户）、重点场所 " + fmt(moves.key_site.moved) + " 处、统计期内事件 " +
-          fmt(moves.incident.moved) + " 件。</p>";
       }
 
       /** A row of the box's tables: zoom to its shapes on the map and flash them. */
@@ -338,7 +470,10 @@
       });
 
       $("gg-compare").addEventListener("click", compare);
-      $("gg-compare-a").addEventListener("change", renderButtons);
+      $("gg-compare-a").addEventListener("change", function () {
+        fillAgainst();
+        renderButtons();
+      });
       $("gg-review-clear").addEventListener("click", clear);
       $("gg-compare-refresh").addEventListener("click", loadPlans);
       $("gg-compare-section").addEventListener("toggle", function () {
@@ -611,6 +746,7 @@
           clear();
           loadPlans().then(function () {
             $("gg-compare-a").value = String(mine.plan_id); // ready to compare with today
+            fillAgainst();
             $("gg-compare-b").value = "live";
             renderButtons();
           });

@@ -64,6 +64,8 @@
       // today's shapes of the units a plan changes (plan vs today)
       var todayLayer = L.featureGroup({ pmIgnore: true, snapIgnore: true }).addTo(map);
       beneathLayer.bringToBack && beneathLayer.bringToBack();
+      // a unit plan's figures in the measures box (editor_unit_figures.js)
+      var figures = GG.unitPlanFigures ? GG.unitPlanFigures(page, config) : null;
 
       function kind() {
         return kinds[ui.mode] || null;
@@ -169,6 +171,7 @@
           }, function () { ui.loadingDocking = false; });
         },
         renderMeasures: function (box) {
+          if (figures && figures.render(box, planTarget())) return;
           box.innerHTML = '<p class="gg-note">部门单元不计网格测度；所选单元的对接情况见左侧面板。' +
             "Units have no grid measures: see the docking panel.</p>";
         },
@@ -227,7 +230,7 @@
         var box = $("gg-unit-docking");
         var d = ui.docking;
         if (units.active() && planTarget()) {
-          box.textContent = "对接情况按现行单元计；方案中的单元发布后重新计算。";
+          box.textContent = "所选单元的对接情况按现行单元计；方案的对接得分（现行 → 方案）见右侧方案测度。";
           return;
         }
         if (!units.active() || state.selected.length !== 1 || !d) {
@@ -379,6 +382,7 @@
           "<p>方案中的单元共 " + (answer.group.features || []).length + " 个；灰色虚线为调整单元的现状边界。" +
           "保存的调整只进入方案，经审批发布后生效。</p>";
         $("gg-unit-plan-view").hidden = false;
+        if (figures) figures.refresh(planTarget(), kind().title);
       }
 
       function showCreate() {
