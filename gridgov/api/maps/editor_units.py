@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-from gridgov.api.maps import base
+from gridgov.api.maps import base, editor_words
 from gridgov.layers.docking import UnitKind
 
 JS: Final = ("gg_editor_units", f"{base.OWN}/editor_units.js")
@@ -117,6 +117,8 @@ def config(kinds: list[UnitKind], *, start: str, home: list[str] | None) -> dict
                 "level": k.level,
                 "title": k.title_zh,
                 "layerTitle": LAYER_TITLES[k.layer],
+                # the page's words in this mode: 警务单元 / 城管单元 / 应急单元, 单元
+                "words": editor_words.unit_words(k.layer),
             }
             for k in kinds
         ],

@@ -66,6 +66,27 @@
         return !!(page.units && page.units.active());
       }
 
+      /** A text naming what is edited, in the words of the mode (editor_words.py):
+       * {member} 网格 / 警务单元, {neighbour} 网格 / 单元, {memberEn} grid / police unit. */
+      function say(template) {
+        var words = unitMode() ? page.units.kind().words : config.words;
+        return template.replace(/\{(\w+)\}/g, function (all, name) {
+          return words[name] === undefined ? all : words[name];
+        });
+      }
+
+      /** The page's templates (data-gg-text, -title, -placeholder) in the mode's words. */
+      function applyWords() {
+        ["text", "title", "placeholder"].forEach(function (what) {
+          var attr = "data-gg-" + what;
+          Array.prototype.forEach.call(document.querySelectorAll("[" + attr + "]"), function (el) {
+            var text = say(el.getAttribute(attr));
+            if (what === "text") el.textContent = text;
+            else el.setAttribute(what, text);
+          });
+        });
+      }
+
       map.pm.setLang("zh");
       map.pm.setGlobalOptions({
         snappable: true,
@@ -291,7 +312,7 @@
           return measureBefore();
         }).then(function () {
           if (mine === state.loads) state.ready = mine;
-          GG.status("已加载 " + state.order.length + (unitMode() ? " 个单元 " : " 个网格 ") +
+          GG.status("已加载 " + state.order.length + say(" 个{neighbour} ") +
             new Date().toLocaleTimeString("zh-CN"));
         }, function () { /* shown by GG.getJSON / showProblem */ });
       }
@@ -520,7 +541,8 @@
         stopEditing();
         state.splitting = state.selected[0];
         map.pm.enableDraw("Line", { snappable: true, finishOn: "dblclick", templineStyle: STYLE.line, hintlineStyle: STYLE.line });
-        GG.status("在网格 " + state.splitting + " 上画线，双击结束 (draw a line across the grid, double-click to finish)");
+        GG.status(say("在{member} ") + state.splitting +
+          say(" 上画线，双击结束 (draw a line across the {memberEn}, double-click to finish)"));
         renderTools();
       }
 
@@ -588,7 +610,7 @@
           rings.forEach(function (ring, r) {
             vertices += ring.length;
             if (ring.length < 3) {
-              problems.push({ at: ring[0] || null, zh: "网格边界少于 3 个顶点" });
+              problems.push({ at: ring[0] || null, zh: say("{member}边界少于 3 个顶点") });
               return;
             }
             ring.forEach(function (p, i) {
@@ -601,7 +623,7 @@
             var s = segments[i], t = segments[j];
             if (s.rings === t.rings && s.ring === t.ring && (j - i === 1 || (s.i === 0 && t.i === t.n - 1))) continue;
             var x = segmentsCross(s.a, s.b, t.a, t.b);
-            if (x) problems.push({ at: x, zh: "网格边界自相交" });
+            if (x) problems.push({ at: x, zh: say("{member}边界自相交") });
           }
         }
         if (vertices > config.maxVertices) {
@@ -812,8 +834,8 @@
           state.problems = [];
         }
         var hint = "";
-        if (d.reason === "overlap") hint = "（可选择“与相邻网格重叠时：从相邻网格划入”后重新保存）";
-        if (d.reason === "gap") hint = "（可选择“留下空隙时：退还给相邻网格”后重新保存）";
+        if (d.reason === "overlap") hint = say("（可选择“与相邻{neighbour}重叠时：从相邻{neighbour}划入”后重新保存）");
+        if (d.reason === "gap") hint = say("（可选择“留下空隙时：退还给相邻{neighbour}”后重新保存）");
         if (answer.status === 412) hint = "（已被他人修改，已重新加载最新形状，请重新编辑）";
         state.refusals += 1;
         var message = "保存被拒绝：" + problemText(answer) + hint;
@@ -932,7 +954,7 @@
 
       function reloadAfterSave(saved, title) {
         var pendingLeft = state.ops.length;
-        var what = unitMode() ? "单元 " : "网格 ";
+        var what = say("{neighbour} ");
         var text = title + "：" + saved.map(function (s) {
           var version = s.retired ? " 已撤销" : s.version_id ? " 新版本 #" + s.version_id : " 调整记录 #" + s.edit_id;
           return what + s.code + version + "（生效 " + String(s.valid_from).replace("T", " ").slice(0, 19) + "）";
@@ -1036,7 +1058,7 @@
           });
           state.plans = drafts;
           var select = document.getElementById("gg-target");
-          select.innerHTML = '<option value="live">' + (layer ? "现行单元" : "现行网格") + "（直接生效）</option>" +
+          select.innerHTML = '<option value="live">' + say("现行{neighbour}（直接生效）") + "</option>" +
             drafts.map(function (p) {
               return '<option value="' + GG.escape(p.id) + '">方案 #' + GG.escape(p.id) + "：" +
                 GG.escape(p.name || p.id) + (layer ? "（" + GG.escape(p.unit_code || "") + " 所在组）" : "") + "</option>";
@@ -1063,6 +1085,8 @@
       };
       page.call = call;
       page.label = label;
+      page.say = say;
+      page.applyWords = applyWords;
       page.showProblem = showProblem;
       page.clearProblem = clearProblem;
       page.drawRefusal = drawRefusal;

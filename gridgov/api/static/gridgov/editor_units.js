@@ -458,6 +458,7 @@
         // grid measures only: a unit's docking is in the panel
         $("gg-measures-box").style.display = unit ? "none" : ""; // .gg-float sets display
         document.body.classList.toggle("gg-unit-mode", unit);
+        page.applyWords(); // 网格 or the layer's own word in every tool text
       }
 
       $("gg-layer").value = ui.mode;
