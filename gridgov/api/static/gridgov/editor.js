@@ -907,6 +907,7 @@
               return false;
             }
             var edit = answer.data.edit || {};
+            var retired = answer.data.retired || [];
             (answer.data.grids || answer.data.units).features.forEach(function (f) {
               f.id = f.id || f.properties.code;
               var grid = state.grids[f.id];
@@ -916,10 +917,16 @@
                 grid.base = f.geometry;
                 grid.props = L.extend({}, grid.props, f.properties);
               }
+              if (retired.indexOf(f.id) >= 0) return; // listed once below, as retired
               saved.push({ code: f.id, version_id: f.properties.version_id, edit_id: edit.id,
                 valid_from: f.properties.valid_from || edit.at });
             });
-            if (op.op === "retire") saved.push({ code: op.code, retired: true, edit_id: edit.id, valid_from: edit.at });
+            // what the edit retired: the retired one, the merged ones (into the lowest code)
+            if (op.op === "retire" && retired.indexOf(op.code) < 0) retired = retired.concat([op.code]);
+            retired.forEach(function (code) {
+              saved.push({ code: code, retired: true, into: op.op === "merge" ? op.codes[0] : null,
+                edit_id: edit.id, valid_from: edit.at });
+            });
             state.ops.shift();
             return next();
           });
@@ -956,7 +963,7 @@
         var pendingLeft = state.ops.length;
         var what = say("{neighbour} ");
         var text = title + "：" + saved.map(function (s) {
-          var version = s.retired ? " 已撤销" : s.version_id ? " 新版本 #" + s.version_id : " 调整记录 #" + s.edit_id;
+          var version = s.into ? " 已并入 " + s.into : s.retired ? " 已撤销" : s.version_id ? " 新版本 #" + s.version_id : " 调整记录 #" + s.edit_id;
           return what + s.code + version + "（生效 " + String(s.valid_from).replace("T", " ").slice(0, 19) + "）";
         }).join("；");
         if (pendingLeft) {
@@ -968,7 +975,8 @@
           GG.status(text);
           var box = document.getElementById("gg-saved");
           box.innerHTML = saved.map(function (s) {
-            return "<li>" + what + GG.escape(s.code) + (s.retired ? " 已撤销" : s.version_id ?
+            return "<li>" + what + GG.escape(s.code) + (s.into ? " 已并入 " + GG.escape(s.into) :
+              s.retired ? " 已撤销" : s.version_id ?
               " → 版本 #" + GG.escape(s.version_id) : " → 调整记录 #" + GG.escape(s.edit_id)) + "</li>";
           }).join("");
           box.hidden = !saved.length;
