@@ -324,7 +324,7 @@
         layer.gridCode = code;
         layer.bindTooltip(label(code), { permanent: true, direction: "center", className: "gg-code-label", opacity: 0.9 });
         layer.on("click", function (e) {
-          if (state.splitting) return;
+          if (state.splitting || state.drawing) return; // the click is a vertex of the drawing
           L.DomEvent.stopPropagation(e);
           select(code, !!(e.originalEvent && (e.originalEvent.shiftKey || e.originalEvent.ctrlKey)));
         });
@@ -406,7 +406,7 @@
        * beneath, as a click on the grid would; false when there is none (or while a split
        * line is being drawn, which takes every click). */
       page.clickAt = function (latlng, add) {
-        if (state.splitting) return false;
+        if (state.splitting || state.drawing) return false;
         var found = null;
         state.order.forEach(function (code) {
           var layer = state.grids[code].layer;
@@ -580,6 +580,15 @@
       function drawLines() {
         lineLayer.clearLayers();
         state.ops.forEach(function (op) {
+          if (op.op === "create") {
+            var rings = op.geometry.coordinates.map(function (polygon) {
+              return polygon.map(function (ring) {
+                return ring.map(function (p) { return GG.datum.latLng(p[0], p[1]); });
+              });
+            });
+            L.polygon(rings, L.extend({ pmIgnore: true, snapIgnore: true, interactive: false }, STYLE.pending))
+              .addTo(lineLayer);
+          }
           if (op.op !== "split") return;
           L.polyline(op.line.coordinates.map(function (p) { return GG.datum.latLng(p[0], p[1]); }),
             L.extend({ pmIgnore: true, snapIgnore: true, interactive: false }, STYLE.line)).addTo(lineLayer);
@@ -861,6 +870,11 @@
 
       function request(op, reason) {
         var params = { crs: "cgcs2000" };
+        if (op.op === "create") {
+          // a new unit (editor_units.js): its area is taken from the units it overlaps
+          return ["POST", base() + GG.query({ crs: "cgcs2000", overlap: "take" }),
+            L.extend({}, op.body, { reason: reason }), []];
+        }
         if (op.op === "retire") {
           return ["DELETE", base() + "/" + op.code + GG.query({ reason: reason, gap: "give" }), undefined, [op.code]];
         }
@@ -900,7 +914,7 @@
           var op = state.ops[0];
           var r = request(op, reason);
           return ensureEtags(r[3]).then(function () {
-            return call(r[0], r[1], r[2], { "If-Match": ifMatch(r[3]) });
+            return call(r[0], r[1], r[2], r[3].length ? { "If-Match": ifMatch(r[3]) } : {});
           }).then(function (answer) {
             if (!answer.ok) {
               drawRefusal(answer);
@@ -908,6 +922,7 @@
             }
             var edit = answer.data.edit || {};
             var retired = answer.data.retired || [];
+            var created = answer.data.created || [];
             (answer.data.grids || answer.data.units).features.forEach(function (f) {
               f.id = f.id || f.properties.code;
               var grid = state.grids[f.id];
@@ -919,7 +934,7 @@
               }
               if (retired.indexOf(f.id) >= 0) return; // listed once below, as retired
               saved.push({ code: f.id, version_id: f.properties.version_id, edit_id: edit.id,
-                valid_from: f.properties.valid_from || edit.at });
+                created: created.indexOf(f.id) >= 0, valid_from: f.properties.valid_from || edit.at });
             });
             // what the edit retired: the retired one, the merged ones (into the lowest code)
             if (op.op === "retire" && retired.indexOf(op.code) < 0) retired = retired.concat([op.code]);
@@ -963,7 +978,7 @@
         var pendingLeft = state.ops.length;
         var what = say("{neighbour} ");
         var text = title + "：" + saved.map(function (s) {
-          var version = s.into ? " 已并入 " + s.into : s.retired ? " 已撤销" : s.version_id ? " 新版本 #" + s.version_id : " 调整记录 #" + s.edit_id;
+          var version = s.into ? " 已并入 " + s.into : s.retired ? " 已撤销" : s.created ? " 已新建" : s.version_id ? " 新版本 #" + s.version_id : " 调整记录 #" + s.edit_id;
           return what + s.code + version + "（生效 " + String(s.valid_from).replace("T", " ").slice(0, 19) + "）";
         }).join("；");
         if (pendingLeft) {
@@ -976,7 +991,7 @@
           var box = document.getElementById("gg-saved");
           box.innerHTML = saved.map(function (s) {
             return "<li>" + what + GG.escape(s.code) + (s.into ? " 已并入 " + GG.escape(s.into) :
-              s.retired ? " 已撤销" : s.version_id ?
+              s.retired ? " 已撤销" : s.created ? " 已新建" : s.version_id ?
               " → 版本 #" + GG.escape(s.version_id) : " → 调整记录 #" + GG.escape(s.edit_id)) + "</li>";
           }).join("");
           box.hidden = !saved.length;
@@ -990,6 +1005,7 @@
         if (op.op === "geometry") return "调整形状 " + label(op.code);
         if (op.op === "split") return "拆分 " + label(op.code);
         if (op.op === "retire") return "撤销 " + label(op.code);
+        if (op.op === "create") return say("新建{member} ") + op.name;
         return "合并 " + op.codes.map(label).join(" + ");
       }
 
@@ -1094,6 +1110,7 @@
       page.call = call;
       page.label = label;
       page.say = say;
+      page.geometryOf = geometryOf;
       page.applyWords = applyWords;
       page.showProblem = showProblem;
       page.clearProblem = clearProblem;
@@ -1101,7 +1118,7 @@
       page.renderTools = renderTools;
       page.renderMeasures = renderMeasures;
       page.stopEditing = stopEditing;
-      /** A pending edit made by another tool (editor_units.js: retire), one undo step. */
+      /** A pending edit made by another tool (editor_units.js: retire, create), one undo step. */
       page.pushOp = function (op) {
         stopEditing();
         pushUndo();
