@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from gridgov.api.maps import base, editor_plans, editor_units, layers
+from gridgov.api.maps import base, editor_plans, editor_units, editor_words, layers
 from gridgov.layers.docking import UnitKind
 from gridgov.layers.registry import Registry
 from gridgov.settings import Settings
@@ -26,21 +26,25 @@ SNAP_DISTANCE_PX: Final = 15
 TOOLS: Final = """
   <h2>编辑工具 (tools)</h2>
   <div class="gg-tools">
-    <button type="button" id="gg-edit" disabled title="拖动所选网格的顶点，自动吸附相邻网格">
+    <button type="button" id="gg-edit" disabled
+      data-gg-title="拖动所选{member}的顶点，自动吸附相邻{neighbour}">
       编辑顶点</button>
-    <button type="button" id="gg-split" disabled title="在所选网格上画一条线将其拆分">
+    <button type="button" id="gg-split" disabled data-gg-title="在所选{member}上画一条线将其拆分">
       画线拆分</button>
-    <button type="button" id="gg-merge" disabled title="合并所选的相邻网格（保留最小编码）">
+    <button type="button" id="gg-merge" disabled
+      data-gg-title="合并所选的相邻{neighbour}（保留最小编码）">
       合并所选</button>
   </div>
   <label class="gg-check"><input type="checkbox" id="gg-follow" disabled>
-    移动共用边界：另一所选网格随之调整 (the other selected grid follows)</label>
-  <label class="gg-field">与相邻网格重叠时 <select id="gg-overlap">
+    <span data-gg-text="移动共用边界：另一所选{neighbour}随之调整
+      (the other selected {memberEn} follows)"></span></label>
+  <label class="gg-field"><span data-gg-text="与相邻{neighbour}重叠时"></span>
+    <select id="gg-overlap">
     <option value="refuse">拒绝 (refuse)</option>
-    <option value="take">从相邻网格划入 (take)</option></select></label>
+    <option value="take" data-gg-text="从相邻{neighbour}划入 (take)"></option></select></label>
   <label class="gg-field">留下空隙时 <select id="gg-gap">
     <option value="refuse">拒绝 (refuse)</option>
-    <option value="give">退还给相邻网格 (give)</option></select></label>
+    <option value="give" data-gg-text="退还给相邻{neighbour} (give)"></option></select></label>
   <div class="gg-tools">
     <button type="button" id="gg-undo" disabled title="Ctrl+Z">撤销</button>
     <button type="button" id="gg-redo" disabled title="Ctrl+Y">重做</button>
@@ -50,7 +54,7 @@ TOOLS: Final = """
   <ol id="gg-pending" class="gg-pending"></ol>
   <label for="gg-reason">调整原因（必填） (reason)</label>
   <textarea id="gg-reason" rows="2" maxlength="2000"
-    placeholder="例如：按道路调整边界，均衡网格工作量"></textarea>
+    data-gg-placeholder="例如：按道路调整边界，均衡{member}工作量"></textarea>
   <button type="button" id="gg-save" class="gg-primary" disabled>保存</button>
 """
 
@@ -61,13 +65,14 @@ READ_ONLY: Final = """
 
 PANEL: Final = """
 <div id="gg-panel" class="gg-panel">
-  <h1>网格化服务管理 · 网格编辑</h1>
+  <h1 data-gg-text="网格化服务管理 · {{member}}编辑"></h1>
   {nav}
   <h2>区划选择 (area)</h2>
   <div id="gg-area"></div>
   {layers}
   <label class="gg-field" id="gg-target-field" hidden>保存到 (save to)
-    <select id="gg-target"><option value="live">现行网格（直接生效）</option></select></label>
+    <select id="gg-target">
+      <option value="live" data-gg-text="现行{{neighbour}}（直接生效）"></option></select></label>
   <p class="gg-note" id="gg-select-note">点击网格选择，按住 Shift 点击可多选（合并、移动共用边界）。
     Click a grid to select it; Shift-click to select several.</p>
   <div class="gg-grid-list"><table class="gg-table" id="gg-grids">
@@ -130,6 +135,8 @@ def page(
         "debounceMs": MEASURES_DEBOUNCE_MS,
         "snapDistance": SNAP_DISTANCE_PX,
         "maxVertices": settings.grid_max_vertices,
+        # what the page calls grids: its templates' words in grid mode (editor_words)
+        "words": editor_words.GRID,
         "geojsonLimit": layers.GEOJSON_LIMIT,
         "review": editor_plans.config(can_propose=can_propose, target_households=target),
         # an account that lands on its units opens on its area (planners choose theirs)
@@ -141,13 +148,15 @@ def page(
         settings,
         title=TITLE,
         page="editor",
-        panel=PANEL.format(
-            nav=base.nav("/editor"),
-            layers=editor_units.selector(kinds, grids=can_edit) if kinds else "",
-            tools=tools,
-            units=editor_units.SECTION if kinds else "",
-            review=review,
-            box=editor_plans.BOX,
+        panel=editor_words.worded(
+            PANEL.format(
+                nav=base.nav("/editor"),
+                layers=editor_units.selector(kinds, grids=can_edit) if kinds else "",
+                tools=tools,
+                units=editor_units.SECTION if kinds else "",
+                review=review,
+                box=editor_plans.BOX,
+            )
         ),
         config=config,
         plugins=(base.GEOMAN_JS, editor_plans.JS, editor_units.FIGURES_JS, editor_units.JS),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-from gridgov.api.maps import base
+from gridgov.api.maps import base, editor_words
 from gridgov.layers.docking import UnitKind
 
 JS: Final = ("gg_editor_units", f"{base.OWN}/editor_units.js")
@@ -38,6 +38,18 @@ SECTION: Final = """
     <div class="gg-tools">
       <button type="button" id="gg-retire" disabled
         title="撤销所选单元，其范围并入共用边界最长的相邻单元">撤销所选单元</button>
+      <button type="button" id="gg-unit-new" disabled
+        title="在所选单元的同级单元组内画出新单元的范围，其面积从相邻单元划入">新建单元</button>
+    </div>
+    <div id="gg-unit-new-form" hidden>
+      <label class="gg-field">新单元名称 <input type="text" id="gg-unit-new-name"
+        maxlength="200"></label>
+      <label class="gg-field" id="gg-unit-new-department-field">责任部门
+        <input type="text" id="gg-unit-new-department" maxlength="200"></label>
+      <div class="gg-tools">
+        <button type="button" id="gg-unit-new-draw" class="gg-primary">画出范围</button>
+        <button type="button" id="gg-unit-new-cancel">取消</button>
+      </div>
     </div>
     <h2>单元方案 (unit plan)</h2>
     <p class="gg-note" id="gg-unit-target-note">“保存到”选择现行单元（直接生效）或草稿方案。
@@ -119,6 +131,8 @@ def config(kinds: list[UnitKind], *, start: str, home: list[str] | None) -> dict
                 "level": k.level,
                 "title": k.title_zh,
                 "layerTitle": LAYER_TITLES[k.layer],
+                # the page's words in this mode: 警务单元 / 城管单元 / 应急单元, 单元
+                "words": editor_words.unit_words(k.layer),
             }
             for k in kinds
         ],

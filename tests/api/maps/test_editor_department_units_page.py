@@ -148,6 +148,9 @@ def test_admin_edits_urban_and_emergency_units(
     problem = page.inner_text("#gg-problem")
     assert "保存被拒绝" in problem
     assert f"{TITLES[layer]}编辑与相邻单元冲突" in problem
+    # the hint names the option as the page shows it in unit mode
+    assert "可选择“与相邻单元重叠时：从相邻单元划入”后重新保存" in problem
+    assert "网格" not in problem
     assert page.locator(".leaflet-overlay-pane path[stroke='#d7191c']").count() > 0
     watched.screenshot(artifacts, f"editor-{layer}-refused.png")
     untouched = versions(live_url, live_auth, layer, second.code)

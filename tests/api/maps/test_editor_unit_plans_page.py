@@ -12,9 +12,10 @@ from pathlib import Path
 
 import httpx2
 import pytest
+import shapely
 from playwright.sync_api import Browser
 from shapely.geometry import shape
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from gridgov.security.roles import Role
 from gridgov.settings import Settings
@@ -22,7 +23,9 @@ from tests.api.maps.pages import Watched, open_page
 from tests.api.maps.test_editor_page import (
     LOADED,
     REFUSED_LOG,
+    Pair,
     drag,
+    draw_split_line,
     start_editing,
     vertex_and_target,
 )
@@ -366,3 +369,140 @@ def test_police_edit_a_unit_plan(
     assert all(REFUSED_LOG in e for e in watched.console_errors), watched.console_errors
     assert watched.blocked == []
     assert watched.failed == []
+
+
+def station_units(engine: Engine, station: str) -> dict[str, float]:
+    """The live policing areas of a station and their areas (m²)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT code, ST_Area(geom::geography) FROM police_unit "
+                "WHERE parent_code = :s AND level = 'policing_area' ORDER BY code"
+            ),
+            {"s": station},
+        ).all()
+    return {code: float(area) for code, area in rows}
+
+
+def open_new_plan(watched: Watched, code: str, name: str) -> str:
+    """Select ``code``, make a draft plan of its group from the page, and wait until the
+    page edits into it: the plan's id."""
+    page = watched.page
+    page.click(f"#gg-grids tbody tr[data-code='{code}']")
+    watched.wait(f"GridGovPage.state.grids['{code}'].etag")
+    page.click("#gg-unit-plan-new")
+    page.fill("#gg-unit-plan-new-name", name)
+    page.fill("#gg-unit-plan-new-reason", "警务区拆分、合并、撤并（页面测试）")
+    with page.expect_response(lambda r: r.url.endswith("/plans/units")) as made:
+        page.click("#gg-unit-plan-create-button")
+    assert made.value.status == 201, made.value.text()
+    plan_id = str(made.value.json()["id"])
+    watched.wait(f"GridGovPage.state.target === '{plan_id}' && ({LOADED})", timeout=60_000)
+    return plan_id
+
+
+def test_police_split_merge_and_retire_into_a_unit_plan(
+    browser: Browser,
+    live_url: str,
+    live_auth: dict[str, str],
+    engine: Engine,
+    township: str,
+    police_token: str,
+    artifacts: Path,
+) -> None:
+    """A split by a line drawn with the mouse, a merge of two areas and a retirement, all
+    pending together and saved into one unit plan: the plan holds the three changes (the
+    group still covers what it covered), and no live unit changed."""
+    pairs = area_pairs(engine, township)
+    pair: Pair = next(p for p in pairs if len(station_units(engine, p.community)) >= 4)
+    station = pair.community
+    live_before = station_units(engine, station)
+    others = sorted(
+        (c for c in live_before if c not in (pair.code, pair.neighbour)),
+        key=lambda c: -live_before[c],
+    )
+    target, retired = others[0], others[-1]
+    versions_before = {c: unit_versions(live_url, live_auth, c) for c in live_before}
+    auth = {"Authorization": f"Bearer {police_token}"}
+    watched = open_page(browser, live_url, "/editor", token=police_token)
+    page = watched.page
+    landed(watched, township)
+    plan_id = open_new_plan(watched, target, f"{station} 拆分合并撤并（页面测试）")
+    group_before = httpx2.get(f"{live_url}/plans/{plan_id}/units", headers=auth).json()["group"]
+    assert {f["properties"]["code"] for f in group_before["features"]} == set(live_before)
+    covered = shapely.union_all([shape(f["geometry"]) for f in group_before["features"]])
+
+    # split: a line drawn with the mouse across the unit; merge the pair; retire the smallest
+    page.click(f"#gg-grids tbody tr[data-code='{target}']")
+    watched.wait(f"GridGovPage.state.grids['{target}'].etag")
+    draw_split_line(watched, target, right_padding=80)
+    watched.wait("GridGovPage.state.ops.length === 1")
+    page.click(f"#gg-grids tbody tr[data-code='{pair.code}']")
+    page.click(f"#gg-grids tbody tr[data-code='{pair.neighbour}']", modifiers=["Shift"])
+    watched.wait(f"GridGovPage.state.grids['{pair.neighbour}'].etag")
+    page.click("#gg-merge")
+    page.click(f"#gg-grids tbody tr[data-code='{retired}']")
+    watched.wait(f"GridGovPage.state.grids['{retired}'].etag")
+    page.click("#gg-retire")
+    watched.wait("GridGovPage.state.ops.length === 3")
+    assert page.evaluate("GridGovPage.state.ops.map(o => o.op)") == ["split", "merge", "retire"]
+    page.fill("#gg-reason", "拆分、合并、撤并警务区（方案，页面测试）")
+    with page.expect_response(lambda r: f"/plans/{plan_id}/units/{target}/split" in r.url) as cut:
+        page.click("#gg-save")
+    assert cut.value.status == 200, cut.value.text()
+    watched.wait("GridGovPage.state.saved.length > 0 || GridGovPage.state.refusals > 0", 60_000)
+    watched.wait(
+        f"(({LOADED}) && GridGovPage.state.ops.length === 0) || GridGovPage.state.refusals > 0",
+        timeout=60_000,
+    )
+    assert page.evaluate("GridGovPage.state.refusals") == 0, page.inner_text("#gg-problem")
+    assert page.input_value("#gg-target") == plan_id  # still editing the plan
+    saved = page.inner_text("#gg-saved")
+    assert target in saved
+    assert "网格" not in saved  # the save summary speaks of units
+    merged_away = max(pair.code, pair.neighbour)
+    assert f"单元 {merged_away} 已并入 {min(pair.code, pair.neighbour)}" in saved
+    assert f"单元 {retired} 已撤销" in saved
+    watched.screenshot(artifacts, "editor-unit-plan-split-merge-retire.png")
+
+    # the plan: one more (split), one fewer (merge), one fewer (retire), the same cover
+    answer = httpx2.get(f"{live_url}/plans/{plan_id}/units", headers=auth).json()
+    group = {f["properties"]["code"]: f for f in answer["group"]["features"]}
+    kept, gone = min(pair.code, pair.neighbour), max(pair.code, pair.neighbour)
+    created = set(group) - set(live_before)
+    assert len(created) == 1, created
+    piece = created.pop()
+    assert set(live_before) - set(group) == {gone, retired}
+    changes = {c: f["properties"]["change"] for c, f in group.items()}
+    assert changes[piece] == "created"
+    assert changes[target] == "changed"
+    assert changes[kept] == "changed"
+    retired_listed = {
+        f["properties"]["code"]
+        for f in answer["units"]["features"]
+        if f["properties"]["code"] not in group
+    }
+    assert retired_listed == {gone, retired}
+    today = {f["properties"]["code"]: shape(f["geometry"]) for f in group_before["features"]}
+    halves = shape(group[target]["geometry"]).union(shape(group[piece]["geometry"]))
+    # the split cut the unit in two, losing nothing; what the halves gained is the retired
+    # unit's (its area goes to the neighbour with the longest shared boundary)
+    assert today[target].difference(halves).area < 1e-10
+    assert halves.difference(today[target]).difference(today[retired]).area < 1e-10
+    assert shape(group[piece]["geometry"]).intersection(today[target]).area > 1e-7
+    # the merge: the kept unit holds both
+    assert today[kept].union(today[gone]).difference(shape(group[kept]["geometry"])).area < 1e-10
+    after = shapely.union_all([shape(f["geometry"]) for f in group.values()])
+    assert after.symmetric_difference(covered).area < 1e-10  # retired area went to neighbours
+    # the page lists the same changes against today
+    rows = page.eval_on_selector_all(
+        "#gg-unit-plan-table tbody tr", "rs => rs.map(r => [r.dataset.code, r.dataset.change])"
+    )
+    listed = {c: v for c, v in changes.items() if v != "unchanged"}
+    assert dict(rows) == {**listed, gone: "retired", retired: "retired"}
+
+    # nothing in force changed
+    assert station_units(engine, station) == live_before
+    for code, versions in versions_before.items():
+        assert unit_versions(live_url, live_auth, code) == versions, code
+    watched.assert_clean()

@@ -67,3 +67,27 @@ def test_home_area_only_for_one_township_or_community() -> None:
     assert editor_units.home_area(["320205"]) is None
     assert editor_units.home_area(["320205001", "320205002"]) is None
     assert editor_units.home_area(None) is None
+
+
+def test_the_page_is_served_in_grid_words_with_each_layers_words(
+    settings: Settings, registry: Registry
+) -> None:
+    """Every template is filled with the grid's words as served (grid mode unchanged);
+    each unit kind carries its layer's words, the ones its edits are titled with."""
+    html, units = rendered(settings, registry, Role.ADMIN)
+    assert "与相邻网格重叠时" in html
+    assert 'title="在所选网格上画一条线将其拆分"' in html
+    assert 'placeholder="例如：按道路调整边界，均衡网格工作量"' in html
+    assert "网格化服务管理 · 网格编辑</h1>" in html
+    # no template is left unfilled outside its own data-gg-* attribute
+    shown = re.sub(r'data-gg-[a-z]+="[^"]*"', "", html.split("<script")[0])
+    assert "{member}" not in shown
+    assert "{neighbour}" not in shown
+    words = {k["layer"]: k["words"] for k in units["kinds"]}  # type: ignore[attr-defined]
+    assert words["police_unit"] == {
+        "member": "警务单元",
+        "neighbour": "单元",
+        "memberEn": "police unit",
+    }
+    assert words["urban_unit"]["member"] == "城管单元"
+    assert words["emergency_unit"]["member"] == "应急单元"

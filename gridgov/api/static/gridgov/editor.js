@@ -66,6 +66,27 @@
         return !!(page.units && page.units.active());
       }
 
+      /** A text naming what is edited, in the words of the mode (editor_words.py):
+       * {member} 网格 / 警务单元, {neighbour} 网格 / 单元, {memberEn} grid / police unit. */
+      function say(template) {
+        var words = unitMode() ? page.units.kind().words : config.words;
+        return template.replace(/\{(\w+)\}/g, function (all, name) {
+          return words[name] === undefined ? all : words[name];
+        });
+      }
+
+      /** The page's templates (data-gg-text, -title, -placeholder) in the mode's words. */
+      function applyWords() {
+        ["text", "title", "placeholder"].forEach(function (what) {
+          var attr = "data-gg-" + what;
+          Array.prototype.forEach.call(document.querySelectorAll("[" + attr + "]"), function (el) {
+            var text = say(el.getAttribute(attr));
+            if (what === "text") el.textContent = text;
+            else el.setAttribute(what, text);
+          });
+        });
+      }
+
       map.pm.setLang("zh");
       map.pm.setGlobalOptions({
         snappable: true,
@@ -291,7 +312,7 @@
           return measureBefore();
         }).then(function () {
           if (mine === state.loads) state.ready = mine;
-          GG.status("已加载 " + state.order.length + (unitMode() ? " 个单元 " : " 个网格 ") +
+          GG.status("已加载 " + state.order.length + say(" 个{neighbour} ") +
             new Date().toLocaleTimeString("zh-CN"));
         }, function () { /* shown by GG.getJSON / showProblem */ });
       }
@@ -303,7 +324,7 @@
         layer.gridCode = code;
         layer.bindTooltip(label(code), { permanent: true, direction: "center", className: "gg-code-label", opacity: 0.9 });
         layer.on("click", function (e) {
-          if (state.splitting) return;
+          if (state.splitting || state.drawing) return; // the click is a vertex of the drawing
           L.DomEvent.stopPropagation(e);
           select(code, !!(e.originalEvent && (e.originalEvent.shiftKey || e.originalEvent.ctrlKey)));
         });
@@ -385,7 +406,7 @@
        * beneath, as a click on the grid would; false when there is none (or while a split
        * line is being drawn, which takes every click). */
       page.clickAt = function (latlng, add) {
-        if (state.splitting) return false;
+        if (state.splitting || state.drawing) return false;
         var found = null;
         state.order.forEach(function (code) {
           var layer = state.grids[code].layer;
@@ -520,7 +541,8 @@
         stopEditing();
         state.splitting = state.selected[0];
         map.pm.enableDraw("Line", { snappable: true, finishOn: "dblclick", templineStyle: STYLE.line, hintlineStyle: STYLE.line });
-        GG.status("在网格 " + state.splitting + " 上画线，双击结束 (draw a line across the grid, double-click to finish)");
+        GG.status(say("在{member} ") + state.splitting +
+          say(" 上画线，双击结束 (draw a line across the {memberEn}, double-click to finish)"));
         renderTools();
       }
 
@@ -558,6 +580,15 @@
       function drawLines() {
         lineLayer.clearLayers();
         state.ops.forEach(function (op) {
+          if (op.op === "create") {
+            var rings = op.geometry.coordinates.map(function (polygon) {
+              return polygon.map(function (ring) {
+                return ring.map(function (p) { return GG.datum.latLng(p[0], p[1]); });
+              });
+            });
+            L.polygon(rings, L.extend({ pmIgnore: true, snapIgnore: true, interactive: false }, STYLE.pending))
+              .addTo(lineLayer);
+          }
           if (op.op !== "split") return;
           L.polyline(op.line.coordinates.map(function (p) { return GG.datum.latLng(p[0], p[1]); }),
             L.extend({ pmIgnore: true, snapIgnore: true, interactive: false }, STYLE.line)).addTo(lineLayer);
@@ -588,7 +619,7 @@
           rings.forEach(function (ring, r) {
             vertices += ring.length;
             if (ring.length < 3) {
-              problems.push({ at: ring[0] || null, zh: "网格边界少于 3 个顶点" });
+              problems.push({ at: ring[0] || null, zh: say("{member}边界少于 3 个顶点") });
               return;
             }
             ring.forEach(function (p, i) {
@@ -601,7 +632,7 @@
             var s = segments[i], t = segments[j];
             if (s.rings === t.rings && s.ring === t.ring && (j - i === 1 || (s.i === 0 && t.i === t.n - 1))) continue;
             var x = segmentsCross(s.a, s.b, t.a, t.b);
-            if (x) problems.push({ at: x, zh: "网格边界自相交" });
+            if (x) problems.push({ at: x, zh: say("{member}边界自相交") });
           }
         }
         if (vertices > config.maxVertices) {
@@ -812,8 +843,8 @@
           state.problems = [];
         }
         var hint = "";
-        if (d.reason === "overlap") hint = "（可选择“与相邻网格重叠时：从相邻网格划入”后重新保存）";
-        if (d.reason === "gap") hint = "（可选择“留下空隙时：退还给相邻网格”后重新保存）";
+        if (d.reason === "overlap") hint = say("（可选择“与相邻{neighbour}重叠时：从相邻{neighbour}划入”后重新保存）");
+        if (d.reason === "gap") hint = say("（可选择“留下空隙时：退还给相邻{neighbour}”后重新保存）");
         if (answer.status === 412) hint = "（已被他人修改，已重新加载最新形状，请重新编辑）";
         state.refusals += 1;
         var message = "保存被拒绝：" + problemText(answer) + hint;
@@ -839,6 +870,11 @@
 
       function request(op, reason) {
         var params = { crs: "cgcs2000" };
+        if (op.op === "create") {
+          // a new unit (editor_units.js): its area is taken from the units it overlaps
+          return ["POST", base() + GG.query({ crs: "cgcs2000", overlap: "take" }),
+            L.extend({}, op.body, { reason: reason }), []];
+        }
         if (op.op === "retire") {
           return ["DELETE", base() + "/" + op.code + GG.query({ reason: reason, gap: "give" }), undefined, [op.code]];
         }
@@ -878,13 +914,15 @@
           var op = state.ops[0];
           var r = request(op, reason);
           return ensureEtags(r[3]).then(function () {
-            return call(r[0], r[1], r[2], { "If-Match": ifMatch(r[3]) });
+            return call(r[0], r[1], r[2], r[3].length ? { "If-Match": ifMatch(r[3]) } : {});
           }).then(function (answer) {
             if (!answer.ok) {
               drawRefusal(answer);
               return false;
             }
             var edit = answer.data.edit || {};
+            var retired = answer.data.retired || [];
+            var created = answer.data.created || [];
             (answer.data.grids || answer.data.units).features.forEach(function (f) {
               f.id = f.id || f.properties.code;
               var grid = state.grids[f.id];
@@ -894,10 +932,16 @@
                 grid.base = f.geometry;
                 grid.props = L.extend({}, grid.props, f.properties);
               }
+              if (retired.indexOf(f.id) >= 0) return; // listed once below, as retired
               saved.push({ code: f.id, version_id: f.properties.version_id, edit_id: edit.id,
-                valid_from: f.properties.valid_from || edit.at });
+                created: created.indexOf(f.id) >= 0, valid_from: f.properties.valid_from || edit.at });
             });
-            if (op.op === "retire") saved.push({ code: op.code, retired: true, edit_id: edit.id, valid_from: edit.at });
+            // what the edit retired: the retired one, the merged ones (into the lowest code)
+            if (op.op === "retire" && retired.indexOf(op.code) < 0) retired = retired.concat([op.code]);
+            retired.forEach(function (code) {
+              saved.push({ code: code, retired: true, into: op.op === "merge" ? op.codes[0] : null,
+                edit_id: edit.id, valid_from: edit.at });
+            });
             state.ops.shift();
             return next();
           });
@@ -932,9 +976,9 @@
 
       function reloadAfterSave(saved, title) {
         var pendingLeft = state.ops.length;
-        var what = unitMode() ? "单元 " : "网格 ";
+        var what = say("{neighbour} ");
         var text = title + "：" + saved.map(function (s) {
-          var version = s.retired ? " 已撤销" : s.version_id ? " 新版本 #" + s.version_id : " 调整记录 #" + s.edit_id;
+          var version = s.into ? " 已并入 " + s.into : s.retired ? " 已撤销" : s.created ? " 已新建" : s.version_id ? " 新版本 #" + s.version_id : " 调整记录 #" + s.edit_id;
           return what + s.code + version + "（生效 " + String(s.valid_from).replace("T", " ").slice(0, 19) + "）";
         }).join("；");
         if (pendingLeft) {
@@ -946,7 +990,8 @@
           GG.status(text);
           var box = document.getElementById("gg-saved");
           box.innerHTML = saved.map(function (s) {
-            return "<li>" + what + GG.escape(s.code) + (s.retired ? " 已撤销" : s.version_id ?
+            return "<li>" + what + GG.escape(s.code) + (s.into ? " 已并入 " + GG.escape(s.into) :
+              s.retired ? " 已撤销" : s.created ? " 已新建" : s.version_id ?
               " → 版本 #" + GG.escape(s.version_id) : " → 调整记录 #" + GG.escape(s.edit_id)) + "</li>";
           }).join("");
           box.hidden = !saved.length;
@@ -960,6 +1005,7 @@
         if (op.op === "geometry") return "调整形状 " + label(op.code);
         if (op.op === "split") return "拆分 " + label(op.code);
         if (op.op === "retire") return "撤销 " + label(op.code);
+        if (op.op === "create") return say("新建{member} ") + op.name;
         return "合并 " + op.codes.map(label).join(" + ");
       }
 
@@ -1036,7 +1082,7 @@
           });
           state.plans = drafts;
           var select = document.getElementById("gg-target");
-          select.innerHTML = '<option value="live">' + (layer ? "现行单元" : "现行网格") + "（直接生效）</option>" +
+          select.innerHTML = '<option value="live">' + say("现行{neighbour}（直接生效）") + "</option>" +
             drafts.map(function (p) {
               return '<option value="' + GG.escape(p.id) + '">方案 #' + GG.escape(p.id) + "：" +
                 GG.escape(p.name || p.id) + (layer ? "（" + GG.escape(p.unit_code || "") + " 所在组）" : "") + "</option>";
@@ -1063,13 +1109,16 @@
       };
       page.call = call;
       page.label = label;
+      page.say = say;
+      page.geometryOf = geometryOf;
+      page.applyWords = applyWords;
       page.showProblem = showProblem;
       page.clearProblem = clearProblem;
       page.drawRefusal = drawRefusal;
       page.renderTools = renderTools;
       page.renderMeasures = renderMeasures;
       page.stopEditing = stopEditing;
-      /** A pending edit made by another tool (editor_units.js: retire), one undo step. */
+      /** A pending edit made by another tool (editor_units.js: retire, create), one undo step. */
       page.pushOp = function (op) {
         stopEditing();
         pushUndo();

@@ -11,6 +11,9 @@
  *     their main unit, the score) and GET /docking/grids (which grids straddle); the same
  *     answer is the preview of "由整网格组成的边界", saved by POST /plans/from-docking/unit;
  *   - retire the selected unit (DELETE, gap=give) as one more pending edit;
+ *   - a new unit (新建单元): a polygon drawn in the selected unit's group, one more pending
+ *     edit, POSTed to the save base (live: with the group's district / level / parent)
+ *     with overlap=take, so its area comes from the units it covers;
  *   - a unit plan (方案) as the save target: POST /plans/units makes a draft plan of the
  *     selected unit's group (its siblings: same layer, district, level and parent); with the
  *     plan chosen in "保存到", the list is the plan's group (GET /plans/{id}/units), the
@@ -56,7 +59,8 @@
         preview: false,
         plans: [],
         planSaved: null,
-        plan: null // the answer of GET /plans/{id}/units while a plan is the target
+        plan: null, // the answer of GET /plans/{id}/units while a plan is the target
+        creating: null // a new unit being drawn: {properties, group}
       });
       // Thin, read-only grid lines: what the units dock with. Not pmIgnore'd for snapping.
       var beneathLayer = L.featureGroup().addTo(map);
@@ -178,6 +182,7 @@
         renderTools: function (enabled) {
           var one = state.selected.length === 1;
           $("gg-retire").disabled = !(enabled && one && units.active());
+          $("gg-unit-new").disabled = !(enabled && one && units.active() && !ui.creating);
           $("gg-unit-propose").disabled = !(units.active() && one && ui.docking && !state.saving);
           $("gg-unit-plan-new").disabled = !(enabled && one && units.active() && !planTarget() && config.plansUrl);
           $("gg-unit-plan-submit").disabled = !(planTarget() && ui.plan && !state.ops.length && !state.saving);
@@ -441,6 +446,82 @@
         });
       }
 
+      /* ------------------------------------------------------------ a new unit */
+
+      /** Urban-management and emergency units name their department; police units do not. */
+      function hasDepartment() {
+        return kind().layer !== "police_unit";
+      }
+
+      function showNew() {
+        if (state.selected.length !== 1) return;
+        var props = state.grids[state.selected[0]].props;
+        $("gg-unit-new-department-field").hidden = !hasDepartment();
+        $("gg-unit-new-department").value = hasDepartment() ? props.department || "" : "";
+        $("gg-unit-new-form").hidden = false;
+        $("gg-unit-new-name").focus();
+      }
+
+      function hideNew() {
+        $("gg-unit-new-form").hidden = true;
+        $("gg-unit-new-name").value = "";
+      }
+
+      /** Draw the new unit's area: it joins the selected unit's group (in a plan, the
+       * plan's group, which the plan routes fill in themselves). */
+      function drawNew() {
+        var name = $("gg-unit-new-name").value.trim();
+        var department = $("gg-unit-new-department").value.trim();
+        if (state.selected.length !== 1 || !name || (hasDepartment() && !department)) {
+          page.showProblem(page.say("请选择一个{member}并填写新{member}的名称") + (hasDepartment() ? "和责任部门" : "") +
+            " (select one unit; the new unit needs a name" + (hasDepartment() ? " and a department)" : ")"));
+          return;
+        }
+        page.clearProblem();
+        var code = state.selected[0], p = state.grids[code].props;
+        var properties = hasDepartment() ? { name: name, department: department } : { name: name };
+        var group = null;
+        if (!planTarget()) {
+          group = { district_code: p.district_code };
+          if (kind().layer === "police_unit") {
+            group.level = p.level;
+            if (p.parent_code) group.parent_code = p.parent_code;
+          }
+        }
+        page.stopEditing();
+        ui.creating = { properties: properties, group: group };
+        state.drawing = true; // clicks on the units are the drawing's vertices
+        map.pm.enableDraw("Polygon", { snappable: true, templineStyle: STYLE.proposed, hintlineStyle: STYLE.proposed });
+        GG.status(page.say("在 " + code + " 所在组内画出新{member}的范围，单击起点结束" +
+          " (draw the new {memberEn}, click the first vertex to finish)"));
+        page.renderTools();
+      }
+
+      map.on("pm:create", function (e) {
+        if (!ui.creating || e.shape !== "Polygon") return;
+        var made = ui.creating;
+        ui.creating = null;
+        state.drawing = false;
+        var geometry = page.geometryOf(e.layer);
+        map.removeLayer(e.layer);
+        map.pm.disableDraw();
+        hideNew();
+        GG.status("");
+        var body = L.extend({ type: "Feature", geometry: geometry, properties: made.properties }, made.group || {});
+        page.pushOp({ op: "create", codes: [], name: made.properties.name, geometry: geometry, body: body });
+      });
+
+      // Escape (or Geoman's cancel) ends the drawing without a polygon.
+      map.on("pm:drawend", function () {
+        setTimeout(function () {
+          if (!ui.creating) return;
+          ui.creating = null;
+          state.drawing = false;
+          GG.status("");
+          page.renderTools();
+        }, 0);
+      });
+
       /* ------------------------------------------------------------ mode */
 
       /** Show the tools of the mode: each mode saves live or into its own kind of plan
@@ -449,6 +530,7 @@
         var unit = units.active();
         $("gg-unit-tools").hidden = !unit;
         $("gg-unit-plan-create").hidden = true;
+        hideNew();
         state.target = "live";
         $("gg-target").value = "live";
         if (page.loadPlans) page.loadPlans();
@@ -462,6 +544,7 @@
         // grid measures only: a unit's docking is in the panel
         $("gg-measures-box").style.display = unit ? "none" : ""; // .gg-float sets display
         document.body.classList.toggle("gg-unit-mode", unit);
+        page.applyWords(); // 网格 or the layer's own word in every tool text
       }
 
       $("gg-layer").value = ui.mode;
@@ -474,6 +557,12 @@
       $("gg-retire").addEventListener("click", function () {
         if (state.selected.length !== 1) return;
         page.pushOp({ op: "retire", code: state.selected[0] });
+      });
+      $("gg-unit-new").addEventListener("click", showNew);
+      $("gg-unit-new-draw").addEventListener("click", drawNew);
+      $("gg-unit-new-cancel").addEventListener("click", function () {
+        if (ui.creating) map.pm.disableDraw();
+        hideNew();
       });
       $("gg-unit-propose").addEventListener("click", preview);
       $("gg-unit-plan-button").addEventListener("click", savePlan);
