@@ -506,3 +506,70 @@ def test_police_split_merge_and_retire_into_a_unit_plan(
     for code, versions in versions_before.items():
         assert unit_versions(live_url, live_auth, code) == versions, code
     watched.assert_clean()
+
+
+def test_a_partly_saved_unit_plan_shows_what_was_saved(
+    browser: Browser,
+    live_url: str,
+    live_auth: dict[str, str],
+    engine: Engine,
+    township: str,
+    police_token: str,
+    artifacts: Path,
+) -> None:
+    """Two pending edits into a plan: a boundary moved with its neighbour (saved), then a
+    drag of two other areas without the neighbour following (an overlap, refused). The
+    refused edit stays on screen, and the plan's panel and figures show the saved one."""
+    pairs = area_pairs(engine, township)
+    first, second = next(
+        (a, b)
+        for a in pairs
+        for b in pairs
+        if a.community == b.community and not {a.code, a.neighbour} & {b.code, b.neighbour}
+    )
+    auth = {"Authorization": f"Bearer {police_token}"}
+    watched = open_page(browser, live_url, "/editor", token=police_token)
+    page = watched.page
+    landed(watched, township)
+    plan_id = open_new_plan(watched, first.code, f"{first.code} 部分保存（页面测试）")
+    # the figures of the empty plan first, so that a later read can be told apart
+    watched.wait(
+        f"GridGovPage.unitFigures.plan === '{plan_id}' && !GridGovPage.unitFigures.pending && "
+        "GridGovPage.unitFigures.done > 0",
+        timeout=60_000,
+    )
+
+    start_editing(watched, first, follow=True)
+    drag(watched, vertex_and_target(watched, first))
+    watched.wait("GridGovPage.state.ops.length === 1")
+    start_editing(watched, second, follow=False)
+    drag(watched, vertex_and_target(watched, second))
+    watched.wait("GridGovPage.state.ops.length === 2")
+    page.fill("#gg-reason", "部分保存测试")
+    done = page.evaluate("GridGovPage.unitFigures.done")
+    refused_path = f"/plans/{plan_id}/units/{second.code}"
+    with page.expect_response(
+        lambda r: refused_path in r.url and r.request.method == "PATCH"
+    ) as refused:
+        page.click("#gg-save")
+    assert refused.value.status == 409, refused.value.text()
+    watched.wait("GridGovPage.state.refusals === 1", timeout=60_000)
+    assert page.evaluate("GridGovPage.state.ops.length") == 1  # the refused one is kept
+    assert "部分调整已保存" in page.inner_text("#gg-status")
+
+    # the plan's panel and figures were read again after the save, without a reload
+    watched.wait(
+        f"GridGovPage.unitFigures.done > {done} && !GridGovPage.unitFigures.pending && "
+        f"document.querySelector(\"#gg-unit-plan-table tr[data-code='{first.code}']\") !== null",
+        timeout=60_000,
+    )
+    check_figures(watched, live_url, auth, plan_id, changed={first.code, first.neighbour})
+    rows = page.eval_on_selector_all(
+        "#gg-unit-plan-table tbody tr", "rs => rs.map(r => [r.dataset.code, r.dataset.change])"
+    )
+    assert dict(rows) == {first.code: "changed", first.neighbour: "changed"}
+    watched.screenshot(artifacts, "editor-unit-plan-partly-saved.png")
+    assert len(watched.http_errors) == 1, watched.http_errors  # the refused PATCH
+    assert all(REFUSED_LOG in e for e in watched.console_errors), watched.console_errors
+    assert watched.blocked == []
+    assert watched.failed == []

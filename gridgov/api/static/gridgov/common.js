@@ -62,6 +62,14 @@
     return Number(n || 0).toLocaleString("zh-CN");
   };
 
+  /** A figure for people: grouped as zh-CN writes it, with ``digits`` decimals when given;
+   *  "—" for a missing one (every table of the editor and its review tools). */
+  GG.fmt = function (value, digits) {
+    if (value === null || value === undefined || value === "") return "—";
+    if (digits === undefined) return GG.number(value);
+    return Number(value).toLocaleString("zh-CN", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  };
+
   GG.percent = function (share, digits) {
     return (100 * share).toFixed(digits === undefined ? 1 : digits) + "%";
   };

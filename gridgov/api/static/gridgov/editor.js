@@ -747,8 +747,7 @@
       }
 
       function fmt(value, digits) {
-        if (value === null || value === undefined) return "—";
-        return digits === undefined ? GG.number(value) : Number(value).toFixed(digits);
+        return GG.fmt(value, digits);
       }
 
       function cell(code, name, b, a, digits) {
@@ -984,6 +983,7 @@
         if (pendingLeft) {
           // keep the refused edits on screen; the saved ones are now the grids' base
           GG.status(text);
+          if (unitMode()) page.units.savedInPart();
           return;
         }
         reload(true).then(function () {

@@ -39,8 +39,7 @@
   }
 
   function fmt(value, digits) {
-    if (value === null || value === undefined || value === "") return "—";
-    return digits === undefined ? GG.number(value) : Number(value).toFixed(digits);
+    return GG.fmt(value, digits);
   }
 
   /** "before → after" in one cell, with both values as data attributes (tests, copy). */

@@ -40,8 +40,7 @@
   }
 
   function fmt(value, digits) {
-    if (value === null || value === undefined) return "—";
-    return digits === undefined ? GG.number(value) : Number(value).toFixed(digits);
+    return GG.fmt(value, digits);
   }
 
   GG.editorUnits = {
@@ -131,6 +130,17 @@
             renderPlan();
             return answers[0].group;
           });
+        },
+        /** Some pending edits were saved, the rest refused and kept on screen: the plan's
+         *  panel and figures follow what was saved without redrawing the units. */
+        savedInPart: function () {
+          var id = planTarget();
+          if (!id) return;
+          GG.getJSON(planUrl(cfg.planUnitsUrl, id)).then(function (answer) {
+            if (planTarget() !== id) return;
+            ui.plan = answer;
+            renderPlan();
+          }, function () { /* GG.getJSON has shown the problem */ });
         },
         cleared: function () {
           beneathLayer.clearLayers();
