@@ -381,6 +381,25 @@ def test_planner_gets_no_unit_mode(
     watched.assert_clean()
 
 
+def split_merge_and_retire(watched: Watched, target: str, pair: Pair, retired: str) -> None:
+    """Three pending edits made with the mouse: ``target`` split by a line drawn west to east
+    through its middle, the pair merged, ``retired`` retired."""
+    page = watched.page
+    page.click(f"#gg-grids tbody tr[data-code='{target}']")
+    watched.wait(f"GridGovPage.state.grids['{target}'].etag")
+    draw_split_line(watched, target, right_padding=80)
+    watched.wait("GridGovPage.state.ops.length === 1")
+    page.click(f"#gg-grids tbody tr[data-code='{pair.code}']")
+    page.click(f"#gg-grids tbody tr[data-code='{pair.neighbour}']", modifiers=["Shift"])
+    watched.wait(f"GridGovPage.state.grids['{pair.neighbour}'].etag")
+    page.click("#gg-merge")
+    page.click(f"#gg-grids tbody tr[data-code='{retired}']")
+    watched.wait(f"GridGovPage.state.grids['{retired}'].etag")
+    page.click("#gg-retire")
+    watched.wait("GridGovPage.state.ops.length === 3")
+    assert page.evaluate("GridGovPage.state.ops.map(o => o.op)") == ["split", "merge", "retire"]
+
+
 def test_police_split_merge_and_retire_units(
     browser: Browser,
     live_url: str,
@@ -417,21 +436,7 @@ def test_police_split_merge_and_retire_units(
     landed(watched, township)
     count = page.evaluate("GridGovPage.state.order.length")
 
-    # split: a line drawn with the mouse across the unit, west to east through its middle
-    page.click(f"#gg-grids tbody tr[data-code='{target}']")
-    watched.wait(f"GridGovPage.state.grids['{target}'].etag")
-    draw_split_line(watched, target, right_padding=80)
-    watched.wait("GridGovPage.state.ops.length === 1")
-    # merge the pair, retire the smallest area: three pending edits
-    page.click(f"#gg-grids tbody tr[data-code='{pair.code}']")
-    page.click(f"#gg-grids tbody tr[data-code='{pair.neighbour}']", modifiers=["Shift"])
-    watched.wait(f"GridGovPage.state.grids['{pair.neighbour}'].etag")
-    page.click("#gg-merge")
-    page.click(f"#gg-grids tbody tr[data-code='{retired}']")
-    watched.wait(f"GridGovPage.state.grids['{retired}'].etag")
-    page.click("#gg-retire")
-    watched.wait("GridGovPage.state.ops.length === 3")
-    assert page.evaluate("GridGovPage.state.ops.map(o => o.op)") == ["split", "merge", "retire"]
+    split_merge_and_retire(watched, target, pair, retired)
     pending = page.inner_text("#gg-pending")
     assert "拆分" in pending
     assert "合并" in pending
