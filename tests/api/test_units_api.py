@@ -422,3 +422,54 @@ def test_who_may_edit(city: Connection, client_as: ClientAs) -> None:
         },
     )
     assert create.status_code == 403
+
+
+def test_patrol_units_nest_in_their_policing_area(city: Connection, client: TestClient) -> None:
+    """巡逻单元 (patrol units, the third police level): made inside a policing area, its
+    children; their shared boundary moved with the neighbour following; one reaching beyond
+    the area refused with the piece outside; the area cannot be retired while they exist."""
+    west, east = box(W, S, 120.32, 31.57), box(120.32, S, EAST, 31.57)
+    made = []
+    for shape_, name in ((west, "西巡区"), (east, "东巡区")):
+        created = client.post(
+            "/units/police_unit",
+            json={
+                "district_code": "320213",
+                "level": "patrol",
+                "parent_code": "JWQ-S",
+                "geometry": mapping(shape_),
+                "properties": {"name": name},
+                "reason": "划设巡逻单元",
+            },
+        )
+        assert created.status_code == 201, created.text
+        made += created.json()["created"]
+    assert made == ["JWQ-S-01", "JWQ-S-02"]  # codes follow the parent's
+    first, tag1 = read(client, made[0])
+    assert (first["properties"]["level"], first["properties"]["parent_code"]) == (
+        "patrol",
+        "JWQ-S",
+    )
+    _, tag2 = read(client, made[1])
+    moved = box(W, S, 120.325, 31.57)
+    boundary = client.post(
+        f"/units/police_unit/{made[0]}/boundary",
+        json={"neighbour": made[1], "geometry": mapping(moved), "reason": "巡区按道路调整"},
+        headers={"If-Match": f"{tag1},{tag2}"},
+    )
+    assert boundary.status_code == 200, boundary.text
+    assert same(read(client, made[0])[0]["geometry"], moved)
+    assert same(read(client, made[1])[0]["geometry"], box(120.325, S, EAST, 31.57))
+    _, tag1 = read(client, made[0])
+    beyond = {"type": "Feature", "geometry": mapping(box(W, S, 120.325, 31.58)), "reason": "越界"}
+    outside = client.put(f"/units/police_unit/{made[0]}", json=beyond, headers={"If-Match": tag1})
+    assert outside.status_code == 422, outside.text
+    piece = outside.json()["problems"]["features"][0]
+    assert piece["properties"]["kind"] == "outside-parent"
+    assert same(piece["geometry"], box(W, 31.57, 120.325, 31.58))
+    _, area_tag = read(client, "JWQ-S")
+    retire = client.delete(
+        "/units/police_unit/JWQ-S?reason=撤销&gap=give", headers={"If-Match": area_tag}
+    )
+    assert retire.status_code == 409
+    assert retire.json()["reason"] == "has-children"
