@@ -368,6 +368,29 @@ def _side(conn: Connection, plan: plans.Plan | None, area: plans.Plan) -> plans.
     )
 
 
+def group_keys(conn: Connection, found: list[plans.Plan]) -> dict[int, str]:
+    """Each unit plan's group as one comparable key (``layer/district/level/parent``), read
+    from its unit in force in one query per layer: two unit plans can be compared (diffed)
+    exactly when their keys are equal. A plan whose unit is no longer in force has none."""
+    keys: dict[int, str] = {}
+    for layer in {p.unit_layer for p in found if p.unit_layer}:
+        attrs = unit_edit.ATTRIBUTES[layer]
+        level = "u.level" if "level" in attrs else "NULL::text"
+        parent = "u.parent_code" if "parent_code" in attrs else "NULL::text"
+        ids = [p.id for p in found if p.unit_layer == layer]
+        rows = conn.execute(
+            text(
+                f"SELECT p.id, u.district_code, {level} AS level, {parent} AS parent "
+                f"FROM plan p JOIN {layer} u ON u.code = p.unit_code WHERE p.id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        )
+        for row in rows:
+            group = Group(layer, row.district_code, row.level, row.parent)
+            keys[int(row.id)] = "/".join(part or "" for part in group.key)
+    return keys
+
+
 def diff(
     conn: Connection, plan: plans.Plan, other: plans.Plan | None, period: Period, limit: int
 ) -> dict[str, Any]:

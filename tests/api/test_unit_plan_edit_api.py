@@ -320,6 +320,15 @@ def test_plans_compare_only_within_their_group(city: Connection, client_as: Clie
     station = new_plan(police, code="PCS1", name="派出所")
     refused = police.get(f"/plans/{a}/diff", params={"against": str(station)})
     assert refused.status_code == 422
+    assert "不是同一组部门单元的方案" in refused.json()["detail"]
+    # the plan list says which plans can be compared: the same group key
+    listed = {p["id"]: p for p in police.get("/plans").json()["items"]}
+    assert (
+        listed[a]["unit_group"]
+        == listed[b]["unit_group"]
+        == "police_unit/320213/policing_area/PCS1"
+    )
+    assert listed[station]["unit_group"] == "police_unit/320213/station/"
 
 
 def test_who_may_edit_a_unit_plan(city: Connection, client_as: ClientAs) -> None:

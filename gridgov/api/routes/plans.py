@@ -322,7 +322,12 @@ def list_plans(
 ) -> dict[str, Any]:
     principal.require_read("grid")
     found = plans.search(conn, principal.scope, status, township, limit)
-    return {"items": [p.as_dict() for p in found]}
+    groups = unit_plans.group_keys(conn, found)
+    items = [p.as_dict() for p in found]
+    for item in items:
+        if item["kind"] == "unit":
+            item["unit_group"] = groups.get(item["id"])
+    return {"items": items}
 
 
 @router.get("/{plan_id}", summary="方案 (a plan, its workflow state and how many grids change)")

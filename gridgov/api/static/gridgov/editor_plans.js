@@ -275,9 +275,11 @@
 
       /** What plan ``a`` may be compared with besides today: plans of its kind (a unit plan:
        * unit plans of its layer; the API refuses another group's with a 422). */
+      /** Plans the API can diff with ``a``: grid plans with grid plans, a unit plan with the
+       *  unit plans of its own group (the list's ``unit_group``: layer, district, level, parent). */
       function comparable(a, p) {
         if (String(p.id) === String(a.id) || isUnit(a) !== isUnit(p)) return false;
-        return !isUnit(a) || p.unit_layer === a.unit_layer;
+        return !isUnit(a) || (p.unit_layer === a.unit_layer && p.unit_group === a.unit_group);
       }
 
       function optionsOf(plans) {
