@@ -6,38 +6,24 @@ force, with the department of the unit it was drawn in)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
-import pytest
 from playwright.sync_api import Browser
 from shapely.geometry import Polygon, shape
 from shapely.ops import polylabel
 from sqlalchemy import Engine, text
 
-from gridgov.security.roles import Role
-from gridgov.settings import Settings
 from tests.api.maps.pages import Watched, open_page
 from tests.api.maps.test_editor_page import LOADED
 from tests.api.maps.test_editor_unit_plans_page import open_new_plan, station_units
-from tests.api.maps.test_editor_units_page import landed, police_township, unit_versions
-from tests.live import committed_login
+from tests.api.maps.test_editor_units_page import landed, police_token, township, unit_versions
 
 # The drawn square's half side, as a share of the distance from its centre (the unit's
 # pole of inaccessibility) to the unit's edge: its corners stay well inside the unit.
 HALF = 0.35
 
-
-@pytest.fixture(scope="module")
-def township(engine: Engine, demo_city: None) -> str:
-    return police_township(engine)
-
-
-@pytest.fixture(scope="module")
-def police_token(engine: Engine, settings: Settings, township: str) -> Iterator[str]:
-    with committed_login(engine, settings, Role.POLICE, (township,), "unitnew_police") as token:
-        yield token
+__all__ = ["police_token", "township"]  # the unit pages' fixtures, shared
 
 
 def draw_new_unit(watched: Watched, code: str, name: str) -> Polygon:

@@ -7,18 +7,14 @@ is submitted and edits go live again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
-import pytest
 import shapely
 from playwright.sync_api import Browser
 from shapely.geometry import shape
 from sqlalchemy import Engine, text
 
-from gridgov.security.roles import Role
-from gridgov.settings import Settings
 from tests.api.maps.pages import Watched, open_page
 from tests.api.maps.test_editor_page import (
     LOADED,
@@ -32,22 +28,13 @@ from tests.api.maps.test_editor_plans_page import open_section
 from tests.api.maps.test_editor_units_page import (
     area_pairs,
     landed,
-    police_township,
+    police_token,
     split_merge_and_retire,
+    township,
     unit_versions,
 )
-from tests.live import committed_login
 
-
-@pytest.fixture(scope="module")
-def township(engine: Engine, demo_city: None) -> str:
-    return police_township(engine)
-
-
-@pytest.fixture(scope="module")
-def police_token(engine: Engine, settings: Settings, township: str) -> Iterator[str]:
-    with committed_login(engine, settings, Role.POLICE, (township,), "unitplan_police") as token:
-        yield token
+__all__ = ["police_token", "township"]  # the unit pages' fixtures, shared
 
 
 def number(value: str | None) -> float | None:
@@ -358,13 +345,14 @@ def test_police_edit_a_unit_plan(
     check_compare(watched, live_url, auth, plan_id, sibling)
     # the stations' plan compares with today and plans of the stations' group only
     page.select_option("#gg-compare-a", stations)
-    listed = {
+    plan_list = {
         str(p["id"]): p for p in httpx2.get(f"{live_url}/plans", headers=auth).json()["items"]
     }
     offered = options(watched, "#gg-compare-b")
     assert offered[0] == "live"
     assert {plan_id, sibling}.isdisjoint(offered)
-    assert all(listed[p]["unit_group"] == listed[stations]["unit_group"] for p in offered[1:])
+    group = plan_list[stations]["unit_group"]
+    assert all(plan_list[p]["unit_group"] == group for p in offered[1:])
     watched.assert_clean()
 
 
