@@ -17,7 +17,9 @@ from gridgov.layers.docking import UnitKind
 from gridgov.layers.registry import Registry
 from gridgov.settings import Settings
 
-TITLE: Final = "网格编辑 · gridgov 网格化服务管理 (grid editor)"
+# The browser tab's title; in unit mode editor.js fills it with the unit's words.
+TITLE_TEMPLATE: Final = "{member}编辑 · gridgov 网格化服务管理 ({memberEn} editor)"
+TITLE: Final = TITLE_TEMPLATE.format_map(editor_words.GRID)
 # Milliseconds between the last change and the measures request (one request per pause).
 MEASURES_DEBOUNCE_MS: Final = 400
 # Pixels within which a dragged vertex snaps to a neighbour's vertex or edge.
@@ -137,6 +139,7 @@ def page(
         "maxVertices": settings.grid_max_vertices,
         # what the page calls grids: its templates' words in grid mode (editor_words)
         "words": editor_words.GRID,
+        "titleTemplate": TITLE_TEMPLATE,
         "geojsonLimit": layers.GEOJSON_LIMIT,
         "review": editor_plans.config(can_propose=can_propose, target_households=target),
         # an account that lands on its units opens on its area (planners choose theirs)

@@ -118,6 +118,7 @@ def test_unit_modes_speak_of_units(
         assert phrase in grid, phrase
     assert page.get_attribute("#gg-split", "title") == "在所选网格上画一条线将其拆分"
     assert page.inner_text("h1") == "网格化服务管理 · 网格编辑"
+    assert page.title().startswith("网格编辑 · gridgov")
 
     for mode, word in KINDS.items():
         page.select_option("#gg-layer", mode)
@@ -138,6 +139,7 @@ def test_unit_modes_speak_of_units(
         assert "现行单元（直接生效）" in joined
         assert page.get_attribute("#gg-split", "title") == f"在所选{word}上画一条线将其拆分"
         assert page.inner_text("h1") == f"网格化服务管理 · {word}编辑"
+        assert page.title().startswith(f"{word}编辑 · gridgov"), page.title()
         page.evaluate("GridGovPage.map.pm.disableDraw()")  # Escape: no split
         watched.wait("!GridGovPage.state.splitting")
         # a pending retire, then undone: the pending list and the tools say units too
@@ -155,4 +157,5 @@ def test_unit_modes_speak_of_units(
     assert "与相邻网格重叠时" in back
     assert "现行网格（直接生效）" in back
     assert page.get_attribute("#gg-split", "title") == "在所选网格上画一条线将其拆分"
+    assert page.title().startswith("网格编辑 · gridgov")
     watched.assert_clean()

@@ -85,6 +85,7 @@
             else el.setAttribute(what, text);
           });
         });
+        if (config.titleTemplate) document.title = say(config.titleTemplate);
       }
 
       map.pm.setLang("zh");
