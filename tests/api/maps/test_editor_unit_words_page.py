@@ -159,3 +159,91 @@ def test_unit_modes_speak_of_units(
     assert page.get_attribute("#gg-split", "title") == "在所选网格上画一条线将其拆分"
     assert page.title().startswith("网格编辑 · gridgov")
     watched.assert_clean()
+
+
+CROSSED = """([code, i]) => {
+  const s = GridGovPage.state, m = GridGovPage.map;
+  const layer = s.grids[code].layer;
+  let ring = layer.getLatLngs();
+  while (Array.isArray(ring[0])) ring = ring[0];
+  const box = m.getContainer().getBoundingClientRect();
+  const v = m.latLngToContainerPoint(ring[i]);
+  const c = m.latLngToContainerPoint(layer.getBounds().getCenter());
+  // through the middle and as far again beyond it: the vertex's two edges cross the others
+  const t = L.point(c.x + (c.x - v.x), c.y + (c.y - v.y));
+  return {x: v.x + box.left, y: v.y + box.top, tx: t.x + box.left, ty: t.y + box.top,
+          n: ring.length};
+}"""
+
+
+def drag_vertex_across(watched: Watched, code: str) -> None:
+    """Drag one of ``code``'s own vertices (a Geoman vertex marker, not a middle one) with
+    the mouse through the polygon's middle and beyond: its boundary crosses itself."""
+    page = watched.page
+    for i in range(page.evaluate(CROSSED, [code, 0])["n"]):
+        at = page.evaluate(CROSSED, [code, i])
+        found = page.evaluate(
+            "([x, y]) => { const e = document.elementFromPoint(x, y); return e && e.className; }",
+            [at["x"], at["y"]],
+        )
+        if "marker-icon" in str(found) and "middle" not in str(found):
+            break
+    else:
+        raise AssertionError(f"no vertex marker of {code} on screen")
+    page.mouse.move(at["x"], at["y"])
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(
+            at["x"] + (at["tx"] - at["x"]) * step / 10, at["y"] + (at["ty"] - at["y"]) * step / 10
+        )
+        page.wait_for_timeout(40)
+    page.mouse.up()
+
+
+def test_a_crossed_boundary_is_caught_in_the_browser_in_the_mode_s_words(
+    browser: Browser, live_url: str, live_token: str, engine: Engine, artifacts: Path
+) -> None:
+    """本地检查: a vertex dragged across its own polygon is found before anything is sent —
+    named in the mode's words, marked on the map, saving off — and undone cleanly."""
+    township = township_of_every_layer(engine)
+    watched = open_page(browser, live_url, "/editor", token=live_token)
+    page = watched.page
+    watched.wait("document.querySelector('#gg-area-district').options.length > 1")
+    page.evaluate("codes => GridGovPage.selector.choose(codes)", [township[:6], township])
+    watched.wait(f"({LOADED}) && GridGovPage.state.area.code === '{township}'", timeout=60_000)
+    for mode, word in (("grid", "网格"), ("urban_unit/urban_unit", "城管单元")):
+        if mode != "grid":
+            page.select_option("#gg-layer", mode)
+            watched.wait(f"({LOADED}) && GridGovPage.unitState.mode === '{mode}'", timeout=60_000)
+        code = page.evaluate(
+            "(() => { const s = GridGovPage.state; return s.order.reduce((a, b) => "
+            "s.grids[a].layer.getBounds().getNorthEast().distanceTo("
+            "s.grids[a].layer.getBounds().getSouthWest()) >= "
+            "s.grids[b].layer.getBounds().getNorthEast().distanceTo("
+            "s.grids[b].layer.getBounds().getSouthWest()) ? a : b); })()"
+        )
+        page.click(f"#gg-grids tbody tr[data-code='{code}']")
+        watched.wait(f"GridGovPage.state.grids['{code}'].etag")
+        page.evaluate(
+            "c => GridGovPage.map.fitBounds(GridGovPage.state.grids[c].layer.getBounds(), "
+            "{animate: false, paddingTopLeft: [40, 40], paddingBottomRight: [420, 40]})",
+            code,
+        )
+        page.click("#gg-edit")
+        watched.wait("document.querySelectorAll('.marker-icon').length > 0")
+        requests = len(watched.requests)
+        drag_vertex_across(watched, code)
+        watched.wait("GridGovPage.state.localProblems > 0", timeout=30_000)
+        problem = page.inner_text("#gg-problem")
+        assert f"本地检查：{word}边界自相交" in problem, problem
+        assert page.locator("#gg-save").is_disabled()
+        assert page.locator(".leaflet-overlay-pane path[stroke='#d7191c']").count() > 0
+        if mode != "grid":
+            watched.screenshot(artifacts, "editor-unit-local-check.png")
+        # nothing was sent for it: no edit request (only the live measures may be read)
+        sent = [u for u in watched.requests[requests:] if "/measures" not in u]
+        assert not any(f"/{code}" in u for u in sent), sent
+        page.click("#gg-undo")
+        watched.wait("GridGovPage.state.localProblems === 0 && GridGovPage.state.ops.length === 0")
+        page.click("#gg-edit")  # leave vertex editing before the next mode
+    watched.assert_clean()
