@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 import shapely
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 from shapely.geometry import Point, shape
 from sqlalchemy import Engine, text
 
@@ -168,6 +168,11 @@ def drag(watched: Watched, at: dict[str, float]) -> None:
         [at["x"], at["y"]],
     )
     assert "marker-icon-middle" in str(marker), marker
+    mouse_drag(page, at)
+
+
+def mouse_drag(page: Page, at: dict[str, float]) -> None:
+    """Press at (x, y), move to (tx, ty) in ten steps as a hand would, release."""
     page.mouse.move(at["x"], at["y"])
     page.mouse.down()
     for step in range(1, 11):

@@ -12,7 +12,7 @@ from playwright.sync_api import Browser
 from sqlalchemy import Engine, text
 
 from tests.api.maps.pages import Watched, open_page
-from tests.api.maps.test_editor_page import LOADED
+from tests.api.maps.test_editor_page import LOADED, mouse_drag
 
 # Where 网格 is right in unit mode: the product's name, the switch back to grid mode, the
 # emergency layer's registered name (an option of the layer selector, as on every map),
@@ -97,15 +97,21 @@ def township_of_every_layer(engine: Engine) -> str:
     return code
 
 
+def open_on_every_layer(browser: Browser, url: str, token: str, engine: Engine) -> Watched:
+    """The editor as an admin, opened on the township of every unit layer, in grid mode."""
+    township = township_of_every_layer(engine)
+    watched = open_page(browser, url, "/editor", token=token)
+    watched.wait("document.querySelector('#gg-area-district').options.length > 1")
+    watched.page.evaluate("codes => GridGovPage.selector.choose(codes)", [township[:6], township])
+    watched.wait(f"({LOADED}) && GridGovPage.state.area.code === '{township}'", timeout=60_000)
+    return watched
+
+
 def test_unit_modes_speak_of_units(
     browser: Browser, live_url: str, live_token: str, engine: Engine, artifacts: Path
 ) -> None:
-    township = township_of_every_layer(engine)
-    watched = open_page(browser, live_url, "/editor", token=live_token)
+    watched = open_on_every_layer(browser, live_url, live_token, engine)
     page = watched.page
-    watched.wait("document.querySelector('#gg-area-district').options.length > 1")
-    page.evaluate("codes => GridGovPage.selector.choose(codes)", [township[:6], township])
-    watched.wait(f"({LOADED}) && GridGovPage.state.area.code === '{township}'", timeout=60_000)
 
     # grid mode: the grid words, as before
     grid = "\n".join(shown(watched))
@@ -124,7 +130,7 @@ def test_unit_modes_speak_of_units(
         page.select_option("#gg-layer", mode)
         watched.wait(f"({LOADED}) && GridGovPage.unitState.mode === '{mode}'", timeout=60_000)
         first = page.evaluate("GridGovPage.state.order[0]")
-        assert first, f"no {mode} in {township}"
+        assert first, f"no {mode} in the township"
         # a unit selected (its tools on), then split started: the drawing hint
         page.click(f"#gg-grids tbody tr[data-code='{first}']")
         watched.wait(f"GridGovPage.state.grids['{first}'].etag")
@@ -190,14 +196,7 @@ def drag_vertex_across(watched: Watched, code: str) -> None:
             break
     else:
         raise AssertionError(f"no vertex marker of {code} on screen")
-    page.mouse.move(at["x"], at["y"])
-    page.mouse.down()
-    for step in range(1, 11):
-        page.mouse.move(
-            at["x"] + (at["tx"] - at["x"]) * step / 10, at["y"] + (at["ty"] - at["y"]) * step / 10
-        )
-        page.wait_for_timeout(40)
-    page.mouse.up()
+    mouse_drag(page, at)
 
 
 def test_a_crossed_boundary_is_caught_in_the_browser_in_the_mode_s_words(
@@ -205,12 +204,8 @@ def test_a_crossed_boundary_is_caught_in_the_browser_in_the_mode_s_words(
 ) -> None:
     """本地检查: a vertex dragged across its own polygon is found before anything is sent —
     named in the mode's words, marked on the map, saving off — and undone cleanly."""
-    township = township_of_every_layer(engine)
-    watched = open_page(browser, live_url, "/editor", token=live_token)
+    watched = open_on_every_layer(browser, live_url, live_token, engine)
     page = watched.page
-    watched.wait("document.querySelector('#gg-area-district').options.length > 1")
-    page.evaluate("codes => GridGovPage.selector.choose(codes)", [township[:6], township])
-    watched.wait(f"({LOADED}) && GridGovPage.state.area.code === '{township}'", timeout=60_000)
     for mode, word in (("grid", "网格"), ("urban_unit/urban_unit", "城管单元")):
         if mode != "grid":
             page.select_option("#gg-layer", mode)
