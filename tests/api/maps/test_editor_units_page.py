@@ -123,7 +123,8 @@ def test_police_edit_their_policing_areas(
 
     watched = open_page(browser, live_url, "/editor", token=police_token)
     page = watched.page
-    assert page.title().startswith("网格编辑")
+    # the page is served in grid words; the police account's unit mode retitles it
+    watched.wait("document.title.startsWith('警务单元编辑 · gridgov')")
     # only the police kinds: no grid mode, no urban-management or emergency units
     options = page.eval_on_selector_all("#gg-layer option", "os => os.map(o => o.value)")
     assert options == ["police_unit/station", "police_unit/policing_area"]
