@@ -79,17 +79,7 @@ class PlanUnits:
             options=edit.options(call),
             attrs=edit.attrs,
         )
-        record(
-            call,
-            "plan_edit",
-            f"plan/{plan.id}/{plan.unit_layer}",
-            edit,
-            edit_id=result.edit_id,
-            operation=result.operation,
-            codes=[u.code for u in result.units],
-            created=result.created,
-            retired=result.retired,
-        )
+        record(call, "plan_edit", f"plan/{plan.id}/{plan.unit_layer}", edit, result)
         etag_of = result.created[0] if isinstance(operation, Create) else edit.etag_of
         return _answer(result, call.response, etag_of)
 

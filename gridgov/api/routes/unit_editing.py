@@ -45,7 +45,8 @@ from gridgov.gis.grid_edit import (
 )
 from gridgov.layers import audit
 from gridgov.layers.catalog import UNIT_CODE
-from gridgov.layers.unit_edit import Group
+from gridgov.layers.unit_edit import Group, UnitEditResult
+from gridgov.layers.unit_plan_edit import PlanUnitEditResult
 
 UnitCode = Annotated[str, Path(pattern=UNIT_CODE, description="单元编码 (unit code)")]
 CodeField = Annotated[str, Field(pattern=UNIT_CODE)]
@@ -121,20 +122,15 @@ def record(
     action: str,
     target: str,
     edit: UnitEdit,
-    *,
-    edit_id: int,
-    operation: str,
-    codes: list[str],
-    created: list[str],
-    retired: list[str],
+    result: UnitEditResult | PlanUnitEditResult,
 ) -> None:
     """The audit row of one unit edit, live (``unit_edit``) or into a plan (``plan_edit``)."""
     detail = {
-        "edit_id": edit_id,
-        "operation": operation,
-        "codes": codes,
-        "created": created,
-        "retired": retired,
+        "edit_id": result.edit_id,
+        "operation": result.operation,
+        "codes": [u.code for u in result.units],
+        "created": result.created,
+        "retired": result.retired,
         "reason": edit.reason,
     }
     audit.record(call.conn, call.principal.event(action, "ok", target=target, detail=detail))

@@ -126,17 +126,7 @@ class LiveUnits:
             group=edit.group,
             attrs=edit.attrs,
         )
-        record(
-            call,
-            "unit_edit",
-            f"{self.layer}/district/{result.district_code}",
-            edit,
-            edit_id=result.edit_id,
-            operation=result.operation,
-            codes=[u.code for u in result.units],
-            created=result.created,
-            retired=result.retired,
-        )
+        record(call, "unit_edit", f"{self.layer}/district/{result.district_code}", edit, result)
         etag_of = result.created[0] if edit.group is not None else edit.etag_of
         return _answer(result, call.response, etag_of)
 
