@@ -22,6 +22,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from gridgov.layers.db import BINARY_RESULTS
 from gridgov.layers.scope import AreaScope, scope_sql
 from gridgov.layers.spec import SRID, AdminLevel, ColumnType, GeometryKind, LayerSpec
 from gridgov.layers.tables import TILE_GEOMETRY, has_tile_geometry
@@ -270,14 +271,18 @@ def render(
     """Render one tile of one layer (only rows in ``scope``); empty bytes for no features."""
     condition, params = scope_sql(spec, scope or AreaScope.everything(), "t")
     row = conn.execute(
-        text(_tile_sql(spec, z, condition)), {**_params(spec, z, x, y), **params}
+        text(_tile_sql(spec, z, condition)),
+        {**_params(spec, z, x, y), **params},
+        execution_options=BINARY_RESULTS,
     ).one()
     return Rendered(bytes(row.mvt or b""), row.generation, row.expires_at)
 
 
 def served(conn: Connection, spec: LayerSpec, z: int, x: int, y: int) -> bytes:
     """The tile from the cache, or rendered and cached, in one statement."""
-    value = conn.execute(text(_served_sql(spec, z)), _params(spec, z, x, y)).scalar_one()
+    value = conn.execute(
+        text(_served_sql(spec, z)), _params(spec, z, x, y), execution_options=BINARY_RESULTS
+    ).scalar_one()
     return bytes(value or b"")
 
 
@@ -333,7 +338,9 @@ def tile(
     if use_cache and condition == "true":
         return served(conn, spec, z, x, y)
     value = conn.execute(
-        text(_mvt_sql(spec, z, condition)), {**_params(spec, z, x, y), **params}
+        text(_mvt_sql(spec, z, condition)),
+        {**_params(spec, z, x, y), **params},
+        execution_options=BINARY_RESULTS,
     ).scalar_one()
     return bytes(value or b"")
 
