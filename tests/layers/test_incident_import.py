@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -295,6 +296,39 @@ def test_import_keeps_the_point_clusters_exact(
     assert enabled == []
     city.execute(text("DELETE FROM incident WHERE external_id LIKE 'NEW-1%'"))
     assert_same(stored_cells(city), expected_cells(city, zooms))
+
+
+def test_rows_are_stored_near_their_neighbours_not_in_file_order(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    """A file that alternates between two places (as a city's reports do, in time order)
+    is stored place by place: the rows of one map tile share heap pages."""
+    rng = np.random.default_rng(7)
+    west = (120.3060, 31.5650)
+    east = (120.3180, 31.5750)
+    rows: list[list[object]] = []
+    for i in range(200):
+        lon0, lat0 = west if i % 2 == 0 else east
+        rows.append(
+            [
+                f"Z-{i}",
+                f"{lon0 + rng.uniform(0, 0.0005):.9f}",
+                f"{lat0 + rng.uniform(0, 0.0005):.9f}",
+                "矛盾纠纷",
+                "12345热线",
+                "2025-05-01 08:30:00",
+                "",
+            ]
+        )
+    report = run(city, registry, write_csv(tmp_path / "alternating.csv", rows), crs="wgs84")
+    assert report.rows_written == 200
+    stored = city.execute(
+        text("SELECT ST_X(geom) < 120.312 AS west FROM incident ORDER BY ctid")
+    ).scalars()
+    places = list(stored)
+    assert sum(places) == 100
+    switches = sum(a != b for a, b in itertools.pairwise(places))
+    assert switches <= 8, switches  # in file order: 199
 
 
 def test_text_with_tabs_newlines_and_backslashes_is_stored_as_written(
