@@ -676,8 +676,8 @@ def _methods(conn: Connection, result: assignment.BulkResult) -> dict[str, int]:
 def _insert(
     conn: Connection, stage: str, result: assignment.BulkResult, lap: Callable[[str], None]
 ) -> int:
-    """One statement: every staged row with its assignment (the creation is implied by
-    the row itself: ``history`` shows it without a stored transition).
+    """Every staged row with its assignment, in one ``INSERT`` (the creation is implied
+    by the row itself: ``history`` shows it without a stored transition).
 
     Rows are written in Z-order of their points, not in file order: the incidents of
     one map tile then share a few heap pages instead of one page each, which halved
@@ -685,8 +685,9 @@ def _insert(
     follow that order; the file's row numbers stay in every report.
 
     The layer's statement triggers are skipped for the insert and their work done once
-    from the staged rows (:func:`gridgov.layers.map_support.bulk_insert`): no transition
-    table of every inserted row, and each point reprojected once for its cluster cells.
+    from the assigned rows (:func:`gridgov.layers.map_support.bulk_insert`): no
+    transition table of every inserted row, and each point reprojected once, in
+    parallel, for its cluster cells.
 
     When the import is larger than the table (a first load), the table's secondary
     indexes, its unique constraint (external id) and its foreign keys are dropped and
@@ -730,25 +731,46 @@ def _insert(
         )
     for name, _definition in rebuild:
         conn.execute(text(f"DROP INDEX {name}"))
-    new_rows = f"SELECT at AS reported_at FROM {stage}"
-    points = f"SELECT geom FROM {stage}"
-    with (
-        assignment.parallel_plan(conn, enabled=big),
-        bulk_insert(conn, "incident", new_rows, points),
-    ):
-        written = conn.execute(
+    # The rows to write, joined with their assignment, in Z-order, and each point's Web
+    # Mercator position for the cluster cells: built by one CREATE TABLE AS, which may
+    # use parallel workers (an INSERT … SELECT may not: the join, the sort and the
+    # projection would all run on one core).
+    assigned = assignment.scratch_name("incident_assigned")
+    with assignment.parallel_plan(conn, enabled=big):
+        conn.execute(
             text(
                 f"""
-                INSERT INTO incident (category, source, reported_at, external_id, description,
-                                      status, geom, assigned_at, {outputs})
-                SELECT s.category, s.source, s.at, s.external_id, s.description,
-                       'reported', s.geom, now(),
-                       {", ".join("o." + c for c in assignment.OUTPUT_COLUMNS)}
+                CREATE UNLOGGED TABLE {assigned} AS
+                SELECT s.category, s.source, s.at, s.external_id, s.description, s.geom,
+                       {", ".join("o." + c for c in assignment.OUTPUT_COLUMNS)},
+                       ST_X(m.p) AS x, ST_Y(m.p) AS y
                 FROM {stage} s JOIN {result.relation()} o ON o.id = s.id
+                CROSS JOIN LATERAL (SELECT ST_Transform(s.geom, 3857) AS p OFFSET 0) m
                 ORDER BY s.zkey, s.id
                 """
             )
-        ).rowcount
+        )
+        # Read back in the order it was written (no scan starting mid-table); for the rest
+        # of this transaction only.
+        conn.execute(text("SET LOCAL synchronize_seqscans = off"))
+        with bulk_insert(
+            conn,
+            "incident",
+            f"SELECT at AS reported_at FROM {assigned}",
+            f"SELECT x, y FROM {assigned}",
+        ):
+            written = conn.execute(
+                text(
+                    f"""
+                    INSERT INTO incident (category, source, reported_at, external_id,
+                                          description, status, geom, assigned_at, {outputs})
+                    SELECT category, source, at, external_id, description, 'reported', geom,
+                           now(), {outputs}
+                    FROM {assigned}
+                    """
+                )
+            ).rowcount
+    conn.execute(text(f"DROP TABLE {assigned}"))
     lap("insert")
     if rebuild or uniques:
         # Index builds sort in memory, and btree builds may use a parallel worker.

@@ -33,6 +33,7 @@ from sqlalchemy import (
     text,
 )
 
+from gridgov.layers.assignment import scratch_name
 from gridgov.layers.spec import SRID
 
 # The time zone whose calendar days the incident pre-aggregate counts in.
@@ -143,34 +144,57 @@ _ORIGIN = 20037508.3427892  # half the equator in EPSG:3857 metres
 _CELL_BITS = 6  # 64 × 64 cells per tile
 
 
-def _cluster_sql(points: str) -> str:
-    """What the cluster trigger does for an insert (migration 0012), on ``points`` (SQL
-    yielding a ``geom`` column) for zooms :lo to :hi of layer :layer: each point is
-    reprojected once, each zoom's cell size computed once (the same double the trigger
-    divides by), and the cells are added in key order (sorted inserts into the cell
-    table's indexes)."""
-    return f"""
-        WITH pts AS MATERIALIZED (
-            SELECT ST_X(p) AS x, ST_Y(p) AS y FROM (
-                SELECT ST_Transform(geom, 3857) AS p FROM ({points}) n
-            ) s
-        ),
-        zooms AS (
-            SELECT z, ({2 * _ORIGIN} / (1::bigint << (z + {_CELL_BITS})))::float8 AS size
-            FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) AS z
-        )
-        INSERT INTO tile_cluster AS c (layer, z, cx, cy, n, sx, sy)
-        SELECT :layer, z, cx, cy, count(*), sum(x), sum(y)
-        FROM (SELECT z, x, y,
-                     floor((x + {_ORIGIN}) / size)::int AS cx,
-                     floor(({_ORIGIN} - y) / size)::int AS cy
-              FROM pts CROSS JOIN zooms
-        ) cells
-        GROUP BY z, cx, cy
-        ORDER BY z, cx, cy
-        ON CONFLICT (layer, z, cx, cy) DO UPDATE
-           SET n = c.n + EXCLUDED.n, sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy
+def _add_cluster_cells(conn: Connection, layer: str, mercator: str, zooms: tuple[int, int]) -> None:
+    """What the cluster trigger does for an insert (migration 0012), set-based, on
+    ``mercator`` (SQL yielding ``x``, ``y``: each new point's ``ST_Transform(geom, 3857)``,
+    as the trigger computes it) for the layer's zooms.
+
+    The cells are counted first in a table of their own: a ``CREATE TABLE AS`` may use
+    the planner's parallel workers where an ``INSERT … SELECT`` may not. They are then
+    added in key order (sorted inserts into the cell table's indexes); plainly when the
+    layer has no cell yet (its writers wait for the caller's lock, see
+    :func:`bulk_insert`), which spares a probe of the primary key per cell.
     """
+    cells = scratch_name("cells")
+    conn.execute(
+        text(
+            f"""
+            CREATE UNLOGGED TABLE {cells} AS
+            SELECT z, cx, cy, count(*) AS n, sum(x) AS sx, sum(y) AS sy
+            FROM (SELECT z, x, y,
+                         floor((x + {_ORIGIN}) / size)::int AS cx,
+                         floor(({_ORIGIN} - y) / size)::int AS cy
+                  FROM ({mercator}) p
+                  CROSS JOIN (
+                      SELECT z, ({2 * _ORIGIN} / (1::bigint << (z + {_CELL_BITS})))::float8 AS size
+                      FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) AS z
+                  ) zooms
+            ) c
+            GROUP BY z, cx, cy
+            """
+        ),
+        {"lo": zooms[0], "hi": zooms[1]},
+    )
+    first = not conn.execute(
+        text("SELECT EXISTS (SELECT 1 FROM tile_cluster WHERE layer = :layer)"), {"layer": layer}
+    ).scalar_one()
+    merge = (
+        ""
+        if first
+        else """ON CONFLICT (layer, z, cx, cy) DO UPDATE
+           SET n = c.n + EXCLUDED.n, sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy"""
+    )
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO tile_cluster AS c (layer, z, cx, cy, n, sx, sy)
+            SELECT :layer, z, cx, cy, n, sx, sy FROM {cells} ORDER BY z, cx, cy
+            {merge}
+            """
+        ),
+        {"layer": layer},
+    )
+    conn.execute(text(f"DROP TABLE {cells}"))
 
 
 def _cluster_zooms(conn: Connection, trigger: str, layer: str) -> tuple[int, int] | None:
@@ -190,7 +214,7 @@ def _cluster_zooms(conn: Connection, trigger: str, layer: str) -> tuple[int, int
 
 @contextmanager
 def bulk_insert(
-    conn: Connection, layer: str, new_rows: str, points: str | None = None
+    conn: Connection, layer: str, new_rows: str, mercator: str | None = None
 ) -> Iterator[None]:
     """Insert many rows into ``layer`` without its per-statement triggers' transition
     table, then do the triggers' work once, set-based.
@@ -202,22 +226,23 @@ def bulk_insert(
     commit, so other writers of the layer wait; readers do not), and afterwards this does
     exactly what they do for an insert of over 1,000 rows: bump the layer's generation,
     drop its cached tiles and, for incidents, mark the local days of ``new_rows`` (SQL
-    yielding a ``reported_at`` column) for the pre-aggregate. With ``points`` (SQL
-    yielding the ``geom`` of the same new rows), a clustered layer's cluster trigger is
-    skipped too and its cells are added from ``points`` in one statement. Others never
-    see a trigger disabled: the change is rolled back or re-enabled before commit.
+    yielding a ``reported_at`` column) for the pre-aggregate. With ``mercator`` (SQL
+    yielding ``x``, ``y`` of the same new rows in EPSG:3857), a clustered layer's cluster
+    trigger is skipped too and its cells are added set-based (:func:`_add_cluster_cells`).
+    Others never see a trigger disabled: the change is rolled back or re-enabled before
+    commit.
     """
     trigger = f"gridgov_{layer}_changed_ins"
     cluster_trigger = f"gridgov_{layer}_cluster_ins"
-    zooms = _cluster_zooms(conn, cluster_trigger, layer) if points is not None else None
+    zooms = _cluster_zooms(conn, cluster_trigger, layer) if mercator is not None else None
     disabled = [trigger] + ([cluster_trigger] if zooms is not None else [])
     for name in disabled:
         conn.execute(text(f"ALTER TABLE {layer} DISABLE TRIGGER {name}"))
     yield
     for name in disabled:
         conn.execute(text(f"ALTER TABLE {layer} ENABLE TRIGGER {name}"))
-    if zooms is not None and points is not None:
-        conn.execute(text(_cluster_sql(points)), {"layer": layer, "lo": zooms[0], "hi": zooms[1]})
+    if zooms is not None and mercator is not None:
+        _add_cluster_cells(conn, layer, mercator, zooms)
     conn.execute(
         text(
             "INSERT INTO layer_state AS s (layer, generation, changed_at) "

@@ -278,8 +278,12 @@ def test_import_keeps_the_point_clusters_exact(
     from tests.api.ogc.test_clusters import assert_same, cluster_zooms, expected_cells, stored_cells
 
     zooms = cluster_zooms(registry)
-    # Rows already there (an incremental import adds to their cells).
+    # The layer's first cells (added plainly), then rows already there (an incremental
+    # import adds to their cells).
+    assert stored_cells(city) == {}
     run(city, registry, write_csv(tmp_path / "old.csv", good_rows(40, seed=3)[0]))
+    assert stored_cells(city)
+    assert_same(stored_cells(city), expected_cells(city, zooms))
     monkeypatch.setattr(assignment, "PARALLEL_MIN_ROWS", 10 if first_load else 10**9)
     rows, _lon, _lat = good_rows(300, seed=4)
     rows = [[f"NEW-{i}", *row[1:]] for i, row in enumerate(rows)]
