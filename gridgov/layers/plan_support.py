@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from gridgov.layers.spec import SRID
+from gridgov.layers.spec import SRID, digits_check
 
 STATUSES: Final = ("draft", "submitted", "approved", "published")
 ORIGINS: Final = ("editor", "proposal")
@@ -91,11 +91,11 @@ def build_plan_tables(metadata: MetaData) -> None:
         _choice("origin", ORIGINS, "origin_choice"),
         CheckConstraint("length(btrim(name)) > 0", name="name_given"),
         CheckConstraint("length(btrim(reason)) > 0", name="reason_given"),
-        CheckConstraint("district_code ~ '^[0-9]{6}$'", name="district_code_format"),
+        CheckConstraint(digits_check("district_code", 6), name="district_code_format"),
         CheckConstraint("left(township_code, 6) = district_code", name="township_in_district"),
-        CheckConstraint("township_code ~ '^[0-9]{9}$'", name="township_code_format"),
+        CheckConstraint(digits_check("township_code", 9), name="township_code_format"),
         CheckConstraint(
-            "community_code IS NULL OR (community_code ~ '^[0-9]{12}$' "
+            f"community_code IS NULL OR ({digits_check('community_code', 12)} "
             "AND left(community_code, 9) = township_code)",
             name="community_in_township",
         ),
@@ -189,7 +189,7 @@ def build_plan_tables(metadata: MetaData) -> None:
             Geometry(geometry_type="MULTIPOLYGON", srid=SRID, spatial_index=True),
             nullable=False,
         ),
-        CheckConstraint("code ~ '^[0-9]{15}$'", name="code_format"),
+        CheckConstraint(digits_check("code", 15), name="code_format"),
         CheckConstraint("left(code, 12) = community_code", name="code_in_community"),
         CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
         CheckConstraint("kind IN ('base', 'dedicated')", name="kind_choice"),

