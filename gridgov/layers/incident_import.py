@@ -16,6 +16,7 @@ nothing.
 from __future__ import annotations
 
 import csv
+import json
 import queue
 import re
 import threading
@@ -34,9 +35,12 @@ from sqlalchemy import Connection, text
 
 from gridgov.gis.coords import PROBLEM_MESSAGES, convert_with_problems, parse_crs
 from gridgov.layers import assignment
+from gridgov.layers.io.crs import resolve_crs
 from gridgov.layers.io.encoding import codec_name, sniff
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
+from gridgov.layers.io.geojson_stream import FeatureStream
 from gridgov.layers.io.mapping import LAT_NAMES, LON_NAMES, parse_map
+from gridgov.layers.io.readers import csv_chunks, declared_crs, unreadable
 from gridgov.layers.io.report import ImportReport, Problem
 from gridgov.layers.io.values import Target, convert_column, is_blank, targets
 from gridgov.layers.map_support import bulk_insert
@@ -104,78 +108,185 @@ def _plan(header: list[str], mapping: list[tuple[str, str]]) -> Columns:
             return explicit[dest]
         return next((lowered[n] for n in names if n in lowered), None)
 
+    if GEOMETRY_X in header and not {"lon", "lat", "x", "y"} & set(explicit):
+        return Columns(GEOMETRY_X, GEOMETRY_Y, _fields(find))
     x = find("lon", LON_NAMES) or find("x", ())
     y = find("lat", LAT_NAMES) or find("y", ())
     if x is None or y is None:
         raise ImportUsageError("找不到经纬度列（lon/lat、经度/纬度）", "no lon/lat columns found")
+    return Columns(x, y, _fields(find))
+
+
+def _fields(find: Callable[[str, tuple[str, ...]], str | None]) -> dict[str, str]:
     fields = {f: c for f in FIELDS if (c := find(f, ALIASES[f])) is not None}
     missing = [f for f in ("category", "source", "reported_at") if f not in fields]
     if missing:
         raise ImportUsageError(f"缺少必填列：{missing}", f"required columns missing: {missing}")
-    return Columns(x, y, fields)
+    return fields
 
 
-def _chunks(path: Path, encoding: str | None) -> tuple[str | None, Iterator[pd.DataFrame]]:
+def _chunks(
+    path: Path, encoding: str | None, crs: str
+) -> tuple[str | None, Iterator[pd.DataFrame]]:
     """The file's rows as text, a chunk at a time (bounded memory for any size)."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        with path.open("rb") as handle:
-            sample = handle.read(1 << 20)
-        codec = (
-            codec_name(encoding) if encoding else sniff(sample[: sample.rfind(b"\n") + 1] or sample)
-        )
-        if codec is None:
-            raise UnreadableFileError(
-                "无法识别文件的文字编码，请用 --encoding 指定",
-                "cannot tell the file's text encoding: give --encoding",
-            )
-        reader = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            encoding=codec,
-            chunksize=CHUNK_ROWS,
-            encoding_errors="strict",
-        )
-        return codec, iter(reader)
     if suffix in {".xlsx", ".xlsm"}:
         return None, _excel_chunks(path)
-    if suffix in {".geojson", ".json"}:
-        return "utf-8", _geojson_chunks(path)
-    raise ImportUsageError(
-        f"不支持的文件类型 {suffix}（支持 CSV、Excel、GeoJSON）",
-        f"unsupported file type {suffix} (CSV, Excel, GeoJSON)",
+    if suffix not in {".csv", ".geojson", ".json"}:
+        raise ImportUsageError(
+            f"不支持的文件类型 {suffix}（支持 CSV、Excel、GeoJSON）",
+            f"unsupported file type {suffix} (CSV, Excel, GeoJSON)",
+        )
+    with path.open("rb") as handle:
+        sample = handle.read(1 << 20)
+    codec = codec_name(encoding) if encoding else sniff(sample[: sample.rfind(b"\n") + 1] or sample)
+    if codec is None:
+        raise UnreadableFileError(
+            "无法识别文件的文字编码，请用 --encoding 指定",
+            "cannot tell the file's text encoding: give --encoding",
+        )
+    if suffix != ".csv":
+        return codec, _geojson_chunks(path, codec, crs)
+    chunks = csv_chunks(
+        path,
+        path.name,
+        chunk_rows=CHUNK_ROWS,
+        dtype=str,
+        keep_default_na=False,
+        encoding=codec,
+        encoding_errors="strict",
     )
+    return codec, chunks
 
 
 def _excel_chunks(path: Path) -> Iterator[pd.DataFrame]:
     from openpyxl import load_workbook
 
-    book = load_workbook(path, read_only=True, data_only=True)
-    rows = book.worksheets[0].iter_rows(values_only=True)
-    header = [str(h) for h in next(rows)]
-    batch: list[list[object]] = []
-    for row in rows:
-        batch.append(["" if v is None else v for v in row])
-        if len(batch) == CHUNK_ROWS:
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zip, XML and openpyxl errors alike
+        raise unreadable(path, exc) from exc
+    try:
+        rows = book.worksheets[0].iter_rows(values_only=True)
+        first = next(rows, None)
+        if first is None:
+            raise UnreadableFileError(
+                f"{path.name} 的第一个工作表是空的（没有表头行）",
+                f"the first sheet of {path.name} is empty (no header row)",
+            )
+        header = ["" if h is None else str(h) for h in first]
+        batch: list[list[object]] = []
+        for row in rows:
+            batch.append(["" if v is None else v for v in row])
+            if len(batch) == CHUNK_ROWS:
+                yield pd.DataFrame(batch, columns=header).astype(str)
+                batch = []
+        if batch:
             yield pd.DataFrame(batch, columns=header).astype(str)
-            batch = []
-    if batch:
-        yield pd.DataFrame(batch, columns=header).astype(str)
-    book.close()
+    finally:
+        book.close()
 
 
-def _geojson_chunks(path: Path) -> Iterator[pd.DataFrame]:
-    import pyogrio
+# Where a GeoJSON feature's point goes (never confused with a "lon" property: see
+# ``_plan``), and why a feature has none; also the columns of the rejects file.
+GEOMETRY_X = "geometry_lon"
+GEOMETRY_Y = "geometry_lat"
+GEOMETRY_PROBLEM = "geometry_problem"
+_GEOMETRY_PROBLEMS = {
+    "not-a-feature": ("不是 GeoJSON 要素 (Feature)", "not a GeoJSON Feature"),
+    "no-geometry": ("要素没有几何（geometry 为空）", "the feature has no geometry"),
+    "not-a-point": ("几何类型是 {}，应为点 (Point)", "the geometry is a {}, not a Point"),
+    "z-value": (
+        "点坐标应为 [经度, 纬度] 两个数，不带高程",
+        "point coordinates must be [lon, lat], without a Z value",
+    ),
+    "coordinates": ("点坐标不是两个数", "point coordinates are not two numbers"),
+}
 
-    total = pyogrio.read_info(path)["features"]
-    for start in range(0, max(total, 0), CHUNK_ROWS):
-        frame = pyogrio.read_dataframe(path, skip_features=start, max_features=CHUNK_ROWS)
-        points = frame.geometry
-        table = pd.DataFrame(frame.drop(columns=frame.geometry.name)).astype(str)
-        table["x"] = points.x.astype(str)
-        table["y"] = points.y.astype(str)
-        yield table
+
+def _geojson_chunks(path: Path, codec: str, crs: str) -> Iterator[pd.DataFrame]:
+    """Features, streamed (:class:`FeatureStream`), as rows: properties as text, the
+    point in :data:`GEOMETRY_X` / :data:`GEOMETRY_Y`, a feature's ``id`` as ``id`` when
+    its properties have none. A ``crs`` member that contradicts ``crs`` is refused
+    (``resolve_crs``), wherever it stands in the file."""
+    checked = False
+
+    def check_crs(members: dict[str, Any]) -> bool:
+        if "crs" not in members:
+            return False
+        resolve_crs(declared_crs(_crs_name(members["crs"])), crs)
+        return True
+
+    with path.open(encoding="utf-8-sig" if codec == "utf-8" else codec, newline="") as handle:
+        stream = FeatureStream(handle)
+        rows: list[dict[str, object]] = []
+        for feature in stream.features():
+            checked = checked or check_crs(stream.members)
+            rows.append(_feature_row(feature))
+            if len(rows) == CHUNK_ROWS:
+                yield _feature_frame(rows)
+                rows = []
+        if not checked:
+            check_crs(stream.members)
+        if rows:
+            yield _feature_frame(rows)
+
+
+def _crs_name(member: Any) -> Any:
+    """The name in a GeoJSON 2008 ``crs`` member (``{"type": "name", ...}``), else as is."""
+    if isinstance(member, dict) and isinstance(member.get("properties"), dict):
+        return member["properties"].get("name", member)
+    return member
+
+
+def _text(value: object) -> str:
+    """A property value as the text a CSV cell would hold."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _feature_row(feature: Any) -> dict[str, object]:
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        return {GEOMETRY_PROBLEM: "not-a-feature"}
+    properties = feature.get("properties")
+    row: dict[str, object] = (
+        {str(k): _text(v) for k, v in properties.items()} if isinstance(properties, dict) else {}
+    )
+    if "id" in feature and "id" not in row:
+        row["id"] = _text(feature["id"])
+    geometry = feature.get("geometry")
+    if not isinstance(geometry, dict):
+        row[GEOMETRY_PROBLEM] = "no-geometry"
+    elif geometry.get("type") != "Point":
+        row[GEOMETRY_PROBLEM] = f"not-a-point:{str(geometry.get('type'))[:40]}"
+    else:
+        point = geometry.get("coordinates")
+        values: list[object] = point if isinstance(point, list) else []
+        numbers = [
+            float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        if len(numbers) != len(values) or len(numbers) < 2:
+            row[GEOMETRY_PROBLEM] = "coordinates"
+        elif len(numbers) > 2:
+            row[GEOMETRY_PROBLEM] = "z-value"
+        else:
+            row[GEOMETRY_X], row[GEOMETRY_Y] = numbers
+    return row
+
+
+def _feature_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows)
+    for name in (GEOMETRY_X, GEOMETRY_Y):
+        if name not in frame:
+            frame[name] = np.nan
+    if GEOMETRY_PROBLEM not in frame:
+        frame[GEOMETRY_PROBLEM] = ""
+    text_columns = [c for c in frame.columns if c not in (GEOMETRY_X, GEOMETRY_Y)]
+    frame[text_columns] = frame[text_columns].fillna("").astype(str)
+    return frame
 
 
 def import_incidents(
@@ -199,7 +310,7 @@ def import_incidents(
     spec = registry.get("incident")
     field_targets = {t.name: t for t in targets(spec) if t.name in FIELDS}
     report = IncidentImportReport()
-    codec, chunks = _chunks(path, encoding)
+    codec, chunks = _chunks(path, encoding, crs)
     report.encoding = codec
     # A million rows take longer than the API's per-statement limit; this is a batch job.
     conn.execute(text("SET LOCAL statement_timeout = 0"))
@@ -398,6 +509,13 @@ def _by_unique(
     return values, out, bad
 
 
+def _number(column: pd.Series) -> np.ndarray:
+    """Coordinates as floats: text is parsed (NaN where it is no number)."""
+    if pd.api.types.is_float_dtype(column):
+        return column.to_numpy(dtype=float)
+    return pd.to_numeric(column.str.strip(), errors="coerce").to_numpy(dtype=float)
+
+
 def _stage_chunk(
     writer: _StageWriter,
     chunk: pd.DataFrame,
@@ -411,9 +529,15 @@ def _stage_chunk(
     n = len(chunk)
     problems: list[Problem] = []
     bad = np.zeros(n, dtype=bool)
-    x = pd.to_numeric(chunk[columns.x].str.strip(), errors="coerce").to_numpy(dtype=float)
-    y = pd.to_numeric(chunk[columns.y].str.strip(), errors="coerce").to_numpy(dtype=float)
+    x, y = _number(chunk[columns.x]), _number(chunk[columns.y])
     lon, lat, codes = convert_with_problems(x, y, crs)
+    if GEOMETRY_PROBLEM in chunk:  # GeoJSON features without a usable point
+        for i in np.flatnonzero(chunk[GEOMETRY_PROBLEM].to_numpy() != "").tolist():
+            kind, _, detail = str(chunk[GEOMETRY_PROBLEM].iat[i]).partition(":")
+            zh, en = (m.format(detail) for m in _GEOMETRY_PROBLEMS[kind])
+            problems.append(Problem(offset + i + 1, "geometry", kind, zh, en))
+            bad[i] = True
+            codes[i] = 0
     for i in np.flatnonzero(codes).tolist():
         zh, en = PROBLEM_MESSAGES[int(codes[i])]
         kind = {1: "nan", 2: "outside-china", 3: "swapped"}.get(int(codes[i]), "coordinates")

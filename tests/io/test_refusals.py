@@ -16,7 +16,7 @@ from shapely.geometry import MultiPolygon, Point, Polygon, box
 from sqlalchemy import Connection, MetaData
 
 from gridgov.errors import ConflictError
-from gridgov.layers.io.errors import ImportRefusedError
+from gridgov.layers.io.errors import ImportRefusedError, UnreadableFileError
 from gridgov.layers.registry import Registry
 from tests.factories import WUXI_LAT, WUXI_LON
 from tests.io.conftest import (
@@ -176,6 +176,22 @@ def test_nan_coordinates_and_every_problem_reported(
         (3, "type"),
         (3, "code-format"),
     } <= found
+    assert count(connection, metadata, "building") == 0
+
+
+def test_a_first_row_longer_than_the_header_is_refused_not_shifted(
+    connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
+) -> None:
+    # pandas alone would read 好楼 as the index and shift every value one column left.
+    path = tmp_path / "buildings.csv"
+    path.write_text(
+        "address,households,residents,lon,lat,community_code\n"
+        f"好楼,1,1,120.301,31.571,{CODES_COMMUNITY},多出的值\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(UnreadableFileError) as info:
+        run_import(connection, registry, "building", path, crs="wgs84")
+    assert "第 2 行（含表头）的字段比表头多" in info.value.detail_zh
     assert count(connection, metadata, "building") == 0
 
 

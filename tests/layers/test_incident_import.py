@@ -17,7 +17,7 @@ from gridgov.cli import app
 from gridgov.gis.coords import wgs84_to_gcj02
 from gridgov.layers import incidents
 from gridgov.layers.incident_import import import_incidents
-from gridgov.layers.io.errors import ImportRefusedError
+from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
 from gridgov.layers.registry import Registry
 from tests.small_city import TOLERANCE, build_small_city
 
@@ -391,3 +391,180 @@ def test_times_are_read_by_their_shape_as_the_pattern_says() -> None:
     iso, zone = _iso_shapes(values)
     assert iso.tolist() == [True] * 6 + [False, False, True, False, False, False]
     assert zone.tolist() == [False] * 4 + [True, True] + [False] * 6
+
+
+def _point_feature(i: int, coordinates: list[object] | None = None, **props: object) -> dict:  # type: ignore[type-arg]
+    return {
+        "type": "Feature",
+        "id": f"F{i}",
+        "geometry": {"type": "Point", "coordinates": coordinates or [120.315, 31.565]},
+        "properties": {
+            "category": "public_order",
+            "source": "police",
+            "reported_at": "2025-06-02T22:00:00+08:00",
+            **props,
+        },
+    }
+
+
+def _write_collection(path: Path, features: list[object], **members: object) -> Path:
+    document = {"type": "FeatureCollection", **members, "features": features}
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_geojson_features_without_a_point_are_named_by_row(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    line = {"type": "LineString", "coordinates": [[120.31, 31.56], [120.311, 31.561]]}
+    features: list[object] = [
+        _point_feature(1),
+        {**_point_feature(2), "geometry": line},
+        {**_point_feature(3), "geometry": None},
+        {**_point_feature(4), "geometry": {"type": "Point", "coordinates": [120.315, 31.565, 9]}},
+        {**_point_feature(5), "geometry": {"type": "Point", "coordinates": ["120.3", "31.5"]}},
+        {**_point_feature(6), "type": "Topology"},
+        _point_feature(7, [120.316, 31.566]),
+    ]
+    path = _write_collection(tmp_path / "f.geojson", features)
+    with pytest.raises(ImportRefusedError) as caught:
+        run(city, registry, path, crs="wgs84")
+    problems = caught.value.report.problems
+    assert {p.row: p.kind for p in problems} == {
+        2: "not-a-point",
+        3: "no-geometry",
+        4: "z-value",
+        5: "coordinates",
+        6: "not-a-feature",
+    }
+    assert "LineString" in next(p.reason_zh for p in problems if p.row == 2)
+    assert count(city) == 0
+    rejects = tmp_path / "f.rejects.csv"
+    report = run(city, registry, path, crs="wgs84", skip_invalid=True, rejects_path=rejects)
+    assert report.rows_written == 2
+    stored = city.execute(text("SELECT external_id FROM incident ORDER BY 1")).scalars().all()
+    assert stored == ["F1", "F7"]  # the features' ids, as the properties name none
+    with rejects.open(encoding="utf-8-sig") as handle:
+        assert [int(r["row"]) for r in csv.DictReader(handle)] == [2, 3, 4, 5, 6]
+
+
+def test_geojson_point_beats_lon_lat_properties_and_ids_make_reimports_idle(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    features: list[object] = [
+        _point_feature(i, [120.315 + i * 1e-4, 31.565], lon="0", lat="0") for i in range(3)
+    ]
+    path = _write_collection(tmp_path / "ids.geojson", features)
+    assert run(city, registry, path, crs="wgs84").rows_written == 3
+    xs = city.execute(text("SELECT ST_X(geom) FROM incident ORDER BY external_id")).scalars()
+    assert [round(x, 6) for x in xs] == [120.315, 120.3151, 120.3152]
+    again = run(city, registry, path, crs="wgs84")
+    assert (again.rows_written, again.rows_unchanged) == (0, 3)
+
+
+@pytest.mark.parametrize("crs_first", [True, False])
+def test_a_geojson_crs_member_that_contradicts_crs_is_refused(
+    city: Connection, registry: Registry, tmp_path: Path, crs_first: bool
+) -> None:
+    member = json.dumps({"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3857"}})
+    features = json.dumps([_point_feature(1)])
+    body = (
+        f'{{"type": "FeatureCollection", "crs": {member}, "features": {features}}}'
+        if crs_first
+        else f'{{"type": "FeatureCollection", "features": {features}, "crs": {member}}}'
+    )
+    path = tmp_path / "m.geojson"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ImportUsageError) as caught:
+        run(city, registry, path, crs="wgs84")
+    assert "EPSG:3857" in caught.value.detail_zh
+    assert "wgs84" in caught.value.detail_zh
+    assert count(city) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "crs"),
+    [("urn:ogc:def:crs:OGC:1.3:CRS84", "wgs84"), ("urn:ogc:def:crs:EPSG::4490", "cgcs2000")],
+)
+def test_crs_members_that_agree_with_crs_are_read(
+    city: Connection, registry: Registry, tmp_path: Path, name: str, crs: str
+) -> None:
+    member = {"type": "name", "properties": {"name": name}}
+    path = _write_collection(tmp_path / "ok.geojson", [_point_feature(1)], crs=member)
+    assert run(city, registry, path, crs=crs).rows_written == 1
+    assert city.execute(text("SELECT grid_code FROM incident")).scalar_one() == "320213001001002"
+
+
+def test_gbk_geojson_is_detected_and_later_bad_bytes_stop_the_import(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    feature = _point_feature(1, description="邻里噪声")
+    document = {"type": "FeatureCollection", "features": [feature]}
+    path = tmp_path / "gbk.geojson"
+    path.write_bytes(json.dumps(document, ensure_ascii=False).encode("gbk"))
+    report = run(city, registry, path, crs="wgs84")
+    assert (report.encoding, report.rows_written) == ("gb18030", 1)
+    assert city.execute(text("SELECT description FROM incident")).scalar_one() == "邻里噪声"
+    # Plain ASCII for the first megabyte (so it is taken as UTF-8), then a Latin-1 byte.
+    many = [_point_feature(i, note="x" * 300) for i in range(4000)]
+    many.append(_point_feature(9999, description="café"))
+    late = tmp_path / "late.geojson"
+    collection = {"type": "FeatureCollection", "features": many}
+    late.write_bytes(json.dumps(collection, ensure_ascii=False).encode("latin-1"))
+    assert late.read_bytes().find(b"\xe9") > 1 << 20
+    with pytest.raises(UnreadableFileError) as caught:
+        run(city, registry, late, crs="wgs84")
+    assert "utf-8" in caught.value.detail_zh
+    assert count(city) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        (
+            "first_row_long.csv",
+            "编号,经度,纬度,类别,来源,上报时间\nA1,120.3,31.5,矛盾纠纷,12345热线,2025-05-01,多\n",
+            "第 2 行（含表头）的字段比表头多",
+        ),
+        (
+            "later_row_long.csv",
+            "编号,经度,纬度,类别\nA1,120.3,31.5,矛盾纠纷\nA2,120.3,31.5,矛盾纠纷\nA3,1,2,3,4\n",
+            "第 4 行（含表头）有 5 个字段，表头只有 4 个",
+        ),
+        ("quote.csv", '编号,经度,纬度\n"A1,120.3,31.5\n', "引号"),
+        ("empty.csv", "", "空文件"),
+        ("broken.geojson", '{"type": "FeatureCollection", "features": [{"type": ', "不完整"),
+    ],
+)
+def test_files_that_cannot_be_split_into_rows_are_refused_by_name(
+    city: Connection, registry: Registry, tmp_path: Path, name: str, content: str, words: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(UnreadableFileError) as caught:
+        run(city, registry, path)
+    assert words in caught.value.detail_zh, caught.value.detail_zh
+    assert count(city) == 0
+
+
+def test_excel_files_that_cannot_be_read_are_refused_by_name(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(UnreadableFileError) as caught:
+        run(city, registry, broken)
+    assert "broken.xlsx" in caught.value.detail_zh
+    Workbook().save(tmp_path / "empty.xlsx")
+    with pytest.raises(UnreadableFileError) as caught:
+        run(city, registry, tmp_path / "empty.xlsx")
+    assert "空的" in caught.value.detail_zh
+
+
+def test_cli_names_an_unreadable_geojson_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "cut.geojson"
+    path.write_text('{"type": "FeatureCollection", "features": [', encoding="utf-8")
+    result = CliRunner().invoke(app, ["incidents", "import", str(path), "--test"])
+    assert result.exit_code == 2, result.output
+    assert "GeoJSON文件第1个要素处无法读取" in "".join(result.output.split())
+    assert "Traceback" not in result.output

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tempfile
+import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import pandas as pd
 import pyogrio
 import shapely
 from pyproj import CRS
+from pyproj.exceptions import CRSError
 
 from gridgov.errors import InvalidInputError
 from gridgov.gis.coords import parse_crs
@@ -47,7 +51,7 @@ class SourceTable:
     geometry_problems: list[tuple[int, str, str]] = field(default_factory=list)
 
 
-def _unreadable(path: Path, cause: object) -> UnreadableFileError:
+def unreadable(path: Path, cause: object) -> UnreadableFileError:
     return UnreadableFileError(
         f"无法读取文件 {path.name}：文件损坏，或内容与扩展名不符",
         f"cannot read {path.name}: the file is damaged or not what its extension says",
@@ -55,17 +59,24 @@ def _unreadable(path: Path, cause: object) -> UnreadableFileError:
     )
 
 
-def _declared_crs(crs: Any) -> str | None:
+def declared_crs(crs: Any) -> str | None:
     """The file's CRS as ``parse_crs`` names it; a CRS that cannot be identified is refused
     (guessing would silently move every feature)."""
     if crs is None:
         return None
-    parsed = CRS.from_user_input(crs)
+    try:
+        parsed = CRS.from_user_input(crs)
+    except CRSError:
+        raise ImportUsageError(
+            f"无法识别文件自带的坐标系（{crs}）", f"the file's own CRS ({crs}) is not a CRS"
+        ) from None
     if len(parsed.axis_info) > 2:
         # GDAL declares a file with Z values as 3-D (EPSG:4979): name its horizontal CRS,
         # so that the Z values themselves are what gets refused, feature by feature.
         parsed = parsed.to_2d()
     code = parsed.to_epsg(min_confidence=25)
+    if code is None and parsed.to_authority(min_confidence=25) == ("OGC", "CRS84"):
+        code = 4326  # WGS 84 in lon/lat order: how GeoJSON files name it
     try:
         if code is None:
             raise InvalidInputError("unidentified")
@@ -89,10 +100,10 @@ def unpack_zip(path: Path, into: Path) -> Path:
             for member in archive.infolist():
                 target = (into / member.filename).resolve()
                 if not target.is_relative_to(into.resolve()):
-                    raise _unreadable(path, "zip member outside the archive root")
+                    raise unreadable(path, "zip member outside the archive root")
             archive.extractall(into)
     except zipfile.BadZipFile as exc:
-        raise _unreadable(path, exc) from exc
+        raise unreadable(path, exc) from exc
     found = [
         p
         for p in sorted(into.rglob("*"))
@@ -144,8 +155,8 @@ def _read_vector(path: Path, fmt: Format, codec: str | None, hint: str | None) -
     except (InvalidInputError, MemoryError):
         raise
     except Exception as exc:  # GDAL's errors are many; all mean "cannot read"
-        raise _unreadable(path, exc) from exc
-    crs = _declared_crs(declared)
+        raise unreadable(path, exc) from exc
+    crs = declared_crs(declared)
     names = [str(c) for c in frame.columns if c != "geometry"]
     columns = {name: _values(frame[name]) for name in names}
     chosen = enc.UTF8
@@ -245,12 +256,16 @@ def _read_csv(path: Path, codec: str | None) -> SourceTable:
         sep = dialect.delimiter
     except csv.Error:
         sep = ","
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[]
+    frame = pd.concat(
+        csv_chunks(
+            io.StringIO(text),
+            path.name,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[],
         )
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise _unreadable(path, exc) from exc
+    )
     names = [str(c).strip() for c in frame.columns]
     columns = {
         name: [v if v != "" else None for v in frame[col].tolist()]
@@ -259,13 +274,62 @@ def _read_csv(path: Path, codec: str | None) -> SourceTable:
     return SourceTable(Format.CSV, names, columns, len(frame), encoding=chosen)
 
 
+# pandas' words for a row with more fields than the header
+_EXTRA_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def csv_chunks(
+    source: Path | io.StringIO, name: str, chunk_rows: int = 1 << 20, **options: Any
+) -> Iterator[pd.DataFrame]:
+    """``pandas.read_csv`` a chunk at a time (at least one chunk, maybe empty), strictly:
+    a file that cannot be split into rows is refused by ``name``, naming the line.
+
+    A row with more fields than the header is refused, never shifted or cut. pandas
+    raises for such rows but one: when it is the first, pandas would take the first
+    column for an index (every value shifted one column), or with ``index_col=False``
+    drop the extra fields with a warning, which is made an error here.
+    """
+    try:
+        reader = pd.read_csv(source, chunksize=chunk_rows, index_col=False, **options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            first = next(reader)
+        yield first
+        yield from reader
+    except pd.errors.ParserWarning:
+        raise UnreadableFileError(
+            f"{name} 第 2 行（含表头）的字段比表头多；含逗号的值请加英文双引号",
+            f"{name} line 2 (counting the header) has more fields than the header; "
+            "quote values that contain commas",
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise UnreadableFileError(
+            f"{name} 是空文件（没有表头行）", f"{name} is empty (no header row)"
+        ) from None
+    except pd.errors.ParserError as exc:
+        extra = _EXTRA_FIELDS.search(str(exc))
+        if extra is None:
+            raise UnreadableFileError(
+                f"{name} 不是有效的 CSV（例如引号没有闭合）",
+                f"{name} is not valid CSV (an unclosed quote, for example)",
+                cause=str(exc),
+            ) from None
+        expected, line, saw = extra.groups()
+        raise UnreadableFileError(
+            f"{name} 第 {line} 行（含表头）有 {saw} 个字段，表头只有 {expected} 个；"
+            "含逗号的值请加英文双引号",
+            f"{name} line {line} (counting the header) has {saw} fields, the header "
+            f"{expected}; quote values that contain commas",
+        ) from None
+
+
 def _read_xlsx(path: Path, hint: str | None) -> SourceTable:
     from openpyxl import load_workbook
 
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # zip, XML and openpyxl errors alike
-        raise _unreadable(path, exc) from exc
+        raise unreadable(path, exc) from exc
     try:
         sheet = book[hint] if hint and hint in book.sheetnames else book.worksheets[0]
         rows = [list(r) for r in sheet.iter_rows(values_only=True)]
