@@ -16,6 +16,7 @@ nothing.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import queue
 import re
@@ -40,7 +41,7 @@ from gridgov.layers.io.encoding import codec_name, sniff
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
 from gridgov.layers.io.geojson_stream import FeatureStream
 from gridgov.layers.io.mapping import LAT_NAMES, LON_NAMES, parse_map
-from gridgov.layers.io.readers import csv_chunks, declared_crs, unreadable
+from gridgov.layers.io.readers import csv_chunks, declared_crs, excel_rows
 from gridgov.layers.io.report import ImportReport, Problem
 from gridgov.layers.io.values import Target, convert_column, is_blank, targets
 from gridgov.layers.map_support import bulk_insert
@@ -160,31 +161,17 @@ def _chunks(
 
 
 def _excel_chunks(path: Path) -> Iterator[pd.DataFrame]:
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # zip, XML and openpyxl errors alike
-        raise unreadable(path, exc) from exc
-    try:
-        rows = book.worksheets[0].iter_rows(values_only=True)
-        first = next(rows, None)
-        if first is None:
-            raise UnreadableFileError(
-                f"{path.name} 的第一个工作表是空的（没有表头行）",
-                f"the first sheet of {path.name} is empty (no header row)",
-            )
-        header = ["" if h is None else str(h) for h in first]
-        batch: list[list[object]] = []
-        for row in rows:
-            batch.append(["" if v is None else v for v in row])
-            if len(batch) == CHUNK_ROWS:
-                yield pd.DataFrame(batch, columns=header).astype(str)
-                batch = []
-        if batch:
-            yield pd.DataFrame(batch, columns=header).astype(str)
-    finally:
-        book.close()
+    rows = excel_rows(path)
+    first = next(rows, None)
+    if first is None:
+        raise UnreadableFileError(
+            f"{path.name} 的第一个工作表是空的（没有表头行）",
+            f"the first sheet of {path.name} is empty (no header row)",
+        )
+    header = ["" if h is None else str(h) for h in first]
+    while batch := list(itertools.islice(rows, CHUNK_ROWS)):
+        cells = [["" if v is None else v for v in row] for row in batch]
+        yield pd.DataFrame(cells, columns=header).astype(str)
 
 
 # Where a GeoJSON feature's point goes (never confused with a "lon" property: see
