@@ -392,29 +392,77 @@ class ReassignReport:
     outside: list[int] = field(default_factory=list)
 
 
-def reassign(conn: Connection, tolerance_m: float, ids: list[int] | None = None) -> ReassignReport:
-    """Re-run the rules for the given incidents (all if ``None``) and store what changed."""
-    assignment.prepare_input(conn)
+def reassign(
+    conn: Connection,
+    tolerance_m: float,
+    ids: list[int] | None = None,
+    *,
+    bulk_from: int = assignment.PARALLEL_MIN_ROWS,
+) -> ReassignReport:
+    """Re-run the rules for the given incidents (all if ``None``) and store what changed.
+
+    ``bulk_from`` incidents or more (a district redrawn, the demo city loaded) go the
+    import's way: copied into a scratch table and assigned set-based by
+    :func:`assignment.assign_table` (the fast path over fresh grid pieces, in parallel);
+    fewer (an edit in the grid editor) straight through the exact engine, which needs no
+    scratch tables. The rules and the answers are the same either way.
+    """
     selection = "" if ids is None else " WHERE id = ANY(:ids)"
-    conn.execute(
-        text(
-            "INSERT INTO assign_input (id, geom, at) SELECT id, geom, reported_at FROM incident"
-            + selection
-        ),
-        {"ids": ids} if ids is not None else {},
+    params = {"ids": ids} if ids is not None else {}
+    count = (
+        len(ids)
+        if ids is not None
+        else int(conn.execute(text("SELECT count(*) FROM incident")).scalar_one())
     )
-    assignment.run(conn, tolerance_m)
+    if count < bulk_from:
+        assignment.prepare_input(conn)
+        conn.execute(
+            text(
+                "INSERT INTO assign_input (id, geom, at) "
+                "SELECT id, geom, reported_at FROM incident" + selection
+            ),
+            params,
+        )
+        assignment.run(conn, tolerance_m)
+        report = _store_reassignment(conn, "assign_output")
+        report.evaluated = int(conn.execute(text("SELECT count(*) FROM assign_input")).scalar_one())
+        report.outside = assignment.outside(conn)
+        assignment.finish(conn)
+        return report
+    source = assignment.scratch_name("reassign_points")
+    answer = assignment.scratch_name("reassign_answer")
+    evaluated = conn.execute(
+        text(
+            f"CREATE UNLOGGED TABLE {source} AS "
+            f"SELECT id, geom, reported_at AS at FROM incident{selection}"
+        ),
+        params,
+    ).rowcount
+    conn.execute(text(f"CREATE INDEX ON {source} USING gist (geom)"))
+    result = assignment.assign_table(conn, source, tolerance_m)
+    with assignment.parallel_plan(conn):
+        conn.execute(text(f"CREATE UNLOGGED TABLE {answer} AS SELECT * FROM {result.relation()} o"))
+    result.drop(conn)
+    conn.execute(text(f"DROP TABLE {source}"))
+    report = _store_reassignment(conn, answer)
+    conn.execute(text(f"DROP TABLE {answer}"))
+    report.evaluated = evaluated
+    report.outside = result.outside
+    return report
+
+
+def _store_reassignment(conn: Connection, answer: str) -> ReassignReport:
+    """Write the new assignments in ``answer`` (id + ``OUTPUT_COLUMNS``) that differ from
+    the stored ones; report the moves between grids and the rules used."""
     report = ReassignReport()
-    report.evaluated = int(conn.execute(text("SELECT count(*) FROM assign_input")).scalar_one())
-    report.outside = assignment.outside(conn)
     changed = " OR ".join(f"i.{c} IS DISTINCT FROM o.{c}" for c in OUTPUT_COLUMNS)
     report.moves = [
         (r.before, r.after, int(r.n))
         for r in conn.execute(
             text(
-                """
+                f"""
                 SELECT i.grid_code AS before, o.grid_code AS after, count(*) AS n
-                FROM incident i JOIN assign_output o ON o.id = i.id
+                FROM incident i JOIN {answer} o ON o.id = i.id
                 WHERE i.grid_id IS NOT NULL AND i.grid_id IS DISTINCT FROM o.grid_id
                 GROUP BY 1, 2 ORDER BY n DESC, 1, 2
                 """
@@ -422,20 +470,18 @@ def reassign(conn: Connection, tolerance_m: float, ids: list[int] | None = None)
         )
     ]
     assignments = ", ".join(f"{c} = o.{c}" for c in OUTPUT_COLUMNS)
-    result = conn.execute(
+    report.moved = conn.execute(
         text(
-            f"UPDATE incident i SET {assignments}, assigned_at = now() FROM assign_output o "
+            f"UPDATE incident i SET {assignments}, assigned_at = now() FROM {answer} o "
             f"WHERE o.id = i.id AND ({changed})"
         )
-    )
-    report.moved = result.rowcount
+    ).rowcount
     report.by_method = {
         str(r.assign_method): int(r.n)
         for r in conn.execute(
-            text("SELECT assign_method, count(*) AS n FROM assign_output GROUP BY 1 ORDER BY 1")
+            text(f"SELECT assign_method, count(*) AS n FROM {answer} GROUP BY 1 ORDER BY 1")
         )
     }
-    assignment.finish(conn)
     return report
 
 

@@ -12,8 +12,8 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, MetaData, text
 
-from gridgov.layers import incidents
-from gridgov.layers.assignment import OutsideCityError
+from gridgov.layers import assignment, incidents
+from gridgov.layers.assignment import OUTPUT_COLUMNS, OutsideCityError
 from gridgov.layers.incidents import NewIncident
 from gridgov.layers.registry import Registry
 from tests.small_city import (
@@ -149,6 +149,49 @@ def test_reassign_touches_only_what_the_redraw_changed(
     assert ("320213001001001", "320213001001003", 1) in result.moves
     assert incidents.get(city, int(moved["id"]))["grid_code"] == "320213001001003"
     assert incidents.get(city, int(untouched_past["id"]))["grid_code"] == "320213001001001"
+
+
+def _stored_assignments(conn: Connection) -> list[tuple[Any, ...]]:
+    columns = ", ".join(("id", *OUTPUT_COLUMNS))
+    return [tuple(r) for r in conn.execute(text(f"SELECT {columns} FROM incident ORDER BY id"))]
+
+
+def test_reassigning_many_goes_the_bulk_way_with_the_same_answers(
+    city: Connection, metadata: MetaData, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(7)
+    xs, ys = rng.uniform(W, E, 240), rng.uniform(S, N, 240)
+    points = [(float(x), float(y)) for x, y in zip(xs, ys, strict=True)]
+    points += [(120.305, 31.57), (MID, 31.57), (120.3021, 31.563), (HOLE.centroid.x, 31.563)]
+    for k, (x, y) in enumerate(points):
+        report(city, x, y, at=T2024 if k % 3 == 0 else T2025)
+    redraw_west_half(city, metadata, registry)
+    placed = []
+    real_assign_table = assignment.assign_table
+
+    def assign_table(conn: Connection, source: str, tolerance_m: float) -> assignment.BulkResult:
+        placed.append(result := real_assign_table(conn, source, tolerance_m))
+        return result
+
+    monkeypatch.setattr(assignment, "assign_table", assign_table)
+    answers = []
+    for bulk_from in (10**9, 0):  # the exact engine for everything, then the bulk way
+        savepoint = city.begin_nested()
+        result = incidents.reassign(city, TOLERANCE, bulk_from=bulk_from)
+        answers.append((result, _stored_assignments(city)))
+        savepoint.rollback()
+    (exact, exact_rows), (bulk, bulk_rows) = answers
+    assert bulk_rows == exact_rows
+    assert bulk == exact
+    assert bulk.evaluated == len(points)
+    assert len(placed) == 1  # only the bulk way, and most points by its fast path
+    assert placed[0].fast > placed[0].exact > 0
+    assert bulk.moved > 0
+    assert {"inside", "boundary", "nearest", "fallback"} <= set(bulk.by_method)
+    assert any(
+        before == "320213001001001" and after == "320213001001003"
+        for before, after, _ in bulk.moves
+    )
 
 
 def reference(
