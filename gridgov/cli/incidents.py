@@ -14,7 +14,7 @@ from rich.table import Table
 from gridgov.cli.common import TestOption, console, database_url, err_console, fail
 from gridgov.errors import GridgovError, InvalidInputError
 from gridgov.layers import incidents
-from gridgov.layers.assignment import refresh_grid_units
+from gridgov.layers.assignment import atoms_fresh, refresh_grid_units
 from gridgov.layers.db import check_server, connect, make_engine
 from gridgov.layers.incident_import import import_incidents
 from gridgov.layers.io.errors import ImportRefusedError
@@ -42,7 +42,8 @@ def reassign(
         engine = make_engine(settings, database_url(settings, test))
         check_server(engine)
         with connect(engine) as conn, conn.begin():
-            refresh_grid_units(conn)
+            if not atoms_fresh(conn):  # grids or units written since the pieces were cut
+                refresh_grid_units(conn)
             if everything:
                 ids = None
             else:

@@ -1,0 +1,99 @@
+"""``gridgov incidents`` on committed data (the CLI commits): import, explain, reassign."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shapely.geometry import MultiPolygon, box
+from sqlalchemy import Engine, text
+from typer.testing import CliRunner
+
+from gridgov.cli import app as cli
+from tests.layers.test_grid_edit_concurrency import (
+    MIDW,
+    TOWNSHIP,
+    A,
+    B,
+    E,
+    N,
+    S,
+    W,
+    committed_city,
+)
+
+__all__ = ["committed_city"]  # the fixture, shared
+runner = CliRunner()
+MIDDLE_OF_A = ((W + MIDW) / 2, (S + N) / 2)
+NEAR_A_EAST = (MIDW - 0.001, (S + N) / 2)  # ~95 m inside A, west of its east edge
+
+
+def _pieces_cut_by(engine: Engine) -> set[str]:
+    """The transactions that last recorded which grids and units the pieces were cut from."""
+    with engine.connect() as conn:
+        return set(conn.execute(text("SELECT xmin::text FROM grid_atom_state")).scalars())
+
+
+def test_import_explain_and_reassign_after_a_redraw(committed_city: Engine, tmp_path: Path) -> None:
+    engine = committed_city
+    path = tmp_path / "events.csv"
+    rows = [("CLI-1", *MIDDLE_OF_A), ("CLI-2", *NEAR_A_EAST)]
+    now = datetime.now(UTC).isoformat()  # the grids are in force from their creation on
+    path.write_text(
+        "编号,经度,纬度,类别,来源,上报时间\n"
+        + "".join(f"{i},{x},{y},矛盾纠纷,网格员上报,{now}\n" for i, x, y in rows),
+        encoding="utf-8",
+    )
+    try:
+        imported = runner.invoke(cli, ["incidents", "import", str(path), "--test"])
+        assert imported.exit_code == 0, imported.output
+        with engine.connect() as conn:
+            ids: dict[str, int] = dict(
+                conn.execute(
+                    text("SELECT external_id, id FROM incident WHERE external_id LIKE 'CLI-%'")
+                ).all()
+            )
+        explained = runner.invoke(cli, ["incidents", "explain", str(ids["CLI-2"]), "--test"])
+        assert explained.exit_code == 0, explained.output
+        facts = json.loads(explained.output[explained.output.index("{") :])
+        assert (facts["codes"]["grid_code"], facts["method"]) == (A, "inside")
+        assert facts["grid_version"]["code"] == A
+        assert A in explained.output.splitlines()[0]  # the Chinese explanation comes first
+
+        # The first run cuts the grid pieces; the second, nothing changed since, keeps them.
+        for run in range(2):
+            quiet = runner.invoke(cli, ["incidents", "reassign", "--all", "--test"])
+            assert quiet.exit_code == 0, quiet.output
+            assert "重新评估 (evaluated) 2 起事件，变更 (changed) 0 起" in quiet.output
+            if run == 0:
+                pieces = _pieces_cut_by(engine)
+        assert _pieces_cut_by(engine) == pieces
+
+        # B takes A's eastern strip (a redraw outside the editor): CLI-2 moves, CLI-1 stays.
+        with engine.begin() as conn:
+            for code, shape in ((A, box(W, S, MIDW - 0.002, N)), (B, box(MIDW - 0.002, S, E, N))):
+                conn.execute(
+                    text(
+                        "UPDATE grid SET geom = ST_GeomFromText(:g, 4490), "
+                        "updated_at = clock_timestamp() WHERE code = :c"
+                    ),
+                    {"g": MultiPolygon([shape]).wkt, "c": code},
+                )
+        moved = runner.invoke(cli, ["incidents", "reassign", "--test"], env={"COLUMNS": "200"})
+        assert moved.exit_code == 0, moved.output
+        # Both were in the changed grid A, so both are evaluated again; one moved.
+        assert "重新评估 (evaluated) 2 起事件，变更 (changed) 1 起" in moved.output
+        assert f"{A} │ {B}" in moved.output  # the table of moves: from A to B
+        assert _pieces_cut_by(engine) != pieces  # cut again for the new grids
+        with engine.connect() as conn:
+            codes: dict[str, str] = dict(
+                conn.execute(
+                    text("SELECT external_id, grid_code FROM incident WHERE id = ANY(:ids)"),
+                    {"ids": list(ids.values())},
+                ).all()
+            )
+        assert codes == {"CLI-1": A, "CLI-2": B}
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM incident WHERE township_code = :t"), {"t": TOWNSHIP})
