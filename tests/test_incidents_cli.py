@@ -97,3 +97,35 @@ def test_import_explain_and_reassign_after_a_redraw(committed_city: Engine, tmp_
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM incident WHERE township_code = :t"), {"t": TOWNSHIP})
+
+
+def test_the_progress_bar_knows_how_many_rows_are_coming(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    from gridgov.cli.incidents import _count_rows
+
+    csv_file = tmp_path / "a.csv"
+    csv_file.write_text(
+        "编号,经度\n" + "".join(f"{i},120.3\n" for i in range(2500)), encoding="utf-8"
+    )
+    # A feature cut between two of the 1 MiB blocks the counter reads is counted once.
+    padding = " " * ((1 << 20) - len('{"type": "FeatureCollection", "features": [{"type": "Feat'))
+    features = ", ".join(
+        '{"type": "Feature", "geometry": null, "properties": {}}' for _ in range(70)
+    )
+    geojson = tmp_path / "a.geojson"
+    geojson.write_text(
+        '{"type": "FeatureCollection", "features": [' + padding + features + "]}", encoding="utf-8"
+    )
+    first = geojson.read_bytes().index(b'"Feature"', 1 << 19)
+    assert first < 1 << 20 < first + len(b'"Feature"')
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for i in range(31):
+        sheet.append([i, 120.3])
+    book.save(tmp_path / "a.xlsx")
+    assert _count_rows(csv_file) == 2500
+    assert _count_rows(geojson) == 70
+    assert _count_rows(tmp_path / "a.xlsx") == 30
+    assert _count_rows(tmp_path / "a.txt") is None

@@ -93,13 +93,34 @@ def explain(incident_id: int, test: TestOption = False) -> None:
 
 
 def _count_rows(path: Path) -> int | None:
-    """Rows of a CSV (for the progress bar); None when it is not worth counting."""
-    if path.suffix.lower() != ".csv":
+    """About how many rows the file holds, for the progress bar (None: not known cheaply).
+
+    CSV: its lines but the header. GeoJSON: its ``"Feature"`` values (a property that says
+    ``"Feature"`` would count too: it is only a progress bar). Excel: the sheet's recorded
+    dimension, which openpyxl reads without reading the rows.
+    """
+    suffix = path.suffix.lower()
+    if suffix in {".xlsx", ".xlsm"}:
+        from openpyxl import load_workbook
+
+        try:
+            book = load_workbook(path, read_only=True)
+            rows = book.worksheets[0].max_row
+            book.close()
+        except Exception:  # unreadable: the import itself will say why
+            return None
+        return max(0, rows - 1) if rows else None
+    tokens = {".csv": (b"\n", 1), ".geojson": (b'"Feature"', 0), ".json": (b'"Feature"', 0)}
+    if suffix not in tokens:
         return None
+    token, header = tokens[suffix]
+    found, tail = 0, b""
     with path.open("rb") as handle:
-        return max(
-            0, sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")) - 1
-        )
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            joined = tail + block  # a token cut between two blocks is counted once
+            found += joined.count(token)
+            tail = joined[len(joined) - len(token) + 1 :]
+    return max(0, found - header)
 
 
 @app.command("import")
