@@ -89,9 +89,13 @@ class Columns:
     x: str
     y: str
     fields: dict[str, str]
+    header: list[str]
 
 
-def _plan(header: list[str], mapping: list[tuple[str, str]]) -> Columns:
+def _plan(header: list[str], mapping: list[tuple[str, str]], first: bool = True) -> Columns:
+    """Which column feeds each field. A required field without a column is an error in
+    the first chunk; in a later one (GeoJSON features of other properties) its rows are
+    bad rows, each missing the value."""
     explicit = {dest: src for src, dest in mapping}
     unknown = sorted(set(explicit) - set(FIELDS) - {"lon", "lat", "x", "y"})
     if unknown:
@@ -103,27 +107,25 @@ def _plan(header: list[str], mapping: list[tuple[str, str]]) -> Columns:
     def find(dest: str, names: tuple[str, ...]) -> str | None:
         if dest in explicit:
             if explicit[dest] not in header:
+                if not first:
+                    return None
                 raise ImportUsageError(
                     f"文件中没有列 {explicit[dest]}", f"no column {explicit[dest]}"
                 )
             return explicit[dest]
         return next((lowered[n] for n in names if n in lowered), None)
 
+    fields = {f: c for f in FIELDS if (c := find(f, ALIASES[f])) is not None}
+    missing = [f for f in ("category", "source", "reported_at") if f not in fields]
+    if missing and first:
+        raise ImportUsageError(f"缺少必填列：{missing}", f"required columns missing: {missing}")
     if GEOMETRY_X in header and not {"lon", "lat", "x", "y"} & set(explicit):
-        return Columns(GEOMETRY_X, GEOMETRY_Y, _fields(find))
+        return Columns(GEOMETRY_X, GEOMETRY_Y, fields, header)
     x = find("lon", LON_NAMES) or find("x", ())
     y = find("lat", LAT_NAMES) or find("y", ())
     if x is None or y is None:
         raise ImportUsageError("找不到经纬度列（lon/lat、经度/纬度）", "no lon/lat columns found")
-    return Columns(x, y, _fields(find))
-
-
-def _fields(find: Callable[[str, tuple[str, ...]], str | None]) -> dict[str, str]:
-    fields = {f: c for f in FIELDS if (c := find(f, ALIASES[f])) is not None}
-    missing = [f for f in ("category", "source", "reported_at") if f not in fields]
-    if missing:
-        raise ImportUsageError(f"缺少必填列：{missing}", f"required columns missing: {missing}")
-    return fields
+    return Columns(x, y, fields, header)
 
 
 def _chunks(
@@ -319,8 +321,9 @@ def import_incidents(
         writer = _StageWriter(conn, stage)
         try:
             for chunk in chunks:
-                if columns is None:
-                    columns = _plan(list(chunk.columns), pairs)
+                if columns is None or columns.header != list(chunk.columns):
+                    # GeoJSON chunks may differ: each feature has its own properties.
+                    columns = _plan(list(chunk.columns), pairs, first=columns is None)
                 problems = _stage_chunk(writer, chunk, columns, crs, field_targets, offset)
                 for problem in problems:
                     assert problem.row is not None

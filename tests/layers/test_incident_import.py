@@ -568,3 +568,25 @@ def test_cli_names_an_unreadable_geojson_without_a_traceback(tmp_path: Path) -> 
     assert result.exit_code == 2, result.output
     assert "GeoJSON文件第1个要素处无法读取" in "".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_geojson_chunks_of_other_properties_are_read_by_their_own_columns(
+    city: Connection, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gridgov.layers import incident_import
+
+    monkeypatch.setattr(incident_import, "CHUNK_ROWS", 2)
+    late = _point_feature(3, description="后来才有的描述")
+    no_category = _point_feature(4)
+    del no_category["properties"]["category"]
+    features: list[object] = [_point_feature(1), _point_feature(2), late, no_category]
+    path = _write_collection(tmp_path / "mixed.geojson", features)
+    with pytest.raises(ImportRefusedError) as caught:
+        run(city, registry, path, crs="wgs84")
+    assert [(p.row, p.field, p.kind) for p in caught.value.report.problems] == [
+        (4, "category", "required")
+    ]
+    report = run(city, registry, path, crs="wgs84", skip_invalid=True)
+    assert report.rows_written == 3
+    described = city.execute(text("SELECT external_id, description FROM incident ORDER BY 1"))
+    assert described.all() == [("F1", None), ("F2", None), ("F3", "后来才有的描述")]
