@@ -36,6 +36,9 @@ def _workbook(path: Path) -> Path:
     sheet.title = "事件"
     for row in CELLS:
         sheet.append(row)
+    sheet.append(["#N/A", "#DIV/0!"])
+    for cell in sheet[4]:
+        cell.data_type = "e"  # formula errors, as Excel stores them
     book.create_sheet("其他").append(["别的表"])
     book.save(path)
     return path
@@ -57,6 +60,7 @@ def test_both_readers_give_the_same_values(tmp_path: Path, monkeypatch: pytest.M
     assert whole[1][6:] == (20251012000123, "０１ 矛盾", 0)
     assert whole[2][:4] == (None, 120, datetime(2025, 6, 1, 10, 0, 0, 500000), None)
     assert whole[2][6:] == (1e20, " x ", 0.5)
+    assert whole[3][:2] == (None, None)  # a formula's error holds no value
     # Formulas never calculated by Excel have no value to read, in either reader.
     assert whole[1][5] is None
     assert whole[2][5] is None

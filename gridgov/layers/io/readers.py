@@ -399,12 +399,14 @@ def _calamine_rows(path: Path, sheet: str | None) -> Iterator[tuple[object, ...]
 
 def _openpyxl_rows(path: Path, sheet: str | None) -> Iterator[tuple[object, ...]]:
     from openpyxl import load_workbook
+    from openpyxl.cell.cell import ERROR_CODES
 
     book = load_workbook(path, read_only=True, data_only=True)
     try:
         chosen = book[sheet] if sheet in book.sheetnames else book.worksheets[0]
         for row in chosen.iter_rows(values_only=True):
-            yield tuple(_cell(v) for v in row)
+            # A formula's error (#N/A, #DIV/0!) holds no value: blank, as calamine reads it.
+            yield tuple(None if v in ERROR_CODES else _cell(v) for v in row)
     finally:
         book.close()
 
