@@ -246,6 +246,8 @@ def _feature_row(feature: Any) -> dict[str, object]:
     )
     if "id" in feature and "id" not in row:
         row["id"] = _text(feature["id"])
+    # The geometry's columns win over properties of the same name.
+    row[GEOMETRY_X], row[GEOMETRY_Y], row[GEOMETRY_PROBLEM] = np.nan, np.nan, ""
     geometry = feature.get("geometry")
     if not isinstance(geometry, dict):
         row[GEOMETRY_PROBLEM] = "no-geometry"

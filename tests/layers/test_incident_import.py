@@ -452,7 +452,8 @@ def test_geojson_point_beats_lon_lat_properties_and_ids_make_reimports_idle(
     city: Connection, registry: Registry, tmp_path: Path
 ) -> None:
     features: list[object] = [
-        _point_feature(i, [120.315 + i * 1e-4, 31.565], lon="0", lat="0") for i in range(3)
+        _point_feature(i, [120.315 + i * 1e-4, 31.565], lon="0", lat="0", geometry_problem="x")
+        for i in range(3)
     ]
     path = _write_collection(tmp_path / "ids.geojson", features)
     assert run(city, registry, path, crs="wgs84").rows_written == 3
