@@ -144,6 +144,12 @@ _ORIGIN = 20037508.3427892  # half the equator in EPSG:3857 metres
 _CELL_BITS = 6  # 64 × 64 cells per tile
 
 
+def cell_size_sql(zoom: str) -> str:
+    """SQL for the cell size (metres, float8) at ``zoom`` (SQL), as migration 0012's
+    trigger computes it: a numeric quotient, then a double."""
+    return f"({2 * _ORIGIN} / (1::bigint << ({zoom} + {_CELL_BITS})))::float8"
+
+
 def _add_cluster_cells(conn: Connection, layer: str, mercator: str, zooms: tuple[int, int]) -> None:
     """What the cluster trigger does for an insert (migration 0012), set-based, on
     ``mercator`` (SQL yielding ``x``, ``y``: each new point's ``ST_Transform(geom, 3857)``,
@@ -156,24 +162,40 @@ def _add_cluster_cells(conn: Connection, layer: str, mercator: str, zooms: tuple
     :func:`bulk_insert`), which spares a probe of the primary key per cell.
     """
     cells = scratch_name("cells")
+    lo, hi = zooms
+    # Each point is binned at the finest zoom only; a coarser zoom's cells are the finest
+    # ones' shifted right (cx >> k). That is exact: each zoom's cell size is 2^k times
+    # the finest one's, bit for bit (a test checks it for every zoom), and dividing
+    # by a power of two commutes with rounding, so the floors agree with binning each
+    # point at each zoom, as the trigger does.
     conn.execute(
         text(
             f"""
             CREATE UNLOGGED TABLE {cells} AS
-            SELECT z, cx, cy, count(*) AS n, sum(x) AS sx, sum(y) AS sy
-            FROM (SELECT z, x, y,
+            SELECT CAST(:hi AS int) AS z, cx, cy, count(*) AS n, sum(x) AS sx, sum(y) AS sy
+            FROM (SELECT x, y,
                          floor((x + {_ORIGIN}) / size)::int AS cx,
                          floor(({_ORIGIN} - y) / size)::int AS cy
-                  FROM ({mercator}) p
-                  CROSS JOIN (
-                      SELECT z, ({2 * _ORIGIN} / (1::bigint << (z + {_CELL_BITS})))::float8 AS size
-                      FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) AS z
-                  ) zooms
+                  FROM ({mercator}) p,
+                       (SELECT {cell_size_sql("CAST(:hi AS int)")} AS size) finest
             ) c
-            GROUP BY z, cx, cy
+            GROUP BY cx, cy
             """
         ),
-        {"lo": zooms[0], "hi": zooms[1]},
+        {"hi": hi},
+    )
+    coarser = scratch_name("coarser_cells")
+    conn.execute(
+        text(
+            f"""
+            CREATE UNLOGGED TABLE {coarser} AS
+            SELECT coarser.z, f.cx >> (:hi - coarser.z) AS cx, f.cy >> (:hi - coarser.z) AS cy,
+                   sum(f.n) AS n, sum(f.sx) AS sx, sum(f.sy) AS sy
+            FROM {cells} f CROSS JOIN generate_series(CAST(:lo AS int), :hi - 1) AS coarser(z)
+            GROUP BY 1, 2, 3
+            """
+        ),
+        {"lo": lo, "hi": hi},
     )
     first = not conn.execute(
         text("SELECT EXISTS (SELECT 1 FROM tile_cluster WHERE layer = :layer)"), {"layer": layer}
@@ -188,13 +210,15 @@ def _add_cluster_cells(conn: Connection, layer: str, mercator: str, zooms: tuple
         text(
             f"""
             INSERT INTO tile_cluster AS c (layer, z, cx, cy, n, sx, sy)
-            SELECT :layer, z, cx, cy, n, sx, sy FROM {cells} ORDER BY z, cx, cy
+            SELECT :layer, z, cx, cy, n, sx, sy
+            FROM (SELECT * FROM {cells} UNION ALL SELECT * FROM {coarser}) all_cells
+            ORDER BY z, cx, cy
             {merge}
             """
         ),
         {"layer": layer},
     )
-    conn.execute(text(f"DROP TABLE {cells}"))
+    conn.execute(text(f"DROP TABLE {cells}, {coarser}"))
 
 
 def _cluster_zooms(conn: Connection, trigger: str, layer: str) -> tuple[int, int] | None:

@@ -591,3 +591,20 @@ def test_geojson_chunks_of_other_properties_are_read_by_their_own_columns(
     assert report.rows_written == 3
     described = city.execute(text("SELECT external_id, description FROM incident ORDER BY 1"))
     assert described.all() == [("F1", None), ("F2", None), ("F3", "后来才有的描述")]
+
+
+def test_cluster_cells_nest_bit_for_bit(connection: Connection) -> None:
+    """The import bins points at the finest cluster zoom only and shifts the cells for the
+    coarser ones; that agrees with the trigger's binning at every zoom only if each cell
+    size is exactly 2^k times the finer one's, as doubles."""
+    from gridgov.layers.map_support import cell_size_sql
+
+    exact = connection.execute(
+        text(
+            f"""
+            SELECT bool_and({cell_size_sql("z")} = {cell_size_sql("f")} * (1::bigint << (f - z)))
+            FROM generate_series(0, 22) AS f, generate_series(0, 22) AS z WHERE z <= f
+            """
+        )
+    ).scalar_one()
+    assert exact is True
