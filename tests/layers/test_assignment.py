@@ -12,10 +12,11 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, MetaData, text
 
-from gridgov.layers import assignment, incidents
+from gridgov.layers import assignment, incidents, scope
 from gridgov.layers.assignment import OUTPUT_COLUMNS, OutsideCityError
 from gridgov.layers.incidents import NewIncident
 from gridgov.layers.registry import Registry
+from gridgov.layers.scope import AreaScope
 from tests.small_city import (
     GRID_START,
     HOLE,
@@ -192,6 +193,22 @@ def test_reassigning_many_goes_the_bulk_way_with_the_same_answers(
         before == "320213001001001" and after == "320213001001003"
         for before, after, _ in bulk.moves
     )
+
+
+def test_reassigning_many_as_the_api_role_goes_through_the_exact_engine(
+    city: Connection, metadata: MetaData, registry: Registry
+) -> None:
+    """API requests run as the bound role, which may not create tables: a grid or unit
+    edit that touches many incidents must not take the bulk way (scratch tables)."""
+    moved = report(city, 120.308, 31.575, at=T2025)
+    redraw_west_half(city, metadata, registry)
+    scope.enter(city, AreaScope.everything(), bound=True)
+    try:
+        assert city.execute(text("SELECT current_user")).scalar_one() == scope.API_ROLE
+        result = incidents.reassign(city, TOLERANCE, [int(moved["id"])], bulk_from=0)
+    finally:
+        scope.leave(city)
+    assert result.moves == [("320213001001001", "320213001001003", 1)]
 
 
 def reference(
