@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 from gridgov.errors import InvalidInputError
+from gridgov.layers.scope import API_ROLE
 
 # A grid whose largest share in one unit is at least this gives that unit for free; the
 # remainder (a millionth of its area) is float noise along shared edges.
@@ -449,21 +450,38 @@ _OUTPUT_DDL = (
 
 
 def prepare_input(conn: Connection) -> None:
-    """Create (once per connection) the temporary input table, emptied at each commit."""
-    conn.execute(
-        text(
-            """
-            CREATE TEMP TABLE IF NOT EXISTS assign_input (
-                id bigint PRIMARY KEY,
-                geom geometry(Point, 4490) NOT NULL,
-                at timestamptz NOT NULL
-            ) ON COMMIT DELETE ROWS
-            """
+    """Create (once per connection) the temporary input table, emptied at each commit.
+
+    One pooled connection may serve the login role (the CLI, background jobs) and later
+    the API's bound role, or both in one test: the table, when the login role creates it,
+    is granted to the bound role, and its index is only created when missing (``CREATE
+    INDEX … IF NOT EXISTS`` still demands to own the table).
+    """
+    if conn.execute(text("SELECT to_regclass('pg_temp.assign_input') IS NULL")).scalar_one():
+        conn.execute(
+            text(
+                """
+                CREATE TEMP TABLE assign_input (
+                    id bigint PRIMARY KEY,
+                    geom geometry(Point, 4490) NOT NULL,
+                    at timestamptz NOT NULL
+                ) ON COMMIT DELETE ROWS
+                """
+            )
         )
-    )
-    conn.execute(
-        text("CREATE INDEX IF NOT EXISTS assign_input_geom ON assign_input USING gist (geom)")
-    )
+        conn.execute(text("CREATE INDEX assign_input_geom ON assign_input USING gist (geom)"))
+        conn.execute(
+            text(
+                f"""
+                DO $$ BEGIN
+                    IF current_user <> '{API_ROLE}'
+                       AND EXISTS (SELECT FROM pg_roles WHERE rolname = '{API_ROLE}') THEN
+                        GRANT SELECT, INSERT, DELETE ON assign_input TO {API_ROLE};
+                    END IF;
+                END $$
+                """
+            )
+        )
     conn.execute(text("DROP TABLE IF EXISTS assign_output"))
 
 

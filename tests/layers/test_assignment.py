@@ -199,9 +199,12 @@ def test_reassigning_many_as_the_api_role_goes_through_the_exact_engine(
     city: Connection, metadata: MetaData, registry: Registry
 ) -> None:
     """API requests run as the bound role, which may not create tables: a grid or unit
-    edit that touches many incidents must not take the bulk way (scratch tables)."""
+    edit that touches many incidents must not take the bulk way (scratch tables), and the
+    exact engine must work on a connection whose temporary table the login role made."""
     moved = report(city, 120.308, 31.575, at=T2025)
     redraw_west_half(city, metadata, registry)
+    # As on a pooled connection that served the login role first: its temporary table.
+    assignment.prepare_input(city)
     scope.enter(city, AreaScope.everything(), bound=True)
     try:
         assert city.execute(text("SELECT current_user")).scalar_one() == scope.API_ROLE
