@@ -195,6 +195,23 @@ def test_a_first_row_longer_than_the_header_is_refused_not_shifted(
     assert count(connection, metadata, "building") == 0
 
 
+def test_a_row_shorter_than_the_header_is_refused_not_padded(
+    connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
+) -> None:
+    # pandas alone would read the missing community_code as blank, like an empty value.
+    path = tmp_path / "buildings.csv"
+    path.write_text(
+        "address,households,residents,lon,lat,community_code\n"
+        f"好楼,1,1,120.301,31.571,{CODES_COMMUNITY}\n"
+        "短楼,1,1,120.302,31.572\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(UnreadableFileError) as info:
+        run_import(connection, registry, "building", path, crs="wgs84", skip_invalid=True)
+    assert "第 3 行（含表头）只有 5 个字段，表头有 6 个" in info.value.detail_zh
+    assert count(connection, metadata, "building") == 0
+
+
 def test_skip_invalid_writes_good_rows_and_the_rejects_file(
     connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ from pyproj.exceptions import CRSError
 from gridgov.errors import InvalidInputError
 from gridgov.gis.coords import parse_crs
 from gridgov.layers.io import encoding as enc
+from gridgov.layers.io.csv_fields import refuse_short_records
 from gridgov.layers.io.errors import ImportUsageError, UnreadableFileError
 from gridgov.layers.io.formats import Format, format_of
 
@@ -285,11 +286,13 @@ def csv_chunks(
     """``pandas.read_csv`` a chunk at a time (at least one chunk, maybe empty), strictly:
     a file that cannot be split into rows is refused by ``name``, naming the line.
 
-    A row with more fields than the header is refused, never shifted or cut. pandas
+    A row with fewer fields than the header is refused (:mod:`csv_fields`), and so is
+    one with more, never shifted or cut. pandas
     raises for such rows but one: when it is the first, pandas would take the first
     column for an index (every value shifted one column), or with ``index_col=False``
     drop the extra fields with a warning, which is made an error here.
     """
+    refuse_short_records(source, name, options.get("sep", ","), options.get("encoding") or enc.UTF8)
     try:
         reader = pd.read_csv(source, chunksize=chunk_rows, index_col=False, **options)
         with warnings.catch_warnings():
