@@ -43,7 +43,15 @@ from gridgov.layers.io.geojson_stream import FeatureStream
 from gridgov.layers.io.mapping import LAT_NAMES, LON_NAMES, parse_map
 from gridgov.layers.io.readers import csv_chunks, declared_crs, excel_rows
 from gridgov.layers.io.report import ImportReport, Problem
-from gridgov.layers.io.values import Target, convert_column, is_blank, targets
+from gridgov.layers.io.values import (
+    UNSTORABLE_EN,
+    UNSTORABLE_ZH,
+    Target,
+    convert_column,
+    is_blank,
+    targets,
+    unstorable_rows,
+)
 from gridgov.layers.map_support import bulk_insert
 from gridgov.layers.registry import Registry
 
@@ -570,6 +578,17 @@ def _stage_chunk(
             values[name] = converted_values
             blank[name] |= value_bad
         else:  # free text: stripped, blank is missing
+            for i in unstorable_rows(stripped.tolist()):
+                problems.append(
+                    Problem(
+                        offset + i + 1,
+                        name,
+                        "unstorable-text",
+                        f"{target.title_zh}（{name}）{UNSTORABLE_ZH}",
+                        f"{name}: {UNSTORABLE_EN}",
+                    )
+                )
+                bad[i] = True
             text_values = stripped.to_numpy(dtype=object)
             text_values[blank[name]] = None
             values[name] = text_values
@@ -948,9 +967,10 @@ def _secondary_indexes(conn: Connection) -> list[tuple[str, str]]:
 
 
 def _write_rejects(path: Path, rejected: list[tuple[int, dict[str, str], Problem]]) -> None:
-    """The refused rows with their reasons, UTF-8 with BOM so that Excel reads Chinese."""
+    """The refused rows with their reasons, UTF-8 with BOM so that Excel reads Chinese.
+    A lone surrogate (refused for it) is written as its escape, ``\\ud800``."""
     fields = sorted({k for _, row, _ in rejected for k in row})
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+    with path.open("w", encoding="utf-8-sig", errors="backslashreplace", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row", "reason_zh", "reason_en", *fields])
         for row_no, row, problem in sorted(rejected, key=lambda r: r[0]):

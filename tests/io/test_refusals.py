@@ -195,6 +195,24 @@ def test_a_first_row_longer_than_the_header_is_refused_not_shifted(
     assert count(connection, metadata, "building") == 0
 
 
+def test_a_nul_character_is_a_bad_row_not_a_crash(
+    connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
+) -> None:
+    path = tmp_path / "buildings.csv"
+    path.write_text(
+        "address,households,residents,lon,lat,community_code\n"
+        f"好楼,1,1,120.301,31.571,{CODES_COMMUNITY}\n"
+        f"坏\x00楼,1,1,120.302,31.572,{CODES_COMMUNITY}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRefusedError) as info:
+        run_import(connection, registry, "building", path, crs="wgs84")
+    assert [(p.row, p.field, p.kind) for p in info.value.report.problems] == [
+        (2, "address", "unstorable-text")
+    ]
+    assert count(connection, metadata, "building") == 0
+
+
 def test_a_row_shorter_than_the_header_is_refused_not_padded(
     connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
 ) -> None:

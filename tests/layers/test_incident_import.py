@@ -352,13 +352,16 @@ def test_text_with_tabs_newlines_and_backslashes_is_stored_as_written(
 
 
 def test_a_copy_the_database_refuses_fails_the_import_without_hanging(
-    city: Connection, registry: Registry, tmp_path: Path
+    city: Connection, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The stage is fed by a background COPY: when PostgreSQL refuses it (a NUL byte,
-    which text columns cannot hold), the error reaches the caller and nothing is
-    written."""
+    which text columns cannot hold, let through by switching off the check that makes
+    it a bad row), the error reaches the caller and nothing is written."""
     import psycopg
 
+    from gridgov.layers import incident_import
+
+    monkeypatch.setattr(incident_import, "unstorable_rows", lambda texts: [])
     rows, _lon, _lat = good_rows(5, seed=6)
     rows[3][6] = "nul\x00byte"
     with pytest.raises(psycopg.Error):
@@ -411,6 +414,35 @@ def _write_collection(path: Path, features: list[object], **members: object) -> 
     document = {"type": "FeatureCollection", **members, "features": features}
     path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+def test_text_postgresql_cannot_store_is_a_bad_row_not_a_crash(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    # A NUL from a CSV, a lone surrogate from a JSON escape: COPY failed on both, with a
+    # traceback, and the rejects file could not be written.
+    csv_path = tmp_path / "nul.csv"
+    rows, _, _ = good_rows(3)
+    rows[1][6] = "路灯\x00损坏"
+    write_csv(csv_path, rows)
+    with pytest.raises(ImportRefusedError) as caught:
+        run(city, registry, csv_path)
+    assert [(p.row, p.field, p.kind) for p in caught.value.report.problems] == [
+        (2, "description", "unstorable-text")
+    ]
+    assert "无法保存的字符" in caught.value.report.problems[0].reason_zh
+    features = [_point_feature(1), {**_point_feature(2), "id": "F\ud800"}, _point_feature(3)]
+    features[2]["properties"]["description"] = "\udc80"
+    path = tmp_path / "surrogates.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), "utf-8")
+    rejects = tmp_path / "rejects.csv"
+    report = run(city, registry, path, crs="wgs84", skip_invalid=True, rejects_path=rejects)
+    assert (report.rows_written, report.rows_rejected) == (1, 2)
+    assert [(p.row, p.field) for p in report.problems] == [(2, "external_id"), (3, "description")]
+    assert city.execute(text("SELECT external_id FROM incident")).scalar_one() == "F1"
+    lines = rejects.read_text("utf-8-sig").splitlines()
+    assert "F\\ud800" in lines[1]
+    assert "\\udc80" in lines[2]
 
 
 def test_geojson_features_without_a_point_are_named_by_row(

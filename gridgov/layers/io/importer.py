@@ -401,7 +401,8 @@ def _replace(conn: Connection, registry: Registry, spec: LayerSpec, layer: Any) 
 
 
 def write_rejects(path: Path, source: SourceTable, report: ImportReport) -> None:
-    """Refused rows with their reasons, UTF-8 with BOM so that Excel shows Chinese."""
+    """Refused rows with their reasons, UTF-8 with BOM so that Excel shows Chinese.
+    A lone surrogate (refused for it) is written as its escape, ``\\ud800``."""
     by_row: dict[int, list[Problem]] = {}
     for problem in report.problems:
         if problem.row is not None:
@@ -410,7 +411,7 @@ def write_rejects(path: Path, source: SourceTable, report: ImportReport) -> None
     header = ["row", "reasons_zh", "reasons_en", *source.fields]
     if geometry is not None:
         header.append("wkt")
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+    with path.open("w", encoding="utf-8-sig", errors="backslashreplace", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for row, items in sorted(by_row.items()):

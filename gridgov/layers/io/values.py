@@ -49,6 +49,22 @@ class Target:
     level: AdminLevel | None = None
 
 
+# Characters PostgreSQL text cannot hold: NUL, and UTF-16 surrogates that a JSON
+# ``\\ud800`` escape can produce alone (they have no UTF-8 form).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_ZH = "含有无法保存的字符（NUL 或单独的代理项 \\ud800–\\udfff）"
+UNSTORABLE_EN = "contains a character that cannot be stored (NUL or a lone surrogate)"
+
+
+def unstorable_rows(texts: list[str]) -> list[int]:
+    """Indexes of the texts holding an :data:`UNSTORABLE` character: one scan of them
+    all (a pure-ASCII text is only searched for NUL), row by row only when one is found."""
+    joined = "".join(texts)
+    if "\x00" not in joined and (joined.isascii() or not UNSTORABLE.search(joined)):
+        return []
+    return [i for i, t in enumerate(texts) if UNSTORABLE.search(t)]
+
+
 @dataclass(frozen=True)
 class ValueProblem:
     index: int  # 0-based
@@ -230,6 +246,9 @@ def convert_column(
                 f"不是有效的{_TYPE_ZH[target.type]}",
                 f"{name}: not a valid {target.type.value}",
             )
+            continue
+        if isinstance(value, str) and UNSTORABLE.search(value):
+            refuse(i, "unstorable-text", UNSTORABLE_ZH, f"{name}: {UNSTORABLE_EN}")
             continue
         if isinstance(value, str) and by_label:
             if value not in by_label:
