@@ -509,11 +509,21 @@ def _by_unique(
     return values, out, bad
 
 
-def _number(column: pd.Series) -> np.ndarray:
-    """Coordinates as floats: text is parsed (NaN where it is no number)."""
+def _number(column: pd.Series) -> tuple[np.ndarray, dict[int, str]]:
+    """Coordinates as floats (NaN where there is none), and the texts that are no number
+    at all by row (``１２０.３`` in full-width digits, ``120°18′``): these are named as
+    such, not as the NaN they parse to."""
     if pd.api.types.is_float_dtype(column):
-        return column.to_numpy(dtype=float)
-    return pd.to_numeric(column.str.strip(), errors="coerce").to_numpy(dtype=float)
+        return column.to_numpy(dtype=float), {}
+    text = column.str.strip()
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+    missing = np.flatnonzero(np.isnan(numbers))
+    words = text.iloc[missing]
+    return numbers, {
+        int(i): str(word)
+        for i, word in zip(missing.tolist(), words.tolist(), strict=True)
+        if isinstance(word, str) and word and word.lower() != "nan"
+    }
 
 
 def _stage_chunk(
@@ -529,8 +539,22 @@ def _stage_chunk(
     n = len(chunk)
     problems: list[Problem] = []
     bad = np.zeros(n, dtype=bool)
-    x, y = _number(chunk[columns.x]), _number(chunk[columns.y])
+    (x, x_words), (y, y_words) = _number(chunk[columns.x]), _number(chunk[columns.y])
     lon, lat, codes = convert_with_problems(x, y, crs)
+    for i in sorted(x_words.keys() | y_words.keys()):
+        shown = "、".join(f"“{w[:40]}”" for w in (x_words.get(i), y_words.get(i)) if w)
+        problems.append(
+            Problem(
+                offset + i + 1,
+                "lon/lat",
+                "not-a-number",
+                f"经纬度不是数字：{shown}（全角数字、度分秒须先换成小数度）",
+                f"lon/lat is not a number: {shown} (full-width digits and degrees-minutes-"
+                "seconds must first become decimal degrees)",
+            )
+        )
+        bad[i] = True
+        codes[i] = 0
     if GEOMETRY_PROBLEM in chunk:  # GeoJSON features without a usable point
         for i in np.flatnonzero(chunk[GEOMETRY_PROBLEM].to_numpy() != "").tolist():
             kind, _, detail = str(chunk[GEOMETRY_PROBLEM].iat[i]).partition(":")

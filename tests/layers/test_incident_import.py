@@ -126,6 +126,14 @@ BAD: list[tuple[list[object], str]] = [
     (["B6", "121.50", "31.20", "矛盾纠纷", "12345热线", "2025-05-01 08:00", ""], "outside-city"),
     (["B7", "120.305", "31.57", "矛盾纠纷", "", "2025-05-01 08:00", ""], "required"),
     (["GCJ-0", "120.305", "31.57", "矛盾纠纷", "12345热线", "2025-05-01 08:00", ""], "duplicate"),
+    (
+        ["B8", "１２０.３０５", "31.57", "矛盾纠纷", "12345热线", "2025-05-01 08:00", ""],
+        "not-a-number",
+    ),
+    (
+        ["B9", "120°18′", "北纬31.5", "矛盾纠纷", "12345热线", "2025-05-01 08:00", ""],
+        "not-a-number",
+    ),
 ]
 
 
@@ -142,6 +150,8 @@ def test_every_bad_row_is_named_and_nothing_is_written(
         assert kinds.get(n) == kind, (n, kind, kinds)
     assert report.rows_rejected == len(BAD)
     assert count(city) == 0
+    words = next(p.reason_zh for p in report.problems if p.row == 5 + len(BAD))
+    assert "经纬度不是数字：“120°18′”、“北纬31.5”" in words
 
 
 def test_skip_invalid_writes_good_rows_and_a_rejects_file(
