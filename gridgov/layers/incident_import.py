@@ -110,7 +110,6 @@ def _plan(header: list[str], mapping: list[tuple[str, str]], first: bool = True)
         raise ImportUsageError(
             f"--map 的目标列未知：{unknown}", f"--map names unknown columns {unknown}"
         )
-    lowered = {h.strip().lower(): h for h in header}
 
     def find(dest: str, names: tuple[str, ...]) -> str | None:
         if dest in explicit:
@@ -121,9 +120,11 @@ def _plan(header: list[str], mapping: list[tuple[str, str]], first: bool = True)
                     f"文件中没有列 {explicit[dest]}", f"no column {explicit[dest]}"
                 )
             return explicit[dest]
-        return next((lowered[n] for n in names if n in lowered), None)
+        return _only_candidate(header, dest, names)
 
     fields = {f: c for f in FIELDS if (c := find(f, ALIASES[f])) is not None}
+    if "external_id" not in fields and FEATURE_ID in header:
+        fields["external_id"] = FEATURE_ID
     missing = [f for f in ("category", "source", "reported_at") if f not in fields]
     if missing and first:
         raise ImportUsageError(f"缺少必填列：{missing}", f"required columns missing: {missing}")
@@ -134,6 +135,35 @@ def _plan(header: list[str], mapping: list[tuple[str, str]], first: bool = True)
     if x is None or y is None:
         raise ImportUsageError("找不到经纬度列（lon/lat、经度/纬度）", "no lon/lat columns found")
     return Columns(x, y, fields, header)
+
+
+def _only_candidate(header: list[str], dest: str, names: tuple[str, ...]) -> str | None:
+    """The one column whose name (trimmed, any case) is among ``names``. Two such columns
+    (时间 and 上报时间, 经度 and X) are refused, never chosen between: the wrong one
+    would be stored without a word. So is a name repeated in the header (pandas calls
+    the second 经度.1; an Excel sheet keeps both), which ``--map`` cannot tell apart."""
+    found = [h for h in header if _header_name(h, header).strip().lower() in names]
+    if len(found) < 2:
+        return found[0] if found else None
+    spelt = [_header_name(h, header) for h in found]
+    repeated = sorted({name for name in spelt if spelt.count(name) > 1})
+    if repeated:
+        raise ImportUsageError(
+            f"表头中列名 {'、'.join(repeated)} 重复出现，请先改名",
+            f"the header repeats the column name {', '.join(repeated)}: rename one",
+        )
+    raise ImportUsageError(
+        f"列 {'、'.join(found)} 都可作为 {dest}，请用 --map 指明用哪一列，"
+        f"例如 --map {found[0]}={dest}",
+        f"columns {', '.join(found)} could each be {dest}: choose one with --map, "
+        f"e.g. --map {found[0]}={dest}",
+    )
+
+
+def _header_name(column: str, header: list[str]) -> str:
+    """The name as the file spells it: pandas renames a repeated 经度 to 经度.1."""
+    base, dot, number = column.rpartition(".")
+    return base if dot and number.isdigit() and base in header else column
 
 
 def _chunks(
@@ -189,6 +219,7 @@ def _excel_chunks(path: Path) -> Iterator[pd.DataFrame]:
 GEOMETRY_X = "geometry_lon"
 GEOMETRY_Y = "geometry_lat"
 GEOMETRY_PROBLEM = "geometry_problem"
+FEATURE_ID = "feature_id"  # a feature's external id when its properties give none
 _GEOMETRY_PROBLEMS = {
     "not-a-feature": ("不是 GeoJSON 要素 (Feature)", "not a GeoJSON Feature"),
     "no-geometry": ("要素没有几何（geometry 为空）", "the feature has no geometry"),
@@ -203,9 +234,9 @@ _GEOMETRY_PROBLEMS = {
 
 def _geojson_chunks(path: Path, codec: str, crs: str) -> Iterator[pd.DataFrame]:
     """Features, streamed (:class:`FeatureStream`), as rows: properties as text, the
-    point in :data:`GEOMETRY_X` / :data:`GEOMETRY_Y`, a feature's ``id`` as ``id`` when
-    its properties have none. A ``crs`` member that contradicts ``crs`` is refused
-    (``resolve_crs``), wherever it stands in the file."""
+    point in :data:`GEOMETRY_X` / :data:`GEOMETRY_Y`, a feature's ``id`` in
+    :data:`FEATURE_ID` (its external id when its properties give none). A ``crs`` member
+    that contradicts ``crs`` is refused (``resolve_crs``), wherever it stands."""
     checked = False
 
     def check_crs(members: dict[str, Any]) -> bool:
@@ -252,8 +283,8 @@ def _feature_row(feature: Any) -> dict[str, object]:
     row: dict[str, object] = (
         {str(k): _text(v) for k, v in properties.items()} if isinstance(properties, dict) else {}
     )
-    if "id" in feature and "id" not in row:
-        row["id"] = _text(feature["id"])
+    if "id" in feature:
+        row[FEATURE_ID] = _text(feature["id"])
     # The geometry's columns win over properties of the same name.
     row[GEOMETRY_X], row[GEOMETRY_Y], row[GEOMETRY_PROBLEM] = np.nan, np.nan, ""
     geometry = feature.get("geometry")
@@ -577,6 +608,9 @@ def _stage_chunk(
             blank[name] = np.ones(n, dtype=bool)
             continue
         raw = chunk[source]
+        if name == "external_id" and source != FEATURE_ID and FEATURE_ID in chunk:
+            # A feature whose properties give no id has its GeoJSON id as external id.
+            raw = raw.mask(raw.str.strip() == "", chunk[FEATURE_ID])
         stripped = raw.astype(str).str.strip()
         blank[name] = (stripped == "").to_numpy(dtype=bool) | raw.isna().to_numpy(dtype=bool)
         if name == "reported_at":

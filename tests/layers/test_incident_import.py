@@ -426,6 +426,56 @@ def _write_collection(path: Path, features: list[object], **members: object) -> 
     return path
 
 
+def test_two_columns_for_one_field_are_refused_until_map_chooses(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    # 时间 and 上报时间 both name reported_at: taking either silently could file the
+    # incident under the wrong grid version.
+    path = tmp_path / "two_times.csv"
+    path.write_text(
+        "编号,经度,纬度,类别,来源,时间,上报时间\n"
+        "T1,120.315,31.565,矛盾纠纷,12345热线,2030-01-01 00:00,2025-05-01 08:00\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportUsageError) as caught:
+        run(city, registry, path, crs="wgs84")
+    assert "列 时间、上报时间 都可作为 reported_at" in caught.value.detail_zh
+    assert "--map 时间=reported_at" in caught.value.detail_zh
+    assert run(city, registry, path, crs="wgs84", mapping=("上报时间=reported_at",)).rows_written
+    stored = city.execute(text("SELECT reported_at FROM incident")).scalar_one()
+    assert stored.isoformat() == "2025-05-01T00:00:00+00:00"
+
+
+def test_a_repeated_column_name_is_refused(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    header = ["编号", "经度", "纬度", "类别", "来源", "上报时间", "经度"]
+    row = ["R1", "120.315", "31.565", "矛盾纠纷", "12345热线", "2025-05-01 08:00", "121.5"]
+    csv_path = tmp_path / "twice.csv"
+    csv_path.write_text(",".join(header) + "\n" + ",".join(row) + "\n", encoding="utf-8")
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(header)
+    sheet.append(row)
+    book.save(tmp_path / "twice.xlsx")
+    for path in (csv_path, tmp_path / "twice.xlsx"):
+        with pytest.raises(ImportUsageError) as caught:
+            run(city, registry, path, crs="wgs84")
+        assert "表头中列名 经度 重复出现" in caught.value.detail_zh, path
+    assert count(city) == 0
+
+
+def test_a_geojson_property_id_wins_over_the_feature_id(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    features: list[object] = [_point_feature(1, 编号="P-1"), _point_feature(2)]
+    path = _write_collection(tmp_path / "ids.geojson", features)
+    assert run(city, registry, path, crs="wgs84").rows_written == 2
+    ids = city.execute(text("SELECT external_id FROM incident ORDER BY external_id")).scalars()
+    assert list(ids) == ["F2", "P-1"]
+
+
 def test_text_postgresql_cannot_store_is_a_bad_row_not_a_crash(
     city: Connection, registry: Registry, tmp_path: Path
 ) -> None:
