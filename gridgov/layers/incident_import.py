@@ -41,7 +41,7 @@ from gridgov.layers.io.encoding import codec_name, sniff
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
 from gridgov.layers.io.geojson_stream import FeatureStream
 from gridgov.layers.io.mapping import LAT_NAMES, LON_NAMES, parse_map
-from gridgov.layers.io.readers import csv_chunks, declared_crs, excel_rows
+from gridgov.layers.io.readers import csv_chunks, csv_separator, declared_crs, excel_rows
 from gridgov.layers.io.report import ImportReport, Problem
 from gridgov.layers.io.values import (
     UNSTORABLE_EN,
@@ -180,7 +180,8 @@ def _chunks(
         )
     with path.open("rb") as handle:
         sample = handle.read(1 << 20)
-    codec = codec_name(encoding) if encoding else sniff(sample[: sample.rfind(b"\n") + 1] or sample)
+    head = sample[: sample.rfind(b"\n") + 1] or sample  # whole lines
+    codec = codec_name(encoding) if encoding else sniff(head)
     if codec is None:
         raise UnreadableFileError(
             "无法识别文件的文字编码，请用 --encoding 指定",
@@ -192,6 +193,7 @@ def _chunks(
         path,
         path.name,
         chunk_rows=CHUNK_ROWS,
+        sep=csv_separator(head[:8192].decode(codec, errors="ignore")),
         dtype=str,
         keep_default_na=False,
         encoding=codec,

@@ -426,6 +426,22 @@ def _write_collection(path: Path, features: list[object], **members: object) -> 
     return path
 
 
+@pytest.mark.parametrize("sep", ["\t", ";"], ids=["tab", "semicolon"])
+def test_tab_and_semicolon_separated_files_are_read(
+    city: Connection, registry: Registry, tmp_path: Path, sep: str
+) -> None:
+    # Saved from Excel as text, or in a European locale: the separator is sniffed as
+    # gridgov layer import sniffs it (it was taken for one column, "required missing").
+    rows, _, _ = good_rows(3)
+    path = tmp_path / "events.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter=sep)
+        writer.writerows([HEADER, *rows])
+    assert run(city, registry, path).rows_written == 3
+    stored = city.execute(text("SELECT external_id, category FROM incident")).all()
+    assert sorted(tuple(r) for r in stored) == sorted((r[0], "dispute") for r in rows)
+
+
 def test_two_columns_for_one_field_are_refused_until_map_chooses(
     city: Connection, registry: Registry, tmp_path: Path
 ) -> None:

@@ -253,11 +253,7 @@ def _decode_shapefile(
 
 def _read_csv(path: Path, codec: str | None) -> SourceTable:
     text, chosen = enc.decode_text(path.read_bytes(), codec)
-    try:
-        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",\t;|")
-        sep = dialect.delimiter
-    except csv.Error:
-        sep = ","
+    sep = csv_separator(text[:8192])
     frame = pd.concat(
         csv_chunks(
             io.StringIO(text),
@@ -274,6 +270,15 @@ def _read_csv(path: Path, codec: str | None) -> SourceTable:
         for name, col in zip(names, frame.columns, strict=True)
     }
     return SourceTable(Format.CSV, names, columns, len(frame), encoding=chosen)
+
+
+def csv_separator(sample: str) -> str:
+    """The separator of a CSV file's first lines: comma, tab, semicolon or bar (Excel's
+    "Unicode text" is tab-separated, European locales use semicolons); comma if unclear."""
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
+    except csv.Error:
+        return ","
 
 
 # pandas' words for a row with more fields than the header
