@@ -44,6 +44,7 @@ from gridgov.layers.io.mapping import LAT_NAMES, LON_NAMES, parse_map
 from gridgov.layers.io.readers import csv_chunks, csv_separator, declared_crs, excel_rows
 from gridgov.layers.io.report import ImportReport, Problem
 from gridgov.layers.io.values import (
+    LOOSE_TIME,
     UNSTORABLE_EN,
     UNSTORABLE_ZH,
     Target,
@@ -467,7 +468,8 @@ _NOT_YET = np.iinfo(np.int64).min
 def _times(raw: pd.Series) -> tuple[np.ndarray, list[tuple[int, object]]]:
     """Epoch microseconds (``_NOT_YET`` where blank or left to the converter), and the
     rows (index, value) that the row-by-row converter must see."""
-    values = raw.astype(str).str.strip().str.replace("/", "-", regex=False)
+    stripped = raw.astype(str).str.strip()
+    values = stripped.str.replace("/", "-", regex=False)
     iso, zone = _iso_shapes(values)
     out = np.full(len(raw), _NOT_YET, dtype=np.int64)
     naive = iso & ~zone
@@ -480,12 +482,75 @@ def _times(raw: pd.Series) -> tuple[np.ndarray, list[tuple[int, object]]]:
         out[aware] = _micros(
             pd.to_datetime(values[aware], format="ISO8601", utc=True, errors="coerce")
         )
+    left = (out == _NOT_YET) & (values != "").to_numpy(dtype=bool)
+    if left.any():
+        out[left] = _loose_micros(stripped[left])
+    cells = raw.to_numpy(dtype=object)
     slow = [
-        (int(i), raw.iloc[int(i)])
-        for i in np.flatnonzero(out == _NOT_YET)
-        if not is_blank(raw.iloc[int(i)])
+        (i, cells[i]) for i in np.flatnonzero(out == _NOT_YET).tolist() if not is_blank(cells[i])
     ]
     return out, slow
+
+
+_PICK_FROM = "0-T:."  # characters appended to each row of the matrix, to pick from
+
+
+def _loose_micros(values: pd.Series) -> np.ndarray:
+    """Epoch microseconds of the times in :data:`LOOSE_TIME`'s forms (2025/5/1 10:00,
+    2025年5月1日), naive Beijing time; ``_NOT_YET`` elsewhere and for impossible days or
+    hours, which the converter then names.
+
+    As in :func:`_iso_shapes`, a form is a shape (digits masked): each matching shape
+    says where its year, month, … stand, so its rows are rewritten to ISO 8601 by
+    picking characters from the character matrix, then parsed as ISO times are. A
+    million rows come in a few shapes: array work, no Python loop over the rows.
+    """
+    out = np.full(len(values), _NOT_YET, dtype=np.int64)
+    cells = np.asarray(values.to_numpy(dtype=object), dtype=str)
+    width = cells.dtype.itemsize // 4
+    if width == 0:
+        return out
+    codes = cells.view(np.uint32).reshape(len(cells), width)
+    masked = codes.copy()
+    masked[(masked >= 0x30) & (masked <= 0x39)] = 0x30
+    shapes, which = np.unique(masked.view(cells.dtype).ravel(), return_inverse=True)
+    which = which.ravel()
+    extra = np.array([ord(c) for c in _PICK_FROM], dtype=np.uint32)
+    for k, shape in enumerate(shapes):
+        found = LOOSE_TIME.fullmatch(str(shape))
+        if found is None:
+            continue
+        rows = np.flatnonzero(which == k)
+        matrix = np.hstack([codes[rows], np.broadcast_to(extra, (len(rows), len(extra)))])
+        picks = _iso_picks(found, width)
+        iso = np.ascontiguousarray(matrix[:, picks]).view(f"<U{len(picks)}").ravel()
+        local = pd.to_datetime(pd.Series(iso), format="ISO8601", errors="coerce")
+        out[rows] = _micros(local.dt.tz_localize("UTC") - pd.Timedelta(hours=8))
+    return out
+
+
+def _iso_picks(found: re.Match[str], width: int) -> list[int]:
+    """The matrix columns that spell ``found`` as YYYY-MM-DD[THH:MM:SS[.F]]: the match's
+    digits, zero-padded on the left, and the characters of :data:`_PICK_FROM` (placed
+    after the ``width`` columns of the text)."""
+    zero, dash, tee, colon, dot = (width + _PICK_FROM.index(c) for c in _PICK_FROM)
+
+    def digits(*groups: str, size: int) -> list[int]:
+        group = next((g for g in groups if found[g] is not None), None)
+        if group is None:
+            return [zero] * size
+        start, end = found.span(group)
+        return [zero] * (size - (end - start)) + list(range(start, end))
+
+    picks = [*digits("y", size=4), dash, *digits("m", "cm", size=2)]
+    picks += [dash, *digits("d", "cd", size=2)]
+    if found["H"] is None:
+        return picks
+    picks += [tee, *digits("H", size=2), colon, *digits("M", "cM", size=2)]
+    picks += [colon, *digits("S", "cS", size=2)]
+    if found["F"] is not None:
+        picks += [dot, *digits("F", size=len(found["F"]))]
+    return picks
 
 
 def _iso_shapes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -404,6 +405,81 @@ def test_times_are_read_by_their_shape_as_the_pattern_says() -> None:
     iso, zone = _iso_shapes(values)
     assert iso.tolist() == [True] * 6 + [False, False, True, False, False, False]
     assert zone.tolist() == [False] * 4 + [True, True] + [False] * 6
+
+
+SPREADSHEET_TIMES = {
+    # Excel and WPS write these in a CSV saved in a Chinese locale: Beijing time.
+    "2025/5/1 9:05": "2025-05-01T09:05:00+08:00",
+    "2025/05/01 10:30:15": "2025-05-01T10:30:15+08:00",
+    "2025/5/1": "2025-05-01T00:00:00+08:00",
+    "2025.5.1 9:05:03.25": "2025-05-01T09:05:03.250000+08:00",
+    "2025-5-1T9:05": "2025-05-01T09:05:00+08:00",
+    "2025年5月1日": "2025-05-01T00:00:00+08:00",
+    "2025年05月01日 9时5分3秒": "2025-05-01T09:05:03+08:00",
+    "2025年5月1日10:30": "2025-05-01T10:30:00+08:00",
+    # Refused, by both readers: no such day or hour, mixed separators, not year first.
+    "2025/2/30": None,
+    "2025/5/1 24:00": None,
+    "2025/5/1 9:5": None,
+    "2025/5-1": None,
+    "5/1/2025": None,
+    "２０２５/5/1": None,
+    "2025年5月1日 下午3点": None,
+}
+
+
+def test_spreadsheet_times_are_read_alike_column_wise_and_row_by_row() -> None:
+    """The import reads a million times by shape (:func:`_times`); every other importer
+    row by row (``values``): both accept the same year-first forms, with the same time."""
+    import pandas as pd
+
+    from gridgov.layers.incident_import import _NOT_YET, _times
+    from gridgov.layers.io.values import Target, convert_column
+    from gridgov.layers.spec import ColumnType
+
+    texts = list(SPREADSHEET_TIMES)
+    micros, slow = _times(pd.Series(texts))
+    at = Target("t", ColumnType.TIMESTAMP, "时间")
+    converted, problems = convert_column(at, texts, len(texts))
+    refused = {p.index for p in problems}
+    for i, (textual, expected) in enumerate(SPREADSHEET_TIMES.items()):
+        if expected is None:
+            assert micros[i] == _NOT_YET, textual
+            assert i in refused, textual
+            continue
+        moment = converted[i]
+        assert isinstance(moment, datetime), textual
+        assert moment.isoformat() == expected, textual
+        assert micros[i] == round(moment.timestamp() * 1e6), textual
+    assert [i for i, _ in slow] == sorted(refused)
+    dates, date_problems = convert_column(Target("d", ColumnType.DATE, "日期"), texts, len(texts))
+    assert dates[2] == dates[5] == date(2025, 5, 1)
+    assert {p.index for p in date_problems} == refused | {0, 1, 3, 4, 6, 7}
+
+
+def test_a_csv_saved_by_excel_in_a_chinese_locale_imports(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    # Excel writes 2025/6/1 9:05 for every time cell; that file used to be refused whole.
+    rows, _, _ = good_rows(4)
+    written = ["2025/6/1 9:05", "2025/6/1", "2025年6月1日 9时5分", "x"]
+    for row, when in zip(rows, written, strict=True):
+        row[5] = when
+    path = write_csv(tmp_path / "excel.csv", rows)
+    with pytest.raises(ImportRefusedError) as caught:
+        run(city, registry, path)
+    assert [(p.row, p.kind) for p in caught.value.report.problems] == [(4, "type")]
+    rows[3][5] = "2025-06-01 09:05"
+    assert run(city, registry, write_csv(path, rows)).rows_written == 4
+    stored = city.execute(
+        text("SELECT external_id, reported_at FROM incident ORDER BY external_id")
+    ).all()
+    assert [(r[0], r[1].isoformat()) for r in stored] == [
+        ("GCJ-0", "2025-06-01T01:05:00+00:00"),
+        ("GCJ-1", "2025-05-31T16:00:00+00:00"),
+        ("GCJ-2", "2025-06-01T01:05:00+00:00"),
+        ("GCJ-3", "2025-06-01T01:05:00+00:00"),
+    ]
 
 
 def _point_feature(i: int, coordinates: list[object] | None = None, **props: object) -> dict:  # type: ignore[type-arg]

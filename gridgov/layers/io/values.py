@@ -177,6 +177,43 @@ def _boolean(value: object) -> bool:
     raise _BadValueError
 
 
+# Year-first dates as spreadsheets in China write them (Excel and WPS save 2025/5/1 10:00
+# in a CSV): 2025/5/1, 2025-5-1, 2025.5.1 or 2025年5月1日, then maybe a time 9:05,
+# 9:05:03.5 or 9时5分3秒. Year first, so never ambiguous; anything else is refused.
+LOOSE_TIME = re.compile(
+    r"(?P<y>[0-9]{4})(?:(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
+    r"|年(?P<cm>[0-9]{1,2})月(?P<cd>[0-9]{1,2})日)"
+    r"(?:(?:\s+|T|(?<=日))(?P<H>[0-9]{1,2})"
+    r"(?::(?P<M>[0-9]{2})(?::(?P<S>[0-9]{2})(?:\.(?P<F>[0-9]{1,6}))?)?"
+    r"|时(?P<cM>[0-9]{1,2})分(?:(?P<cS>[0-9]{1,2})秒)?))?"
+)
+
+
+def loose_time_iso(text: str) -> str | None:
+    """``text`` in :data:`LOOSE_TIME`'s forms as ISO 8601 (not checked for a real day or
+    hour: ``fromisoformat`` does that), else None."""
+    found = LOOSE_TIME.fullmatch(text)
+    if found is None:
+        return None
+    month, day = found["m"] or found["cm"], found["d"] or found["cd"]
+    iso = f"{found['y']}-{int(month):02d}-{int(day):02d}"
+    if found["H"] is None:
+        return iso
+    minute, second = int(found["M"] or found["cM"]), int(found["S"] or found["cS"] or 0)
+    fraction = f".{found['F']}" if found["F"] else ""
+    return f"{iso}T{int(found['H']):02d}:{minute:02d}:{second:02d}{fraction}"
+
+
+def _iso_datetime(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("/", "-"))
+    except ValueError:
+        loose = loose_time_iso(text)
+        if loose is None:
+            raise
+        return datetime.fromisoformat(loose)
+
+
 def _date(value: object) -> date:
     if isinstance(value, datetime):
         if value.time() != time(0):
@@ -184,14 +221,10 @@ def _date(value: object) -> date:
         return value.date()
     if isinstance(value, date):
         return value
-    text = str(value).strip().replace("/", "-").replace(".", "-")
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        parsed = datetime.fromisoformat(text)
-        if parsed.time() != time(0):
-            raise _BadValueError from None
-        return parsed.date()
+    parsed = _iso_datetime(str(value).strip())
+    if parsed.time() != time(0):
+        raise _BadValueError
+    return parsed.date()
 
 
 def _timestamp(value: object) -> datetime:
@@ -200,8 +233,7 @@ def _timestamp(value: object) -> datetime:
     elif isinstance(value, date):
         parsed = datetime.combine(value, time(0))
     else:
-        text = str(value).strip().replace("/", "-")
-        parsed = datetime.fromisoformat(text)
+        parsed = _iso_datetime(str(value).strip())
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=CHINA_TZ)
     return parsed
