@@ -36,6 +36,7 @@ from sqlalchemy import Connection, text
 
 from gridgov.gis.coords import PROBLEM_MESSAGES, convert_with_problems, parse_crs
 from gridgov.layers import assignment
+from gridgov.layers.incidents import MAX_CHARS
 from gridgov.layers.io.crs import resolve_crs
 from gridgov.layers.io.encoding import codec_name, sniff
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
@@ -703,6 +704,18 @@ def _stage_chunk(
             values[name] = converted_values
             blank[name] |= value_bad
         else:  # free text: stripped, blank is missing
+            longest = MAX_CHARS[name]
+            for i in np.flatnonzero((stripped.str.len() > longest).to_numpy(dtype=bool)).tolist():
+                problems.append(
+                    Problem(
+                        offset + i + 1,
+                        name,
+                        "too-long",
+                        f"{target.title_zh}（{name}）超过 {longest} 个字符",
+                        f"{name}: longer than {longest} characters",
+                    )
+                )
+                bad[i] = True
             for i in unstorable_rows(stripped.tolist()):
                 problems.append(
                     Problem(

@@ -21,6 +21,8 @@ from gridgov.layers.scope import AreaScope, as_owner, row_in_scope, scope_sql
 
 # Columns a caller supplies for a new incident (besides its point).
 INPUT_COLUMNS = ("category", "source", "reported_at", "external_id", "description")
+# The longest text accepted, by POST /incidents and the batch import alike.
+MAX_CHARS = {"external_id": 100, "description": 4000}
 READ_COLUMNS = (
     "id",
     "category",

@@ -59,8 +59,10 @@ class IncidentIn(BaseModel):
     category: Category = Field(description="事件类别")  # type: ignore[valid-type]
     source: Source = Field(description="来源")  # type: ignore[valid-type]
     reported_at: datetime = Field(description="上报时间; without a zone it is Beijing time")
-    external_id: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=4000)
+    external_id: str | None = Field(
+        default=None, min_length=1, max_length=incidents.MAX_CHARS["external_id"]
+    )
+    description: str | None = Field(default=None, max_length=incidents.MAX_CHARS["description"])
 
     @model_validator(mode="after")
     def _one_location(self) -> IncidentIn:
