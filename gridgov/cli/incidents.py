@@ -183,6 +183,7 @@ def import_command(
     console.print(
         f"读取 (read) {report.rows_read:,} 行，写入 (written) {report.rows_written:,}，"
         f"已存在未变 (unchanged) {report.rows_unchanged:,}，"
+        f"空行跳过 (empty rows skipped) {report.rows_empty:,}，"
         f"拒绝 (rejected) {report.rows_rejected:,}；"
         f"分派方式 (by rule): {report.by_method}；"
         f"快速路径 (fast path) {report.assigned_fast:,}，精确引擎 (exact engine) "

@@ -76,6 +76,7 @@ class IncidentImportReport(ImportReport):
     layer: str = "incident"
     mode: str = "append"
     rows_unchanged: int = 0  # external id already stored: left as it is
+    rows_empty: int = 0  # rows with every cell blank: skipped
     by_method: dict[str, int] = field(default_factory=dict)
     assigned_fast: int = 0  # placed by the fast path (one point-in-piece test)
     assigned_exact: int = 0  # placed by the exact engine (boundaries, slivers, outside)
@@ -85,6 +86,7 @@ class IncidentImportReport(ImportReport):
         return {
             **super().as_dict(),
             "rows_unchanged": self.rows_unchanged,
+            "rows_empty": self.rows_empty,
             "by_method": self.by_method,
             "assigned_fast": self.assigned_fast,
             "assigned_exact": self.assigned_exact,
@@ -369,7 +371,8 @@ def import_incidents(
                 if columns is None or columns.header != list(chunk.columns):
                     # GeoJSON chunks may differ: each feature has its own properties.
                     columns = _plan(list(chunk.columns), pairs, first=columns is None)
-                problems = _stage_chunk(writer, chunk, columns, crs, field_targets, offset)
+                problems, empty = _stage_chunk(writer, chunk, columns, crs, field_targets, offset)
+                report.rows_empty += empty
                 for problem in problems:
                     assert problem.row is not None
                     raw = dict(chunk.iloc[problem.row - offset - 1])
@@ -632,13 +635,14 @@ def _stage_chunk(
     crs: str,
     field_targets: dict[str, Target],
     offset: int,
-) -> list[Problem]:
+) -> tuple[list[Problem], int]:
     """Check one chunk's rows; hand the good ones to the stage's COPY. Returns the
-    problems."""
+    problems and how many rows were empty (skipped: no problem, nothing written)."""
     n = len(chunk)
     problems: list[Problem] = []
-    bad = np.zeros(n, dtype=bool)
     (x, x_words), (y, y_words) = _number(chunk[columns.x]), _number(chunk[columns.y])
+    empty = _empty_rows(chunk, np.isnan(x))
+    bad = empty.copy()
     lon, lat, codes = convert_with_problems(x, y, crs)
     for i in sorted(x_words.keys() | y_words.keys()):
         shown = "、".join(f"“{w[:40]}”" for w in (x_words.get(i), y_words.get(i)) if w)
@@ -758,6 +762,7 @@ def _stage_chunk(
                 )
             )
             bad[i] = True
+    problems = [p for p in problems if p.row is None or not empty[p.row - offset - 1]]
     good = np.flatnonzero(~bad)
     # Z-order (Morton) along lon/lat, so that each grid piece's points sit on few pages.
     keys = _morton(lon[good], lat[good])
@@ -777,7 +782,19 @@ def _stage_chunk(
         ]
     )
     writer.write(lines)
-    return problems
+    return problems, int(empty.sum())
+
+
+def _empty_rows(chunk: pd.DataFrame, candidates: np.ndarray) -> np.ndarray:
+    """Rows with every cell blank, as a sheet's formatted but empty rows are (Excel writes
+    them into a CSV as ``,,,,``; pandas already skips truly blank lines). Only rows
+    without a longitude (``candidates``) are looked at."""
+    empty = np.zeros(len(chunk), dtype=bool)
+    rows = np.flatnonzero(candidates)
+    if len(rows):
+        cells = chunk.iloc[rows].to_numpy(dtype=object)
+        empty[rows] = [all(is_blank(v) for v in row) for row in cells]
+    return empty
 
 
 class _StageWriter:

@@ -523,6 +523,33 @@ def test_tab_and_semicolon_separated_files_are_read(
     assert sorted(tuple(r) for r in stored) == sorted((r[0], "dispute") for r in rows)
 
 
+def test_empty_rows_are_skipped_and_counted_and_rows_keep_their_numbers(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    # A sheet's formatted but empty rows: Excel writes them into a CSV as ",,,,,,". They
+    # used to be bad rows (no coordinates, no category), refusing the whole file.
+    rows, _, _ = good_rows(3)
+    rows[2][3] = "外星人"  # a bad row after the empty ones keeps its number
+    empty: list[object] = [""] * len(HEADER)
+    csv_path = write_csv(tmp_path / "gaps.csv", [rows[0], empty, rows[1], empty, rows[2], empty])
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet_rows: list[list[object]] = [list(HEADER), rows[0], [], rows[1], [], rows[2]]
+    for row in sheet_rows:
+        sheet.append(row)
+    sheet["C20"].number_format = "0.00"  # formatted, never filled
+    book.save(tmp_path / "gaps.xlsx")
+    for path in (csv_path, tmp_path / "gaps.xlsx"):
+        with pytest.raises(ImportRefusedError) as caught:
+            run(city, registry, path)
+        assert [(p.row, p.kind) for p in caught.value.report.problems] == [(5, "choice")], path
+    rows[2][3] = "矛盾纠纷"
+    report = run(city, registry, write_csv(csv_path, [rows[0], empty, rows[1], rows[2], empty]))
+    assert (report.rows_read, report.rows_empty, report.rows_written) == (5, 2, 3)
+    assert count(city) == 3
+
+
 def test_two_columns_for_one_field_are_refused_until_map_chooses(
     city: Connection, registry: Registry, tmp_path: Path
 ) -> None:
