@@ -189,6 +189,12 @@ def import_command(
         f"快速路径 (fast path) {report.assigned_fast:,}，精确引擎 (exact engine) "
         f"{report.assigned_exact:,}"
     )
+    if report.header_row > 1:
+        console.print(
+            f"表头在第 {report.header_row} 行，上面的标题行未导入；行号从表头下一行数起 "
+            f"(the header is on line {report.header_row}; the title lines above it were "
+            "not imported; rows are numbered from the line after the header)"
+        )
     console.print(
         "用时 (seconds): " + "; ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()),
         highlight=False,

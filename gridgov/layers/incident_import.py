@@ -16,6 +16,7 @@ nothing.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import queue
@@ -67,6 +68,7 @@ ALIASES = {
     "description": ("description", "描述", "事件描述", "内容"),
 }
 Progress = Callable[[int], None]
+Pairs = list[tuple[str, str]]  # --map's (source column, field)
 
 
 @dataclass
@@ -77,6 +79,7 @@ class IncidentImportReport(ImportReport):
     mode: str = "append"
     rows_unchanged: int = 0  # external id already stored: left as it is
     rows_empty: int = 0  # rows with every cell blank: skipped
+    header_row: int = 1  # line (CSV) or sheet row (Excel) of the header; above it a title
     by_method: dict[str, int] = field(default_factory=dict)
     assigned_fast: int = 0  # placed by the fast path (one point-in-piece test)
     assigned_exact: int = 0  # placed by the exact engine (boundaries, slivers, outside)
@@ -87,6 +90,7 @@ class IncidentImportReport(ImportReport):
             **super().as_dict(),
             "rows_unchanged": self.rows_unchanged,
             "rows_empty": self.rows_empty,
+            "header_row": self.header_row,
             "by_method": self.by_method,
             "assigned_fast": self.assigned_fast,
             "assigned_exact": self.assigned_exact,
@@ -171,12 +175,13 @@ def _header_name(column: str, header: list[str]) -> str:
 
 
 def _chunks(
-    path: Path, encoding: str | None, crs: str
+    path: Path, encoding: str | None, crs: str, report: IncidentImportReport, pairs: Pairs
 ) -> tuple[str | None, Iterator[pd.DataFrame]]:
-    """The file's rows as text, a chunk at a time (bounded memory for any size)."""
+    """The file's rows as text, a chunk at a time (bounded memory for any size); the
+    header's line or sheet row goes to ``report.header_row``."""
     suffix = path.suffix.lower()
     if suffix in {".xlsx", ".xlsm"}:
-        return None, _excel_chunks(path)
+        return None, _excel_chunks(path, report, pairs)
     if suffix not in {".csv", ".geojson", ".json"}:
         raise ImportUsageError(
             f"不支持的文件类型 {suffix}（支持 CSV、Excel、GeoJSON）",
@@ -193,11 +198,14 @@ def _chunks(
         )
     if suffix != ".csv":
         return codec, _geojson_chunks(path, codec, crs)
+    sep = csv_separator(head[:8192].decode(codec, errors="ignore"))
+    skip = _csv_title_records(head.decode(codec, errors="ignore"), sep, report, pairs)
     chunks = csv_chunks(
         path,
         path.name,
         chunk_rows=CHUNK_ROWS,
-        sep=csv_separator(head[:8192].decode(codec, errors="ignore")),
+        sep=sep,
+        skiprows=skip,
         dtype=str,
         keep_default_na=False,
         encoding=codec,
@@ -206,15 +214,58 @@ def _chunks(
     return codec, chunks
 
 
-def _excel_chunks(path: Path) -> Iterator[pd.DataFrame]:
+# A header is looked for among the first rows: above it, a title (2025年5月事件台账),
+# a unit or a date line, as Chinese 台账 sheets have.
+HEADER_SEARCH_ROWS = 10
+_FIELD_NAMES = frozenset(n for names in (*ALIASES.values(), LON_NAMES, LAT_NAMES) for n in names)
+
+
+def _header_index(rows: list[list[object]], pairs: Pairs) -> int:
+    """The first of ``rows`` naming at least three fields (by the names the columns are
+    matched by, or a ``--map`` source); 0 when none does (its columns are then found
+    missing by name)."""
+    mapped = {src for src, _ in pairs}
+    for i, row in enumerate(rows):
+        cells = {str(v).strip() for v in row if v is not None}
+        if sum(1 for c in cells if c.lower() in _FIELD_NAMES or c in mapped) >= 3:
+            return i
+    return 0
+
+
+def _csv_title_records(head: str, sep: str, report: IncidentImportReport, pairs: Pairs) -> int:
+    """How many records (blank lines included, as pandas' ``skiprows`` counts) stand
+    above the header in a CSV file's first lines ``head``; the header's line goes to
+    ``report.header_row``."""
+    reader = csv.reader(io.StringIO(head), delimiter=sep)
+    records: list[tuple[int, int, list[str]]] = []  # (records before, line, record)
+    before = 0
+    while len(records) < HEADER_SEARCH_ROWS:
+        line = reader.line_num + 1
+        try:
+            record = next(reader)
+        except (StopIteration, csv.Error):
+            break
+        if record and "".join(record).strip(" \t"):
+            records.append((before, line, record))
+        before += 1
+    if not records:
+        return 0
+    skip, report.header_row, _ = records[_header_index([list(r) for *_, r in records], pairs)]
+    return skip
+
+
+def _excel_chunks(path: Path, report: IncidentImportReport, pairs: Pairs) -> Iterator[pd.DataFrame]:
     rows = excel_rows(path)
-    first = next(rows, None)
-    if first is None:
+    top = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
+    if not top:
         raise UnreadableFileError(
             f"{path.name} 的第一个工作表是空的（没有表头行）",
             f"the first sheet of {path.name} is empty (no header row)",
         )
-    header = ["" if h is None else str(h) for h in first]
+    at = _header_index([list(r) for r in top], pairs)
+    report.header_row = at + 1
+    rows = itertools.chain(top[at + 1 :], rows)
+    header = ["" if h is None else str(h) for h in top[at]]
     while batch := list(itertools.islice(rows, CHUNK_ROWS)):
         cells = [["" if v is None else v for v in row] for row in batch]
         yield pd.DataFrame(cells, columns=header).astype(str)
@@ -346,7 +397,7 @@ def import_incidents(
     spec = registry.get("incident")
     field_targets = {t.name: t for t in targets(spec) if t.name in FIELDS}
     report = IncidentImportReport()
-    codec, chunks = _chunks(path, encoding, crs)
+    codec, chunks = _chunks(path, encoding, crs, report, pairs)
     report.encoding = codec
     # A million rows take longer than the API's per-statement limit; this is a batch job.
     conn.execute(text("SET LOCAL statement_timeout = 0"))

@@ -78,3 +78,12 @@ def test_csv_chunks_refuses_a_short_record_by_line(tmp_path: Path) -> None:
         list(readers.csv_chunks(path, path.name, dtype=str, encoding="utf-8"))
     assert "事件.csv 第 3 行（含表头）只有 3 个字段，表头有 4 个" in caught.value.detail_zh
     assert "line 3 (counting the header) has 3 fields, the header 4" in caught.value.detail_en
+
+
+@pytest.mark.parametrize("quote", ["", '"'])
+def test_the_header_is_the_first_record_after_the_skipped_ones(tmp_path: Path, quote: str) -> None:
+    path = tmp_path / "ledger.csv"
+    path.write_text(f"{quote}台账{quote}\n\na,b,c\n1,2,3\n4,5\n", encoding="utf-8")
+    assert first_short_record(path, ",", "utf-8", skip=2) == ShortRecord(5, 2, 3, False)
+    # Taken from the title (one field), the header would hide the short row.
+    assert first_short_record(path, ",", "utf-8") is None

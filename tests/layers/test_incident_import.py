@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from gridgov.cli import app
 from gridgov.gis.coords import wgs84_to_gcj02
 from gridgov.layers import incidents
-from gridgov.layers.incident_import import import_incidents
+from gridgov.layers.incident_import import IncidentImportReport, import_incidents
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
 from gridgov.layers.registry import Registry
 from tests.small_city import TOLERANCE, build_small_city
@@ -548,6 +548,41 @@ def test_empty_rows_are_skipped_and_counted_and_rows_keep_their_numbers(
     report = run(city, registry, write_csv(csv_path, [rows[0], empty, rows[1], rows[2], empty]))
     assert (report.rows_read, report.rows_empty, report.rows_written) == (5, 2, 3)
     assert count(city) == 3
+
+
+def test_title_lines_above_the_header_are_passed_over_and_said(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    # A 台账 sheet: a title, a unit line and a blank line, then the header.
+    rows, _, _ = good_rows(2)
+    rows[1][3] = "外星人"
+    csv_path = tmp_path / "ledger.csv"
+    with csv_path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("2025年5月事件台账,,,,,,\n制表单位：某街道,,,,,,\n\n")
+        csv.writer(handle).writerows([HEADER, *rows])
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["2025年5月事件台账"])
+    sheet.merge_cells("A1:G1")
+    sheet.append([])
+    sheet_rows: list[list[object]] = [list(HEADER), *rows]
+    for row in sheet_rows:
+        sheet.append(row)
+    book.save(tmp_path / "ledger.xlsx")
+    for path, header_row in ((csv_path, 4), (tmp_path / "ledger.xlsx", 3)):
+        with pytest.raises(ImportRefusedError) as caught:
+            run(city, registry, path)
+        refused = caught.value.report
+        assert isinstance(refused, IncidentImportReport)
+        assert refused.header_row == header_row, path
+        assert [(p.row, p.kind) for p in refused.problems] == [(2, "choice")], path
+    rows[1][3] = "矛盾纠纷"
+    with csv_path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("2025年5月事件台账\n")  # one field: no short-row refusal for a title
+        csv.writer(handle).writerows([HEADER, *rows])
+    report = run(city, registry, csv_path)
+    assert (report.header_row, report.rows_written) == (2, 2)
 
 
 def test_two_columns_for_one_field_are_refused_until_map_chooses(

@@ -34,9 +34,12 @@ class ShortRecord:
     unclosed_quote: bool  # the record runs to the end of the file inside quotes
 
 
-def refuse_short_records(source: Path | io.StringIO, name: str, sep: str, codec: str) -> None:
-    """Raise :class:`UnreadableFileError` naming the first record shorter than the header."""
-    short = first_short_record(source, sep, codec)
+def refuse_short_records(
+    source: Path | io.StringIO, name: str, sep: str, codec: str, skip: int = 0
+) -> None:
+    """Raise :class:`UnreadableFileError` naming the first record shorter than the header
+    (the first non-blank record after ``skip``, pandas' ``skiprows``)."""
+    short = first_short_record(source, sep, codec, skip)
     if short is None:
         return
     if short.unclosed_quote:
@@ -54,17 +57,20 @@ def refuse_short_records(source: Path | io.StringIO, name: str, sep: str, codec:
     )
 
 
-def first_short_record(source: Path | io.StringIO, sep: str, codec: str) -> ShortRecord | None:
-    """The first non-blank record after the header with fewer fields than the header."""
+def first_short_record(
+    source: Path | io.StringIO, sep: str, codec: str, skip: int = 0
+) -> ShortRecord | None:
+    """The first non-blank record after the header with fewer fields than the header;
+    the header is the first non-blank record after the first ``skip`` (title rows)."""
     if isinstance(source, io.StringIO):
         blocks: Iterator[bytes] = iter([source.getvalue().encode("utf-8")])
         countable = True
     else:
         blocks = _file_blocks(source)
         countable = codec.lower().replace("_", "-") in _BYTE_SAFE
-    if countable and len(sep) == 1 and _all_full_by_count(blocks, sep.encode("ascii")):
+    if countable and len(sep) == 1 and _all_full_by_count(blocks, sep.encode("ascii"), skip):
         return None
-    return _parse_for_short(source, sep, codec)
+    return _parse_for_short(source, sep, codec, skip)
 
 
 def _file_blocks(path: Path) -> Iterator[bytes]:
@@ -73,7 +79,7 @@ def _file_blocks(path: Path) -> Iterator[bytes]:
             yield block
 
 
-def _all_full_by_count(blocks: Iterator[bytes], sep: bytes) -> bool:
+def _all_full_by_count(blocks: Iterator[bytes], sep: bytes, skip: int) -> bool:
     """True when no quote occurs and every non-blank line after the header has as many
     separators as the header. Since pandas refuses longer lines, equal totals suffice:
     no line can make up for a short one."""
@@ -87,7 +93,7 @@ def _all_full_by_count(blocks: Iterator[bytes], sep: bytes) -> bool:
         cut = data.rfind(b"\n") + 1
         carry, data = data[cut:], data[:cut]
         if header_seps is None:
-            header_seps, data = _take_header(data, sep)
+            header_seps, data, skip = _take_header(data, sep, skip)
         counted = _counts(data, sep, header_seps)
         lines += counted[0]
         seps += counted[1]
@@ -104,14 +110,18 @@ def _blank(line: bytes) -> bool:
     return not line.strip(b" \t\r")
 
 
-def _take_header(data: bytes, sep: bytes) -> tuple[int | None, bytes]:
-    """The header's separators (None if ``data`` has no non-blank line yet), and the rest."""
+def _take_header(data: bytes, sep: bytes, skip: int) -> tuple[int | None, bytes, int]:
+    """The header's separators (None if ``data`` has no non-blank line after the ``skip``
+    first lines yet), the rest, and the lines still to skip."""
     start = 0
     while (end := data.find(b"\n", start)) != -1:
-        if not _blank(line := data[start:end]):
-            return line.count(sep), data[end + 1 :]
+        line = data[start:end]
         start = end + 1
-    return None, b""
+        if skip:
+            skip -= 1
+        elif not _blank(line):
+            return line.count(sep), data[start:], 0
+    return None, b"", skip
 
 
 def _counts(data: bytes, sep: bytes, header_seps: int | None) -> tuple[int, int]:
@@ -123,7 +133,9 @@ def _counts(data: bytes, sep: bytes, header_seps: int | None) -> tuple[int, int]
     return lines, seps
 
 
-def _parse_for_short(source: Path | io.StringIO, sep: str, codec: str) -> ShortRecord | None:
+def _parse_for_short(
+    source: Path | io.StringIO, sep: str, codec: str, skip: int
+) -> ShortRecord | None:
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # pandas has no such limit
     text = (
         io.StringIO(source.getvalue())
@@ -132,13 +144,15 @@ def _parse_for_short(source: Path | io.StringIO, sep: str, codec: str) -> ShortR
     )
     with text:
         try:
-            return _first_short(text, sep)
+            return _first_short(text, sep, skip)
         except UnicodeDecodeError:
             return None  # pandas names the place when it reads that far
 
 
-def _first_short(text: io.TextIOBase, sep: str) -> ShortRecord | None:
+def _first_short(text: io.TextIOBase, sep: str, skip: int) -> ShortRecord | None:
     reader = csv.reader(text, delimiter=sep)
+    for _ in range(skip):
+        next(reader, None)
     header = next((r for r in reader if not _blank_record(r)), None)
     if header is None:
         return None

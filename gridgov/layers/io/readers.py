@@ -297,7 +297,8 @@ def csv_chunks(
     column for an index (every value shifted one column), or with ``index_col=False``
     drop the extra fields with a warning, which is made an error here.
     """
-    refuse_short_records(source, name, options.get("sep", ","), options.get("encoding") or enc.UTF8)
+    sep, codec = options.get("sep", ","), options.get("encoding") or enc.UTF8
+    refuse_short_records(source, name, sep, codec, options.get("skiprows", 0))
     try:
         reader = pd.read_csv(source, chunksize=chunk_rows, index_col=False, **options)
         with warnings.catch_warnings():
