@@ -155,16 +155,22 @@ def test_bad_row_is_refused_and_nothing_is_written(
     assert after == before
 
 
+def _buildings_csv(tmp_path: Path, *lines: str) -> Path:
+    """A building CSV with the given data lines (each ending with a line break)."""
+    path = tmp_path / "buildings.csv"
+    header = "address,households,residents,lon,lat,community_code\n"
+    path.write_text(header + "".join(lines), encoding="utf-8")
+    return path
+
+
 def test_nan_coordinates_and_every_problem_reported(
     connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
 ) -> None:
-    path = tmp_path / "buildings.csv"
-    path.write_text(
-        "address,households,residents,lon,lat,community_code\n"
+    path = _buildings_csv(
+        tmp_path,
         f"好楼,1,1,120.301,31.571,{CODES_COMMUNITY}\n"
         f"坏楼,,-1,nan,31.572,{CODES_COMMUNITY}\n"
         f"错楼,x,1,120.303,31.573,999\n",
-        encoding="utf-8",
     )
     with pytest.raises(ImportRefusedError) as info:
         run_import(connection, registry, "building", path, crs="wgs84")
@@ -183,11 +189,9 @@ def test_a_first_row_longer_than_the_header_is_refused_not_shifted(
     connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
 ) -> None:
     # pandas alone would read 好楼 as the index and shift every value one column left.
-    path = tmp_path / "buildings.csv"
-    path.write_text(
-        "address,households,residents,lon,lat,community_code\n"
+    path = _buildings_csv(
+        tmp_path,
         f"好楼,1,1,120.301,31.571,{CODES_COMMUNITY},多出的值\n",
-        encoding="utf-8",
     )
     with pytest.raises(UnreadableFileError) as info:
         run_import(connection, registry, "building", path, crs="wgs84")
@@ -198,12 +202,10 @@ def test_a_first_row_longer_than_the_header_is_refused_not_shifted(
 def test_a_nul_character_is_a_bad_row_not_a_crash(
     connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
 ) -> None:
-    path = tmp_path / "buildings.csv"
-    path.write_text(
-        "address,households,residents,lon,lat,community_code\n"
+    path = _buildings_csv(
+        tmp_path,
         f"好楼,1,1,120.301,31.571,{CODES_COMMUNITY}\n"
         f"坏\x00楼,1,1,120.302,31.572,{CODES_COMMUNITY}\n",
-        encoding="utf-8",
     )
     with pytest.raises(ImportRefusedError) as info:
         run_import(connection, registry, "building", path, crs="wgs84")
@@ -217,12 +219,9 @@ def test_a_row_shorter_than_the_header_is_refused_not_padded(
     connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
 ) -> None:
     # pandas alone would read the missing community_code as blank, like an empty value.
-    path = tmp_path / "buildings.csv"
-    path.write_text(
-        "address,households,residents,lon,lat,community_code\n"
-        f"好楼,1,1,120.301,31.571,{CODES_COMMUNITY}\n"
-        "短楼,1,1,120.302,31.572\n",
-        encoding="utf-8",
+    path = _buildings_csv(
+        tmp_path,
+        f"好楼,1,1,120.301,31.571,{CODES_COMMUNITY}\n短楼,1,1,120.302,31.572\n",
     )
     with pytest.raises(UnreadableFileError) as info:
         run_import(connection, registry, "building", path, crs="wgs84", skip_invalid=True)
