@@ -37,7 +37,12 @@ from sqlalchemy import Connection, text
 
 from gridgov.gis.coords import PROBLEM_MESSAGES, convert_with_problems, parse_crs
 from gridgov.layers import assignment
-from gridgov.layers.incidents import MAX_CHARS
+from gridgov.layers.incidents import (
+    FUTURE_REPORT_EN,
+    FUTURE_REPORT_ZH,
+    MAX_CHARS,
+    latest_report_time,
+)
 from gridgov.layers.io.crs import resolve_crs
 from gridgov.layers.io.encoding import codec_name, sniff
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
@@ -747,6 +752,18 @@ def _stage_chunk(
                 problems.append(Problem(offset + i + 1, p.column, p.kind, p.reason_zh, p.reason_en))
                 bad[i] = True
             blank[name] |= micros == _NOT_YET
+            latest = round(latest_report_time().timestamp() * 1e6)
+            for i in np.flatnonzero((micros > latest) & ~bad).tolist():
+                problems.append(
+                    Problem(
+                        offset + i + 1,
+                        name,
+                        "reported-in-future",
+                        FUTURE_REPORT_ZH,
+                        FUTURE_REPORT_EN,
+                    )
+                )
+                bad[i] = True
             values[name] = np.datetime_as_string(
                 np.where(micros == _NOT_YET, 0, micros).astype("datetime64[us]"),
                 unit="us",

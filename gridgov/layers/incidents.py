@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -59,6 +59,23 @@ SELECT = (
 
 
 IMPLIED_CREATION = "批量导入 (batch import)"
+# A report time more than this after the clock is refused, by POST /incidents and the
+# batch import alike: a mistyped year (2052) or a Beijing time labelled UTC would file
+# the incident under a grid version not yet in force, and into a future heatmap.
+REPORT_CLOCK_SKEW = timedelta(hours=1)
+FUTURE_REPORT_ZH = "上报时间晚于当前时间（允许误差 1 小时）"
+FUTURE_REPORT_EN = "reported_at is in the future (more than an hour ahead of the clock)"
+
+
+class FutureReportError(InvalidInputError):
+    code = "reported-in-future"
+    title_zh = "上报时间晚于当前时间"
+    title_en = "Reported in the future"
+
+
+def latest_report_time() -> datetime:
+    """The latest ``reported_at`` accepted now."""
+    return datetime.now(UTC) + REPORT_CLOCK_SKEW
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,9 @@ def create(conn: Connection, incident: NewIncident, tolerance_m: float, actor: s
     (a boundary, a sliver, outside every grid, a repeated external id) takes the exact
     engine below.
     """
+    if incident.reported_at > latest_report_time():
+        shown = incident.reported_at.isoformat()
+        raise FutureReportError(f"{FUTURE_REPORT_ZH}：{shown}", f"{FUTURE_REPORT_EN}: {shown}")
     values = {name: getattr(incident, name) for name in INPUT_COLUMNS}
     params = {**values, "lon": incident.lon, "lat": incident.lat, "actor": actor}
     point = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)"

@@ -11,6 +11,7 @@ import select
 import socket
 from collections.abc import Iterator
 from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -511,3 +512,20 @@ def test_nul_in_a_body_is_422_and_writes_nothing(city: Connection, client: TestC
     assert report.status_code == 422, report.text
     assert "NUL" in report.json()["detail"]
     assert incidents(city) == 0
+
+
+def test_a_report_time_in_the_future_is_422_and_writes_nothing(
+    city: Connection, client: TestClient
+) -> None:
+    """A mistyped year, or a Beijing time labelled UTC, would be filed under a grid
+    version not yet in force: more than an hour ahead of the clock is refused."""
+    ahead = datetime.now(UTC) + timedelta(hours=2)
+    point = {"lon": 120.305, "lat": 31.575}
+    late = client.post("/incidents", json={**INCIDENT, **point, "reported_at": ahead.isoformat()})
+    assert late.status_code == 422, late.text
+    assert late.json()["type"].endswith("reported-in-future")
+    assert "上报时间晚于当前时间" in late.json()["detail"]
+    assert incidents(city) == 0
+    soon = datetime.now(UTC) + timedelta(minutes=30)  # a device clock a little fast
+    fine = client.post("/incidents", json={**INCIDENT, **point, "reported_at": soon.isoformat()})
+    assert fine.status_code == 201, fine.text

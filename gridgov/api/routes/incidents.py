@@ -58,7 +58,9 @@ class IncidentIn(BaseModel):
     )
     category: Category = Field(description="事件类别")  # type: ignore[valid-type]
     source: Source = Field(description="来源")  # type: ignore[valid-type]
-    reported_at: datetime = Field(description="上报时间; without a zone it is Beijing time")
+    reported_at: datetime = Field(
+        description="上报时间; without a zone it is Beijing time; at most an hour ahead of now"
+    )
     external_id: str | None = Field(
         default=None, min_length=1, max_length=incidents.MAX_CHARS["external_id"]
     )
