@@ -67,10 +67,22 @@ FUTURE_REPORT_ZH = "上报时间晚于当前时间（允许误差 1 小时）"
 FUTURE_REPORT_EN = "reported_at is in the future (more than an hour ahead of the clock)"
 
 
-class FutureReportError(InvalidInputError):
+class FutureTimeError(InvalidInputError):
+    code = "time-in-future"
+    title_zh = "时间晚于当前时间"
+    title_en = "Time in the future"
+
+
+class FutureReportError(FutureTimeError):
     code = "reported-in-future"
     title_zh = "上报时间晚于当前时间"
     title_en = "Reported in the future"
+
+
+class TimeOrderError(InvalidInputError):
+    code = "time-out-of-order"
+    title_zh = "时间早于上一步"
+    title_en = "Time before the previous step"
 
 
 def latest_report_time() -> datetime:
@@ -278,7 +290,11 @@ def transition(
     """Move an incident to ``target`` if the lifecycle allows it; set the stage's time."""
     condition, scope_params = scope_sql(INCIDENT, scope or AreaScope.everything(), "incident")
     row = conn.execute(
-        text(f"SELECT status, category FROM incident WHERE id = :id AND {condition} FOR UPDATE"),
+        text(
+            f"SELECT status, category, greatest(reported_at, {_STEP_TIMES}, (SELECT max(t.at) "
+            "FROM incident_transition t WHERE t.incident_id = incident.id)) AS previous "
+            f"FROM incident WHERE id = :id AND {condition} FOR UPDATE"
+        ),
         {"id": incident_id, **scope_params},
     ).first()
     if row is None:
@@ -297,6 +313,7 @@ def transition(
             },
         )
     when = at or datetime.now(UTC)
+    _check_step_time(when, row.previous)
     column = lifecycle.STAGE_COLUMN[target]
     extra = ""
     params: dict[str, Any] = {"id": incident_id, "status": target, "at": when}
@@ -312,6 +329,28 @@ def transition(
     )
     _record(conn, incident_id, row.status, target, when, actor, note)
     return get(conn, incident_id, scope)
+
+
+# Each stage's latest time, also for incidents imported with their lifecycle and no
+# transition rows (the demo city's).
+_STEP_TIMES = ", ".join(lifecycle.STAGE_COLUMN.values())
+
+
+def _check_step_time(when: datetime, previous: datetime) -> None:
+    """A step's time lies between the previous step's (or the report's) and now: out of
+    order, durations and overdue counts would come out negative."""
+    if when > latest_report_time():
+        raise FutureTimeError(
+            f"办理时间 {when.isoformat()} 晚于当前时间（允许误差 1 小时）",
+            f"the step's time {when.isoformat()} is in the future "
+            "(more than an hour ahead of the clock)",
+        )
+    if when < previous:
+        raise TimeOrderError(
+            f"办理时间 {when.isoformat()} 早于上一步或上报的时间 {previous.isoformat()}",
+            f"the step's time {when.isoformat()} is before the previous step or the "
+            f"report, {previous.isoformat()}",
+        )
 
 
 def history(

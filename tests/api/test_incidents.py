@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, MetaData, text
@@ -148,6 +150,26 @@ def test_lifecycle_moves_with_timestamps_and_refuses_skips(client: TestClient) -
         "handling",
     ]
     assert history[-1]["note"] == "核查不通过"
+
+
+@pytest.mark.usefixtures("city")
+def test_a_step_dated_before_the_last_or_in_the_future_is_refused(client: TestClient) -> None:
+    # Out of order, time to dispatch and overdue counts would come out negative.
+    created = client.post("/incidents", json={**BODY, "lon": 120.305, "lat": 31.575}).json()
+    url = f"/incidents/{created['id']}/transitions"
+    before_report = client.post(url, json={"to": "registered", "at": "2025-02-28T09:00:00+08:00"})
+    assert before_report.status_code == 422, before_report.text
+    assert before_report.json()["type"].endswith("time-out-of-order")
+    assert "早于上一步或上报的时间" in before_report.json()["detail"]
+    ahead = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    future = client.post(url, json={"to": "registered", "at": ahead})
+    assert future.status_code == 422, future.text
+    assert future.json()["type"].endswith("time-in-future")
+    assert client.post(url, json={"to": "registered", "at": "2025-03-02T09:00:00+08:00"}).is_success
+    earlier = client.post(url, json={"to": "dispatched", "at": "2025-03-01T23:00:00+08:00"})
+    assert earlier.status_code == 422, earlier.text
+    history = client.get(f"/incidents/{created['id']}/history").json()["items"]
+    assert [h["to_status"] for h in history] == ["reported", "registered"]
 
 
 @pytest.mark.usefixtures("city")
