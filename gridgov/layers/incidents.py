@@ -85,9 +85,9 @@ class TimeOrderError(InvalidInputError):
     title_en = "Time before the previous step"
 
 
-def latest_report_time() -> datetime:
-    """The latest ``reported_at`` accepted now."""
-    return datetime.now(UTC) + REPORT_CLOCK_SKEW
+def latest_report_time(now: datetime | None = None) -> datetime:
+    """The latest ``reported_at`` accepted at ``now`` (default: the clock)."""
+    return (now or datetime.now(UTC)) + REPORT_CLOCK_SKEW
 
 
 @dataclass(frozen=True)
@@ -114,15 +114,24 @@ def _stage_input(conn: Connection, rows: list[tuple[int, float, float, datetime]
     )
 
 
-def create(conn: Connection, incident: NewIncident, tolerance_m: float, actor: str | None) -> int:
-    """Store one incident with its full assignment; refuses a point outside the city.
+def create(
+    conn: Connection,
+    incident: NewIncident,
+    tolerance_m: float,
+    actor: str | None,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Store one incident with its full assignment; refuses a point outside the city, and
+    a report time ahead of ``now`` (default: the clock; tests of grid versions scheduled
+    for later set it ahead).
 
     The common case (a point well inside a grid piece, see :mod:`gridgov.layers.assignment`)
     is one statement: assignment, insert and history row in one round trip. Anything else
     (a boundary, a sliver, outside every grid, a repeated external id) takes the exact
     engine below.
     """
-    if incident.reported_at > latest_report_time():
+    if incident.reported_at > latest_report_time(now):
         shown = incident.reported_at.isoformat()
         raise FutureReportError(f"{FUTURE_REPORT_ZH}：{shown}", f"{FUTURE_REPORT_EN}: {shown}")
     values = {name: getattr(incident, name) for name in INPUT_COLUMNS}

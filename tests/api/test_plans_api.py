@@ -390,11 +390,9 @@ def test_publish_with_a_future_date(
         for f in client.get(f"/grids/{G3}/versions").json()["features"]
     } == {60}
     # an incident after the date goes to the new grid, one before it to today's
+    after = effective + timedelta(days=1)
     later = incidents.create(
-        city,
-        NewIncident(*INCIDENT_SPOT, "dispute", "hotline", effective + timedelta(days=1)),
-        TOLERANCE,
-        "t",
+        city, NewIncident(*INCIDENT_SPOT, "dispute", "hotline", after), TOLERANCE, "t", now=after
     )
     now = incidents.create(
         city, NewIncident(*INCIDENT_SPOT, "dispute", "hotline", datetime.now(UTC)), TOLERANCE, "t"

@@ -285,7 +285,7 @@ def test_incidents_after_the_change_are_reassigned_and_history_stays(
     future = datetime.now(UTC) + timedelta(days=2)
     old_id = incidents.create(city, NewIncident(*spot, "dispute", "hotline", past), TOLERANCE, "t")
     new_id = incidents.create(
-        city, NewIncident(*spot, "dispute", "hotline", future), TOLERANCE, "t"
+        city, NewIncident(*spot, "dispute", "hotline", future), TOLERANCE, "t", now=future
     )
     assert incidents.get(city, new_id)["grid_code"] == G2
     result = edit(city, registry, MoveBoundary(G1, G2, box(W, S, 120.312, N).difference(HOLE)))
