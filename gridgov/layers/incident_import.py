@@ -49,7 +49,7 @@ from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, Unrea
 from gridgov.layers.io.geojson_stream import FeatureStream
 from gridgov.layers.io.mapping import LAT_NAMES, LON_NAMES, parse_map
 from gridgov.layers.io.readers import csv_chunks, csv_separator, declared_crs, excel_rows
-from gridgov.layers.io.report import ImportReport, Problem
+from gridgov.layers.io.report import ImportReport, Problem, write_rejects_file
 from gridgov.layers.io.values import (
     LOOSE_TIME,
     UNSTORABLE_EN,
@@ -1190,13 +1190,13 @@ def _secondary_indexes(conn: Connection) -> list[tuple[str, str]]:
 
 
 def _write_rejects(path: Path, rejected: list[tuple[int, dict[str, str], Problem]]) -> None:
-    """The refused rows with their reasons, UTF-8 with BOM so that Excel reads Chinese.
-    A lone surrogate (refused for it) is written as its escape, ``\\ud800``."""
+    """The refused rows, one line per problem (:func:`write_rejects_file`)."""
     fields = sorted({k for _, row, _ in rejected for k in row})
-    with path.open("w", encoding="utf-8-sig", errors="backslashreplace", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["row", "reason_zh", "reason_en", *fields])
-        for row_no, row, problem in sorted(rejected, key=lambda r: r[0]):
-            writer.writerow(
-                [row_no, problem.reason_zh, problem.reason_en, *[row.get(f, "") for f in fields]]
-            )
+    write_rejects_file(
+        path,
+        ["row", "reason_zh", "reason_en", *fields],
+        (
+            [row_no, problem.reason_zh, problem.reason_en, *[row.get(f, "") for f in fields]]
+            for row_no, row, problem in sorted(rejected, key=lambda r: r[0])
+        ),
+    )

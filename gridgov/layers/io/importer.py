@@ -9,7 +9,6 @@ exactly as it was.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from gridgov.layers.io.readers import (
     points_from_xy,
     read_source,
 )
-from gridgov.layers.io.report import ImportReport, Problem
+from gridgov.layers.io.report import ImportReport, Problem, write_rejects_file
 from gridgov.layers.registry import Registry
 from gridgov.layers.scope import AreaScope
 from gridgov.layers.spec import SRID, GeometryKind, LayerSpec
@@ -401,8 +400,7 @@ def _replace(conn: Connection, registry: Registry, spec: LayerSpec, layer: Any) 
 
 
 def write_rejects(path: Path, source: SourceTable, report: ImportReport) -> None:
-    """Refused rows with their reasons, UTF-8 with BOM so that Excel shows Chinese.
-    A lone surrogate (refused for it) is written as its escape, ``\\ud800``."""
+    """Refused rows with their reasons (:func:`write_rejects_file`)."""
     by_row: dict[int, list[Problem]] = {}
     for problem in report.problems:
         if problem.row is not None:
@@ -411,18 +409,18 @@ def write_rejects(path: Path, source: SourceTable, report: ImportReport) -> None
     header = ["row", "reasons_zh", "reasons_en", *source.fields]
     if geometry is not None:
         header.append("wkt")
-    with path.open("w", encoding="utf-8-sig", errors="backslashreplace", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for row, items in sorted(by_row.items()):
-            i = row - 1
-            cells: list[object] = [
-                row,
-                "；".join(p.reason_zh for p in items),
-                "; ".join(p.reason_en for p in items),
-                *(source.columns[f][i] for f in source.fields),
-            ]
-            if geometry is not None:
-                geom = geometry[i]
-                cells.append(shapely.to_wkt(geom) if geom is not None else "")
-            writer.writerow(["" if c is None else c for c in cells])
+
+    def cells(row: int, items: list[Problem]) -> list[object]:
+        i = row - 1
+        out: list[object] = [
+            row,
+            "；".join(p.reason_zh for p in items),
+            "; ".join(p.reason_en for p in items),
+            *(source.columns[f][i] for f in source.fields),
+        ]
+        if geometry is not None:
+            geom = geometry[i]
+            out.append(shapely.to_wkt(geom) if geom is not None else "")
+        return out
+
+    write_rejects_file(path, header, (cells(r, items) for r, items in sorted(by_row.items())))

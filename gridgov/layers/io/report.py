@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -68,3 +71,12 @@ class ImportReport:
             "crs": self.crs,
             "problems": [p.as_dict() for p in self.problems],
         }
+
+
+def write_rejects_file(path: Path, header: list[str], rows: Iterable[list[object]]) -> None:
+    """A rejects file: CSV in UTF-8 with a BOM, so that Excel shows the Chinese; a lone
+    surrogate (refused for it) is written as its escape, ``\\ud800``; None as blank."""
+    with path.open("w", encoding="utf-8-sig", errors="backslashreplace", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(["" if c is None else c for c in row] for row in rows)
