@@ -543,6 +543,8 @@ def _times(raw: pd.Series) -> tuple[np.ndarray, list[tuple[int, object]]]:
             pd.to_datetime(values[aware], format="ISO8601", utc=True, errors="coerce")
         )
     left = (out == _NOT_YET) & (values != "").to_numpy(dtype=bool)
+    # Longer values cannot match (and would make the character matrix huge).
+    left &= (stripped.str.len() <= _LOOSE_TIME_MAX_CHARS).to_numpy(dtype=bool)
     if left.any():
         out[left] = _loose_micros(stripped[left])
     cells = raw.to_numpy(dtype=object)
@@ -553,6 +555,7 @@ def _times(raw: pd.Series) -> tuple[np.ndarray, list[tuple[int, object]]]:
 
 
 _PICK_FROM = "0-T:."  # characters appended to each row of the matrix, to pick from
+_LOOSE_TIME_MAX_CHARS = len("2025年12月31日 23时59分59秒") + 8  # spaces to spare
 
 
 def _loose_micros(values: pd.Series) -> np.ndarray:
