@@ -133,6 +133,14 @@ def _print_report(report: ImportReport) -> None:
     summary.add_row("编码 encoding", report.encoding or "")
     summary.add_row("坐标系 CRS", report.crs or "")
     summary.add_row("读取 rows read", str(report.rows_read))
+    if report.rows_empty:
+        summary.add_row("空行跳过 empty rows skipped", str(report.rows_empty))
+    if report.header_row > 1:
+        summary.add_row(
+            "表头 header",
+            f"第 {report.header_row} 行，上面的标题行未导入 "
+            f"(line {report.header_row}; the title lines above it were not imported)",
+        )
     summary.add_row("写入 rows written", str(report.rows_written))
     summary.add_row("拒绝 rows rejected", str(report.rows_rejected))
     for kind, count in report.by_kind().items():

@@ -15,8 +15,6 @@ nothing.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import queue
@@ -48,7 +46,15 @@ from gridgov.layers.io.encoding import codec_name, sniff
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
 from gridgov.layers.io.geojson_stream import FeatureStream
 from gridgov.layers.io.mapping import LAT_NAMES, LON_NAMES, parse_map
-from gridgov.layers.io.readers import csv_chunks, csv_separator, declared_crs, excel_rows
+from gridgov.layers.io.readers import (
+    HEADER_SEARCH_ROWS,
+    csv_chunks,
+    csv_separator,
+    csv_title_records,
+    declared_crs,
+    excel_rows,
+    header_index,
+)
 from gridgov.layers.io.report import ImportReport, Problem, write_rejects_file
 from gridgov.layers.io.values import (
     LOOSE_TIME,
@@ -83,8 +89,6 @@ class IncidentImportReport(ImportReport):
     layer: str = "incident"
     mode: str = "append"
     rows_unchanged: int = 0  # external id already stored: left as it is
-    rows_empty: int = 0  # rows with every cell blank: skipped
-    header_row: int = 1  # line (CSV) or sheet row (Excel) of the header; above it a title
     by_method: dict[str, int] = field(default_factory=dict)
     assigned_fast: int = 0  # placed by the fast path (one point-in-piece test)
     assigned_exact: int = 0  # placed by the exact engine (boundaries, slivers, outside)
@@ -94,8 +98,6 @@ class IncidentImportReport(ImportReport):
         return {
             **super().as_dict(),
             "rows_unchanged": self.rows_unchanged,
-            "rows_empty": self.rows_empty,
-            "header_row": self.header_row,
             "by_method": self.by_method,
             "assigned_fast": self.assigned_fast,
             "assigned_exact": self.assigned_exact,
@@ -204,7 +206,9 @@ def _chunks(
     if suffix != ".csv":
         return codec, _geojson_chunks(path, codec, crs)
     sep = csv_separator(head[:8192].decode(codec, errors="ignore"))
-    skip = _csv_title_records(head.decode(codec, errors="ignore"), sep, report, pairs)
+    skip, report.header_row = csv_title_records(
+        head.decode(codec, errors="ignore"), sep, _header_names(pairs)
+    )
     chunks = csv_chunks(
         path,
         path.name,
@@ -219,44 +223,13 @@ def _chunks(
     return codec, chunks
 
 
-# A header is looked for among the first rows: above it, a title (2025年5月事件台账),
-# a unit or a date line, as Chinese 台账 sheets have.
-HEADER_SEARCH_ROWS = 10
 _FIELD_NAMES = frozenset(n for names in (*ALIASES.values(), LON_NAMES, LAT_NAMES) for n in names)
 
 
-def _header_index(rows: list[list[object]], pairs: Pairs) -> int:
-    """The first of ``rows`` naming at least three fields (by the names the columns are
-    matched by, or a ``--map`` source); 0 when none does (its columns are then found
-    missing by name)."""
-    mapped = {src for src, _ in pairs}
-    for i, row in enumerate(rows):
-        cells = {str(v).strip() for v in row if v is not None}
-        if sum(1 for c in cells if c.lower() in _FIELD_NAMES or c in mapped) >= 3:
-            return i
-    return 0
-
-
-def _csv_title_records(head: str, sep: str, report: IncidentImportReport, pairs: Pairs) -> int:
-    """How many records (blank lines included, as pandas' ``skiprows`` counts) stand
-    above the header in a CSV file's first lines ``head``; the header's line goes to
-    ``report.header_row``."""
-    reader = csv.reader(io.StringIO(head), delimiter=sep)
-    records: list[tuple[int, int, list[str]]] = []  # (records before, line, record)
-    before = 0
-    while len(records) < HEADER_SEARCH_ROWS:
-        line = reader.line_num + 1
-        try:
-            record = next(reader)
-        except (StopIteration, csv.Error):
-            break
-        if record and "".join(record).strip(" \t"):
-            records.append((before, line, record))
-        before += 1
-    if not records:
-        return 0
-    skip, report.header_row, _ = records[_header_index([list(r) for *_, r in records], pairs)]
-    return skip
+def _header_names(pairs: Pairs) -> frozenset[str]:
+    """What a header row is recognised by (:func:`readers.header_index`): the names the
+    columns are matched by, and ``--map``'s sources."""
+    return _FIELD_NAMES | {src.lower() for src, _ in pairs}
 
 
 def _excel_chunks(path: Path, report: IncidentImportReport, pairs: Pairs) -> Iterator[pd.DataFrame]:
@@ -267,7 +240,7 @@ def _excel_chunks(path: Path, report: IncidentImportReport, pairs: Pairs) -> Ite
             f"{path.name} 的第一个工作表是空的（没有表头行）",
             f"the first sheet of {path.name} is empty (no header row)",
         )
-    at = _header_index([list(r) for r in top], pairs)
+    at = header_index([list(r) for r in top], _header_names(pairs))
     report.header_row = at + 1
     rows = itertools.chain(top[at + 1 :], rows)
     header = ["" if h is None else str(h) for h in top[at]]

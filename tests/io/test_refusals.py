@@ -11,6 +11,7 @@ from typing import Any
 import geopandas as gpd
 import pyogrio
 import pytest
+from openpyxl import Workbook
 from shapely.affinity import translate
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 from sqlalchemy import Connection, MetaData
@@ -161,6 +162,42 @@ def _buildings_csv(tmp_path: Path, *lines: str) -> Path:
     header = "address,households,residents,lon,lat,community_code\n"
     path.write_text(header + "".join(lines), encoding="utf-8")
     return path
+
+
+def test_a_ledger_title_and_empty_rows_are_passed_over(
+    connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
+) -> None:
+    # A 台账 exported from Excel: a title line, a blank line, the header, a sheet's empty
+    # rows written as ",,,,,". Before: the title was taken for the header and the empty
+    # rows for bad rows.
+    lines = [
+        "2026年11月楼栋台账,,,,,",
+        "",
+        "address,households,residents,经度,纬度,community_code",
+        f"好楼,1,1,120.301,31.571,{CODES_COMMUNITY}",
+        ",,,,,",
+        f"新楼,2,3,120.302,31.572,{CODES_COMMUNITY}",
+        ",,,,,",
+    ]
+    path = tmp_path / "楼栋.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for line in lines:
+        sheet.append(line.split(",") if line else [])
+    book.save(tmp_path / "楼栋.xlsx")
+    # The sheet keeps no trailing empty row: one empty row there, two in the CSV.
+    for source, empty in ((path, 2), (tmp_path / "楼栋.xlsx", 1)):
+        report = run_import(connection, registry, "building", source, crs="wgs84")
+        assert (report.header_row, report.rows_read, report.rows_empty) == (3, 2, empty)
+        assert report.rows_written == 2
+    assert sorted(r["address"] for r in table_rows(connection, metadata, "building")) == [
+        "好楼",
+        "好楼",
+        "新楼",
+        "新楼",
+    ]
 
 
 def test_nan_coordinates_and_every_problem_reported(

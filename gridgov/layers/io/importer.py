@@ -26,7 +26,7 @@ from gridgov.layers import vault
 from gridgov.layers.io import staging, values
 from gridgov.layers.io.crs import resolve_crs
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError
-from gridgov.layers.io.mapping import FieldPlan, parse_map, plan_fields
+from gridgov.layers.io.mapping import FieldPlan, header_names, parse_map, plan_fields
 from gridgov.layers.io.readers import (
     ObjectArray,
     SourceTable,
@@ -108,14 +108,20 @@ def import_file(
     if options.mode not in ("append", "replace"):
         raise ImportUsageError("--mode 须为 append 或 replace", "--mode must be append or replace")
     pairs = parse_map(options.mapping)
+    targets = values.targets(spec)
     progress("read", 0, 1)
-    source = read_source(path, options.encoding, spec.id)
+    source = read_source(path, options.encoding, spec.id, header_names(spec, targets, pairs))
     progress("read", 1, 1)
     crs = resolve_crs(source.crs, options.crs)
     report = ImportReport(
-        spec.id, options.mode, rows_read=source.count, encoding=source.encoding, crs=crs
+        spec.id,
+        options.mode,
+        rows_read=source.count,
+        encoding=source.encoding,
+        crs=crs,
+        header_row=source.header_row,
+        rows_empty=source.rows_empty,
     )
-    targets = values.targets(spec)
     plan = plan_fields(
         spec,
         targets,

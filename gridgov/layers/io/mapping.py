@@ -63,6 +63,16 @@ def _aliases(spec: LayerSpec, target: Target) -> set[str]:
     return names
 
 
+def header_names(
+    spec: LayerSpec, targets: Sequence[Target], pairs: Sequence[tuple[str, str]]
+) -> frozenset[str]:
+    """What a header row is recognised by (``readers.header_index``), in lower case: every
+    name a column is matched by, the coordinate and WKT names, and ``--map``'s sources."""
+    names = {alias.lower() for target in targets for alias in _aliases(spec, target)}
+    names |= {*LON_NAMES, *LAT_NAMES, *WKT_NAMES} | {src.lower() for src, _ in pairs}
+    return frozenset(names)
+
+
 def plan_fields(
     spec: LayerSpec,
     targets: Sequence[Target],

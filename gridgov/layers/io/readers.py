@@ -51,6 +51,8 @@ class SourceTable:
     encoding: str | None = None
     # (row, reason_zh, reason_en) of geometries GEOS could not even build from the file
     geometry_problems: list[tuple[int, str, str]] = field(default_factory=list)
+    header_row: int = 1  # line (CSV) or sheet row (Excel) of the header; above it a title
+    rows_empty: int = 0  # rows with every cell blank, left out
 
 
 def unreadable(path: Path, cause: object) -> UnreadableFileError:
@@ -123,19 +125,26 @@ def unpack_zip(path: Path, into: Path) -> Path:
     return found[0]
 
 
-def read_source(path: Path, encoding: str | None, layer_hint: str | None = None) -> SourceTable:
-    """Read ``path`` (any supported format); ``encoding`` overrides detection."""
+def read_source(
+    path: Path,
+    encoding: str | None,
+    layer_hint: str | None = None,
+    header_names: frozenset[str] = frozenset(),
+) -> SourceTable:
+    """Read ``path`` (any supported format); ``encoding`` overrides detection. In a CSV
+    or Excel file the header is the first row naming at least three ``header_names``
+    (lower case), within the first few (:func:`header_index`)."""
     if not path.is_file():
         raise UnreadableFileError(f"找不到文件 {path.name}", f"no such file: {path.name}")
     codec = enc.codec_name(encoding) if encoding else None
     if path.suffix.lower() == ".zip":
         with tempfile.TemporaryDirectory(prefix="gridgov-import-") as tmp:
-            return read_source(unpack_zip(path, Path(tmp)), encoding, layer_hint)
+            return read_source(unpack_zip(path, Path(tmp)), encoding, layer_hint, header_names)
     fmt = format_of(path)
     if fmt is Format.CSV:
-        return _read_csv(path, codec)
+        return _read_csv(path, codec, header_names)
     if fmt is Format.XLSX:
-        return _read_xlsx(path, layer_hint)
+        return _read_xlsx(path, layer_hint, header_names)
     return _read_vector(path, fmt, codec, layer_hint)
 
 
@@ -251,25 +260,40 @@ def _decode_shapefile(
     return decoded_names, decoded, chosen
 
 
-def _read_csv(path: Path, codec: str | None) -> SourceTable:
+def _read_csv(path: Path, codec: str | None, header_names: frozenset[str]) -> SourceTable:
     text, chosen = enc.decode_text(path.read_bytes(), codec)
     sep = csv_separator(text[:8192])
+    skip, header_row = csv_title_records(text[: 1 << 16], sep, header_names)
     frame = pd.concat(
         csv_chunks(
             io.StringIO(text),
             path.name,
             sep=sep,
+            skiprows=skip,
             dtype=str,
             keep_default_na=False,
             na_values=[],
         )
     )
+    # Rows with every cell blank (Excel writes a sheet's empty rows as ",,,,") are left
+    # out, as the Excel reader leaves them out.
+    filled = (frame.apply(lambda c: c.str.strip()) != "").any(axis=1)
+    rows_empty = int((~filled).sum())
+    frame = frame[filled]
     names = [str(c).strip() for c in frame.columns]
     columns = {
         name: [v if v != "" else None for v in frame[col].tolist()]
         for name, col in zip(names, frame.columns, strict=True)
     }
-    return SourceTable(Format.CSV, names, columns, len(frame), encoding=chosen)
+    return SourceTable(
+        Format.CSV,
+        names,
+        columns,
+        len(frame),
+        encoding=chosen,
+        header_row=header_row,
+        rows_empty=rows_empty,
+    )
 
 
 def csv_separator(sample: str) -> str:
@@ -333,21 +357,70 @@ def csv_chunks(
         ) from None
 
 
-def _read_xlsx(path: Path, hint: str | None) -> SourceTable:
+def _read_xlsx(path: Path, hint: str | None, header_names: frozenset[str]) -> SourceTable:
     rows = [list(r) for r in excel_rows(path, hint)]
-    while rows and all(v is None or str(v).strip() == "" for v in rows[0]):
-        rows.pop(0)
-    if not rows:
+    filled = [i for i, r in enumerate(rows) if not _empty_row(r)]
+    if not filled:
         return SourceTable(Format.XLSX, [], {}, 0, encoding=enc.UTF8)
-    header = [str(v).strip() if v is not None else "" for v in rows[0]]
-    body = [r for r in rows[1:] if any(v is not None and str(v).strip() for v in r)]
+    top = filled[:HEADER_SEARCH_ROWS]
+    at = top[header_index([rows[i] for i in top], header_names)]
+    header = [str(v).strip() if v is not None else "" for v in rows[at]]
+    body = [r for r in rows[at + 1 :] if not _empty_row(r)]
     names = [h for h in header if h]
     columns: dict[str, list[object]] = {
         name: [(r[j] if j < len(r) else None) for r in body]
         for j, name in enumerate(header)
         if name
     }
-    return SourceTable(Format.XLSX, names, columns, len(body), encoding=enc.UTF8)
+    return SourceTable(
+        Format.XLSX,
+        names,
+        columns,
+        len(body),
+        encoding=enc.UTF8,
+        header_row=at + 1,
+        rows_empty=len(rows) - at - 1 - len(body),
+    )
+
+
+def _empty_row(row: list[object]) -> bool:
+    return all(v is None or str(v).strip() == "" for v in row)
+
+
+# A header is looked for among the first non-blank rows: above it, a title (2025年5月出租
+# 房屋台账), a unit or a date line, as Chinese 台账 sheets have.
+HEADER_SEARCH_ROWS = 10
+
+
+def header_index(rows: list[list[object]], names: frozenset[str]) -> int:
+    """The first of ``rows`` (at most :data:`HEADER_SEARCH_ROWS`) with at least three
+    cells among ``names`` (compared trimmed and in lower case); 0 when none has."""
+    for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        cells = {str(v).strip().lower() for v in row if v is not None}
+        if len(cells & names) >= 3:
+            return i
+    return 0
+
+
+def csv_title_records(head: str, sep: str, names: frozenset[str]) -> tuple[int, int]:
+    """For a CSV file's first lines ``head``: how many records stand above the header
+    (blank lines included, as pandas' ``skiprows`` counts them) and the header's line."""
+    reader = csv.reader(io.StringIO(head), delimiter=sep)
+    records: list[tuple[int, int, list[object]]] = []  # (records before, line, record)
+    before = 0
+    while len(records) < HEADER_SEARCH_ROWS:
+        line = reader.line_num + 1
+        try:
+            record = next(reader)
+        except (StopIteration, csv.Error):
+            break
+        if record and "".join(record).strip(" \t"):
+            records.append((before, line, list(record)))
+        before += 1
+    if not records:
+        return 0, 1
+    skip, line, _ = records[header_index([r for *_, r in records], names)]
+    return skip, line
 
 
 # A workbook whose sheets and shared strings unpack to at most this is read whole by

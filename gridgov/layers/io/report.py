@@ -45,6 +45,8 @@ class ImportReport:
     encoding: str | None = None
     crs: str | None = None
     rejects_file: str | None = None
+    header_row: int = 1  # line (CSV) or sheet row (Excel) of the header; above it a title
+    rows_empty: int = 0  # rows with every cell blank: skipped
 
     @property
     def rejected_rows(self) -> list[int]:
@@ -67,6 +69,8 @@ class ImportReport:
             "rows_rejected": self.rows_rejected,
             "problems_by_kind": self.by_kind(),
             "ignored_fields": self.ignored_fields,
+            "header_row": self.header_row,
+            "rows_empty": self.rows_empty,
             "encoding": self.encoding,
             "crs": self.crs,
             "problems": [p.as_dict() for p in self.problems],
