@@ -794,35 +794,35 @@ def test_gbk_geojson_is_detected_and_later_bad_bytes_stop_the_import(
             "编号,经度,纬度,类别\nA1,120.3,31.5,矛盾纠纷\nA2,120.3,31.5\n",
             "第 3 行（含表头）只有 3 个字段，表头有 4 个",
         ),
+        (
+            # Unquoted, the line feed in the description makes two short rows; pandas
+            # alone wrote the first half, its description cut, under --skip-invalid.
+            "broken_value.csv",
+            "编号,经度,纬度,类别,来源,上报时间,描述\n"
+            "A1,120.3,31.5,矛盾纠纷,12345热线,2025-05-01 10:00,邻里\n噪声,,,,,\n",
+            "第 3 行（含表头）只有 6 个字段，表头有 7 个",
+        ),
         ("empty.csv", "", "空文件"),
         ("broken.geojson", '{"type": "FeatureCollection", "features": [{"type": ', "不完整"),
     ],
 )
+@pytest.mark.parametrize("skip_invalid", [False, True], ids=["strict", "skip-invalid"])
 def test_files_that_cannot_be_split_into_rows_are_refused_by_name(
-    city: Connection, registry: Registry, tmp_path: Path, name: str, content: str, words: str
+    city: Connection,
+    registry: Registry,
+    tmp_path: Path,
+    name: str,
+    content: str,
+    words: str,
+    skip_invalid: bool,
 ) -> None:
+    """Refused whole, with or without --skip-invalid: no row of such a file can be
+    trusted to be the row that was meant."""
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
     with pytest.raises(UnreadableFileError) as caught:
-        run(city, registry, path)
+        run(city, registry, path, skip_invalid=skip_invalid, rejects_path=tmp_path / "r.csv")
     assert words in caught.value.detail_zh, caught.value.detail_zh
-    assert count(city) == 0
-
-
-def test_a_value_broken_across_lines_is_refused_even_with_skip_invalid(
-    city: Connection, registry: Registry, tmp_path: Path
-) -> None:
-    # Unquoted, the line feed in the description makes two short rows; pandas alone would
-    # write the first half with its description cut and reject only the second half.
-    path = tmp_path / "events.csv"
-    path.write_text(
-        "编号,经度,纬度,类别,来源,上报时间,描述\n"
-        "A1,120.3,31.5,矛盾纠纷,12345热线,2025-05-01 10:00,邻里\n噪声,,,,,\n",
-        encoding="utf-8",
-    )
-    with pytest.raises(UnreadableFileError) as caught:
-        run(city, registry, path, skip_invalid=True, rejects_path=tmp_path / "rejects.csv")
-    assert "第 3 行（含表头）只有 6 个字段，表头有 7 个" in caught.value.detail_zh
     assert count(city) == 0
 
 
