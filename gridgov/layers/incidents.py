@@ -52,6 +52,11 @@ LIST_FILTERS = {
     "status": "status",
     "police_station": "police_station_code",
     "policing_area": "policing_area_code",
+    "urban_unit": "urban_unit_code",
+    "emergency_unit": "emergency_unit_code",
+    "source": "source",
+    "method": "assign_method",
+    "external_id": "external_id",
 }
 SELECT = (
     "SELECT " + ", ".join(READ_COLUMNS) + ", ST_X(geom) AS lon, ST_Y(geom) AS lat FROM incident"

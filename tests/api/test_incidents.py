@@ -188,6 +188,49 @@ def test_list_filters_and_pages(client: TestClient) -> None:
     )
 
 
+@pytest.mark.usefixtures("city")
+def test_list_by_department_unit_source_method_and_external_id(client: TestClient) -> None:
+    """Article 62 docking: each department sees the incidents assigned to its own unit; a
+    supervisor finds those placed by a fallback rule, or one hotline ticket by its number."""
+    reports = [
+        {"lon": 120.305, "lat": 31.575, "external_id": "12345-001"},
+        {"lon": 120.315, "lat": 31.565, "source": "police"},
+        {"lon": 120.3205, "lat": 31.575},  # ~47 m east of the grids: nearest
+        {"lon": 120.33, "lat": 31.575},  # in the township, far from any grid: fallback
+    ]
+    for report in reports:
+        assert client.post("/incidents", json={**BODY, **report}).status_code == 201
+
+    def matched(**params: str) -> int:
+        response = client.get("/incidents", params=params)
+        assert response.status_code == 200, response.text
+        return int(response.json()["numberMatched"])
+
+    assert matched(urban_unit="CG1") == 4
+    assert matched(urban_unit="CG2") == 0
+    assert matched(emergency_unit="YJ1") == 4
+    assert matched(emergency_unit="CG1") == 0
+    assert matched(source="police") == 1
+    assert matched(source="hotline") == 3
+    assert matched(method="nearest") == 1
+    assert matched(method="fallback") == 1
+    assert matched(method="inside") == 2
+    assert matched(method="inside", source="police") == 1
+    found = client.get("/incidents", params={"external_id": "12345-001"}).json()
+    assert [f["properties"]["external_id"] for f in found["features"]] == ["12345-001"]
+    assert matched(external_id="12345-00") == 0  # whole ticket numbers only
+    for params, named in (
+        ({"method": "guess"}, "method"),
+        ({"source": "radio"}, "source"),
+        ({"from": "2025-03-02", "to": "2025-03-01"}, "from"),
+        ({"from": "2025-03-01", "to": "2025-03-01"}, "from"),
+        ({"grid": ["320213001001001", "320213001001002"]}, "grid"),
+    ):
+        refused = client.get("/incidents", params=params)
+        assert refused.status_code in (400, 422), (params, refused.text)
+        assert named in refused.text, refused.text
+
+
 def test_unknown_incident_is_404(client: TestClient) -> None:
     assert client.get("/incidents/999999").status_code == 404
     assert client.get("/incidents/999999/assignment").status_code == 404

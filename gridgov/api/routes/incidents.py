@@ -15,11 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, SettingsDep
 from gridgov.api.errors import problem_responses
-from gridgov.api.query import shown_name
+from gridgov.api.query import bad, reject_unknown
 from gridgov.api.strict_json import StrictJSONRoute
-from gridgov.errors import InvalidInputError, PermissionDeniedError
+from gridgov.errors import PermissionDeniedError
 from gridgov.gis.coords import to_cgcs2000
 from gridgov.layers import audit, incidents
+from gridgov.layers.assignment import METHODS
 from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_SOURCES, INCIDENT_STATUSES
 
 router = APIRouter(
@@ -33,6 +34,7 @@ LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 Category = Literal[tuple(c.value for c in INCIDENT_CATEGORIES)]  # type: ignore[valid-type]
 Source = Literal[tuple(c.value for c in INCIDENT_SOURCES)]  # type: ignore[valid-type]
 Status = Literal[tuple(c.value for c in INCIDENT_STATUSES)]  # type: ignore[valid-type]
+Method = Literal[METHODS]  # type: ignore[valid-type]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -153,8 +155,18 @@ def list_incidents(
     district: Annotated[str | None, Query(pattern=r"^\d{6}$", description="区县代码")] = None,
     category: Annotated[Category | None, Query(description="事件类别")] = None,  # type: ignore[valid-type]
     status: Annotated[Status | None, Query(description="状态")] = None,  # type: ignore[valid-type]
-    police_station: Annotated[str | None, Query(max_length=40)] = None,
-    policing_area: Annotated[str | None, Query(max_length=40)] = None,
+    police_station: Annotated[str | None, Query(max_length=40, description="派出所")] = None,
+    policing_area: Annotated[str | None, Query(max_length=40, description="社区警务区")] = None,
+    urban_unit: Annotated[str | None, Query(max_length=40, description="城管单元")] = None,
+    emergency_unit: Annotated[str | None, Query(max_length=40, description="应急单元")] = None,
+    source: Annotated[Source | None, Query(description="来源")] = None,  # type: ignore[valid-type]
+    method: Annotated[
+        Method | None, Query(description="分派方式 inside/boundary/nearest/fallback")
+    ] = None,
+    external_id: Annotated[
+        str | None,
+        Query(max_length=incidents.MAX_CHARS["external_id"], description="外部编号（工单号）"),
+    ] = None,
     reported_from: Annotated[datetime | None, Query(alias="from", description="上报时间起")] = None,
     reported_to: Annotated[
         datetime | None, Query(alias="to", description="上报时间止（不含）")
@@ -163,13 +175,11 @@ def list_incidents(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     principal.require_read("incident")
-    allowed = set(incidents.LIST_FILTERS) | {"from", "to", "limit", "offset"}
-    unknown = sorted(shown_name(name) for name in set(request.query_params) - allowed)
-    if unknown:
-        raise InvalidInputError(
-            f"未知的查询参数：{'、'.join(unknown)}",
-            f"unknown query parameters: {', '.join(unknown)}",
-        )
+    reject_unknown(request.query_params, [*incidents.LIST_FILTERS, "from", "to", "limit", "offset"])
+    start = _aware(reported_from) if reported_from else None
+    end = _aware(reported_to) if reported_to else None
+    if start is not None and end is not None and start >= end:
+        raise bad("from", "须早于 to（to 不含）", "must be before to (to is exclusive)")
     page = incidents.search(
         conn,
         {
@@ -181,9 +191,14 @@ def list_incidents(
             "status": status,
             "police_station": police_station,
             "policing_area": policing_area,
+            "urban_unit": urban_unit,
+            "emergency_unit": emergency_unit,
+            "source": source,
+            "method": method,
+            "external_id": external_id,
         },
-        _aware(reported_from) if reported_from else None,
-        _aware(reported_to) if reported_to else None,
+        start,
+        end,
         limit,
         offset,
         principal.scope,
