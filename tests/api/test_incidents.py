@@ -192,7 +192,7 @@ def test_list_filters_and_pages(client: TestClient) -> None:
 def test_list_by_department_unit_source_method_and_external_id(client: TestClient) -> None:
     """Article 62 docking: each department sees the incidents assigned to its own unit; a
     supervisor finds those placed by a fallback rule, or one hotline ticket by its number."""
-    reports = [
+    reports: list[dict[str, object]] = [
         {"lon": 120.305, "lat": 31.575, "external_id": "12345-001"},
         {"lon": 120.315, "lat": 31.565, "source": "police"},
         {"lon": 120.3205, "lat": 31.575},  # ~47 m east of the grids: nearest
