@@ -18,7 +18,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-LEVELS = ("district", "township", "community", "grid", "police_station", "policing_area")
+LEVELS = (
+    "district",
+    "township",
+    "community",
+    "grid",
+    "police_station",
+    "policing_area",
+    "urban_unit",
+    "emergency_unit",
+)
 Bool = npt.NDArray[np.bool_]
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]

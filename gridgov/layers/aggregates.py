@@ -116,7 +116,7 @@ def refresh(conn: Connection, wait: bool = True) -> int | None:
             SELECT {_DAY}, c.cell, c.cell9, c.cell8, c.cell7, i.category, i.status,
                    {", ".join(f"i.{level}_code" for level in cube_mod.LEVELS)}, count(*)
             FROM incident i JOIN incident_cell_tmp c ON c.id = i.id
-            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+            GROUP BY {", ".join(str(n) for n in range(1, 8 + len(cube_mod.LEVELS)))}
             """
         )
     )
@@ -194,6 +194,8 @@ def _names(conn: Connection) -> dict[str, dict[str, str]]:
         "ORDER BY code, valid_from DESC",
         "police_station": "SELECT code, name FROM police_unit WHERE level = 'station'",
         "policing_area": "SELECT code, name FROM police_unit WHERE level = 'policing_area'",
+        "urban_unit": "SELECT code, name FROM urban_unit",
+        "emergency_unit": "SELECT code, name FROM emergency_unit",
     }
     return {
         level: {str(row[0]): str(row[1]) for row in conn.execute(text(statement)).all()}

@@ -106,6 +106,8 @@ def build_map_support_tables(metadata: MetaData) -> None:
         Column("grid_code", Text),
         Column("police_station_code", Text),
         Column("policing_area_code", Text),
+        Column("urban_unit_code", Text),
+        Column("emergency_unit_code", Text),
         Column("n", Integer, nullable=False),
         CheckConstraint("n > 0", name="n_positive"),
         Index(None, "day"),

@@ -50,6 +50,8 @@ FILTERS = (
     "grid_code",
     "police_station_code",
     "policing_area_code",
+    "urban_unit_code",
+    "emergency_unit_code",
 )
 CODE_PATTERNS = {
     "district": r"^[0-9]{6}$",
@@ -58,8 +60,19 @@ CODE_PATTERNS = {
     "grid": r"^[0-9]{15}$",
     "police_station": UNIT_CODE,
     "policing_area": UNIT_CODE,
+    "urban_unit": UNIT_CODE,
+    "emergency_unit": UNIT_CODE,
 }
-Level = Literal["grid", "community", "township", "district", "police_station", "policing_area"]
+Level = Literal[
+    "grid",
+    "community",
+    "township",
+    "district",
+    "police_station",
+    "policing_area",
+    "urban_unit",
+    "emergency_unit",
+]
 
 
 class CubeCache:
@@ -247,7 +260,8 @@ FILTER_DOC = (
     "Filters (all optional): `from`, `to` (local dates YYYY-MM-DD, inclusive, on reported_at), "
     "`category` and `status` (comma-separated; `status=overdue` or `overdue=true` keeps "
     "overdue incidents only), `district_code`, `township_code`, `community_code`, `grid_code`, "
-    "`police_station_code`, `policing_area_code`. `overdue` = deadline passed, not closed or "
+    "`police_station_code`, `policing_area_code`, `urban_unit_code` (城管单元), "
+    "`emergency_unit_code` (应急单元). `overdue` = deadline passed, not closed or "
     "evaluated, decided against the clock at request time."
 )
 
@@ -294,7 +308,7 @@ def _resolution(value: str) -> int:
 
 @router.get(
     "/by/{level}",
-    summary="按单元统计 (counts per grid / admin / police unit)",
+    summary="按单元统计 (counts per grid / admin / police / urban-management / emergency unit)",
     description=FILTER_DOC,
 )
 def by_level(

@@ -77,7 +77,15 @@ def build_mini_city(
         level="policing_area",
         geom=multi(box(W, LAT_MID, E, N)),
     )
-    for layer in ("building", "urban_unit", "emergency_unit", "hazard_zone", "key_site", "shelter"):
+    # Two of each department's units, split like the police's: west/east and south/north.
+    for code, name, west, east in (("CG1", "城管一中队", W, MID), ("CG2", "城管二中队", MID, E)):
+        add("urban_unit", code=code, name=name, geom=multi(box(west, S, east, N)))
+    for code, name, south, north in (
+        ("YJ1", "南片应急", S, LAT_MID),
+        ("YJ2", "北片应急", LAT_MID, N),
+    ):
+        add("emergency_unit", code=code, name=name, geom=multi(box(W, south, E, north)))
+    for layer in ("building", "hazard_zone", "key_site", "shelter"):
         add(layer)
     for i in range(3):
         add(
@@ -114,6 +122,8 @@ def _incidents(conn: Connection, metadata: MetaData, registry: Registry, count: 
             deadline_at=reported + timedelta(hours=48) if rng.random() > 0.05 else None,
             police_station_code=("PCS1" if lon < MID else "PCS2") if assigned else None,
             policing_area_code=("JWQ-S" if lat < LAT_MID else "JWQ-N") if assigned else None,
+            urban_unit_code=("CG1" if lon < MID else "CG2") if assigned else None,
+            emergency_unit_code=("YJ1" if lat < LAT_MID else "YJ2") if assigned else None,
             external_id=None,
         )
         ids.append(insert_row(conn, metadata, "incident", row))

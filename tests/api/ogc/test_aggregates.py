@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, text
 
 from gridgov.api.app import create_app
+from gridgov.gis import cube as cube_mod
+from gridgov.layers import aggregates, migrate
 from gridgov.settings import Settings
 from tests.live import committed_login
 
@@ -34,6 +36,11 @@ FILTERS: list[tuple[dict[str, str], str]] = [
         {"overdue": "true", "police_station_code": "PCS2"},
         f"{OVERDUE_SQL} AND police_station_code = 'PCS2'",
     ),
+    (
+        {"category": "city_management", "urban_unit_code": "CG2"},
+        "category = 'city_management' AND urban_unit_code = 'CG2'",
+    ),
+    ({"emergency_unit_code": "YJ1"}, "emergency_unit_code = 'YJ1'"),
 ]
 
 
@@ -48,9 +55,7 @@ def raw(conn: Connection, key: str, where: str) -> dict[Any, tuple[int, int]]:
 
 
 @pytest.mark.parametrize(("params", "where"), FILTERS)
-@pytest.mark.parametrize(
-    "level", ["grid", "community", "township", "district", "police_station", "policing_area"]
-)
+@pytest.mark.parametrize("level", cube_mod.LEVELS)
 def test_by_level_equals_group_by(
     client: TestClient,
     connection: Connection,
@@ -130,6 +135,38 @@ def test_aggregates_follow_changes(
     )
     overdue = client.get("/aggregates/incidents/by/district?overdue=true").json()["items"][0]
     assert overdue["count"] == raw(connection, "district_code", OVERDUE_SQL)["320213"][0]
+
+
+def test_department_units_are_named(client: TestClient, city: list[int]) -> None:
+    named: dict[str, dict[str | None, str]] = {
+        "urban_unit": {"CG1": "城管一中队", "CG2": "城管二中队"},
+        "emergency_unit": {"YJ1": "南片应急", "YJ2": "北片应急"},
+    }
+    for level, names in named.items():
+        items = client.get(f"/aggregates/incidents/by/{level}").json()["items"]
+        assert {i["code"]: i["name"] for i in items} == {**names, None: "未分派 (unassigned)"}
+
+
+def test_migration_0017_recomputes_every_stored_day(
+    client: TestClient, connection: Connection, city: list[int]
+) -> None:
+    """Rows stored before 0017 have no department codes: the upgrade marks their days dirty,
+    and the next refresh fills the new columns exactly."""
+    assert client.get("/aggregates/incidents/by/grid").status_code == 200  # rows stored
+    migrate.downgrade(connection, "0016_code_checks")
+    connection.execute(text("DELETE FROM incident_agg_dirty_day"))  # as if refreshed then
+    migrate.upgrade(connection, "0017_agg_units")
+    stored = set(connection.execute(text("SELECT DISTINCT day FROM incident_agg")).scalars())
+    dirty = set(connection.execute(text("SELECT day FROM incident_agg_dirty_day")).scalars())
+    assert stored
+    assert dirty == stored
+    assert aggregates.refresh(connection) == len(stored)
+    for column in ("urban_unit_code", "emergency_unit_code"):
+        rows = connection.execute(
+            text(f"SELECT {column}, sum(n) FROM incident_agg GROUP BY 1")
+        ).all()
+        expected = raw(connection, column, "true")
+        assert {r[0]: int(r[1]) for r in rows} == {k: v[0] for k, v in expected.items()}
 
 
 @pytest.mark.parametrize(
