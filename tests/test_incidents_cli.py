@@ -125,6 +125,13 @@ def test_the_progress_bar_knows_how_many_rows_are_coming(tmp_path: Path) -> None
     for i in range(31):
         sheet.append([i, 120.3])
     book.save(tmp_path / "a.xlsx")
+    march = book.create_sheet("3月")
+    for i in range(11):
+        march.append([i, 120.3])
+    book.save(tmp_path / "b.xlsx")
+    assert _count_rows(tmp_path / "b.xlsx", "3月") == 10
+    assert _count_rows(tmp_path / "b.xlsx", "2") == 10
+    assert _count_rows(tmp_path / "b.xlsx") is None  # the import picks a sheet by its header
     assert _count_rows(csv_file) == 2500
     assert _count_rows(geojson) == 70
     assert _count_rows(tmp_path / "a.xlsx") == 30

@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 
 from gridgov.errors import GridgovError
 from gridgov.layers.db import connect, make_engine
+from gridgov.layers.io.report import ImportReport
 from gridgov.settings import Settings
 
 app = typer.Typer(
@@ -23,6 +24,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 TestOption = Annotated[bool, typer.Option("--test", help="Use the test database instead.")]
+SheetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sheet",
+        help="Excel sheet (or GeoPackage layer) to read, by name or number from 1; default: "
+        "the first (the layer import first looks for one named after the layer).",
+    ),
+]
 BenchOption = Annotated[
     bool, typer.Option("--bench", help="Use the benchmark database instead.", hidden=True)
 ]
@@ -34,6 +43,18 @@ def fail(error: GridgovError, code: int = 1) -> typer.Exit:
         f"[bold red]{error.title_zh} ({error.title_en}):[/] {escape(str(error))}", highlight=False
     )
     return typer.Exit(code=code)
+
+
+def unread_sheets_note(report: ImportReport) -> str | None:
+    """Which sheet was read when the workbook has others: never a silent choice."""
+    if not report.other_sheets:
+        return None
+    others = "、".join(report.other_sheets)
+    return (
+        f"读取了工作表“{report.sheet}”；另有 {len(report.other_sheets)} 个未读取：{others}"
+        f"（用 --sheet 名称或序号选择）(read sheet {report.sheet!r}; not read: "
+        f"{', '.join(report.other_sheets)}; choose another with --sheet)"
+    )
 
 
 def database_url(settings: Settings, test: bool, bench: bool = False) -> URL:

@@ -8,17 +8,27 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gridgov.cli.common import TestOption, console, database_url, err_console, fail
+from gridgov.cli.common import (
+    SheetOption,
+    TestOption,
+    console,
+    database_url,
+    err_console,
+    fail,
+    unread_sheets_note,
+)
 from gridgov.errors import GridgovError, InvalidInputError
 from gridgov.layers import incidents
 from gridgov.layers.assignment import atoms_fresh, refresh_grid_units
 from gridgov.layers.db import check_server, connect, make_engine
-from gridgov.layers.incident_import import import_incidents
+from gridgov.layers.incident_import import EXCEL_SUFFIXES, import_incidents
 from gridgov.layers.io.errors import ImportRefusedError
 from gridgov.layers.io.importer import rejects_path_for
+from gridgov.layers.io.readers import choose_part
 from gridgov.layers.registry import default_registry
 from gridgov.settings import Settings
 
@@ -92,7 +102,7 @@ def explain(incident_id: int, test: TestOption = False) -> None:
     console.print_json(json.dumps(facts, default=str, ensure_ascii=False))
 
 
-def _count_rows(path: Path) -> int | None:
+def _count_rows(path: Path, sheet: str | None = None) -> int | None:
     """About how many rows the file holds, for the progress bar (None: not known cheaply).
 
     CSV: its lines but the header. GeoJSON: its ``"Feature"`` values (a property that says
@@ -100,12 +110,15 @@ def _count_rows(path: Path) -> int | None:
     dimension, which openpyxl reads without reading the rows.
     """
     suffix = path.suffix.lower()
-    if suffix in {".xlsx", ".xlsm"}:
+    if suffix in EXCEL_SUFFIXES:
         from openpyxl import load_workbook
 
         try:
             book = load_workbook(path, read_only=True)
-            rows = book.worksheets[0].max_row
+            if sheet is None and len(book.sheetnames) > 1:
+                book.close()
+                return None  # the import picks the sheet by its header
+            rows = book[choose_part(path, book.sheetnames, sheet, None)].max_row
             book.close()
         except Exception:  # unreadable: the import itself will say why
             return None
@@ -136,6 +149,7 @@ def import_command(
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Write the valid rows; list the rest.")
     ] = False,
+    sheet: SheetOption = None,
     test: TestOption = False,
 ) -> None:
     """Import incidents of any size and assign each to its grid and units (one transaction)."""
@@ -151,7 +165,7 @@ def import_command(
         engine = make_engine(settings, database_url(settings, test))
         check_server(engine)
         with Progress(*columns, console=console) as progress:
-            task = progress.add_task("导入并分派 (importing)", total=_count_rows(path))
+            task = progress.add_task("导入并分派 (importing)", total=_count_rows(path, sheet))
             with connect(engine) as conn, conn.begin():
                 report = import_incidents(
                     conn,
@@ -164,6 +178,7 @@ def import_command(
                     skip_invalid=skip_invalid,
                     rejects_path=rejects,
                     progress=lambda n: progress.advance(task, n),
+                    sheet=sheet,
                 )
         engine.dispose()
     except ImportRefusedError as error:
@@ -177,6 +192,8 @@ def import_command(
         if more > 0:
             err_console.print(f"……另有 {more} 个问题 (and {more} more)")
         err_console.print(f"按原因 (by reason): {error.report.by_kind()}")
+        if note := unread_sheets_note(error.report):
+            err_console.print(escape(note), highlight=False, soft_wrap=True)
         raise fail(error) from error
     except GridgovError as error:
         raise fail(error, code=2) from error
@@ -189,6 +206,8 @@ def import_command(
         f"快速路径 (fast path) {report.assigned_fast:,}，精确引擎 (exact engine) "
         f"{report.assigned_exact:,}"
     )
+    if note := unread_sheets_note(report):
+        console.print(escape(note), highlight=False, soft_wrap=True)
     if report.header_row > 1:
         console.print(
             f"表头在第 {report.header_row} 行，上面的标题行未导入；行号从表头下一行数起 "

@@ -24,7 +24,15 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import Connection
 
-from gridgov.cli.common import TestOption, console, database_url, err_console, fail
+from gridgov.cli.common import (
+    SheetOption,
+    TestOption,
+    console,
+    database_url,
+    err_console,
+    fail,
+    unread_sheets_note,
+)
 from gridgov.errors import GridgovError, InvalidInputError, NotFoundError
 from gridgov.layers.db import connect, make_engine
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
@@ -85,6 +93,7 @@ def layer_import(
     skip_invalid: Annotated[
         bool, typer.Option(help="Write the valid rows; list refused ones in <stem>.rejects.csv.")
     ] = False,
+    sheet: SheetOption = None,
     test: TestOption = False,
 ) -> None:
     """Import a file into a layer: every row is checked before anything is written."""
@@ -96,6 +105,7 @@ def layer_import(
         skip_invalid=skip_invalid,
         rejects_path=rejects_path_for(path),
         max_vertices=Settings().max_geometry_vertices,
+        sheet=sheet,
     )
     if mode not in ("append", "replace"):
         raise fail(ImportUsageError("--mode 须为 append 或 replace", "--mode: append|replace"), 2)
@@ -133,6 +143,8 @@ def _print_report(report: ImportReport) -> None:
     summary.add_row("编码 encoding", report.encoding or "")
     summary.add_row("坐标系 CRS", report.crs or "")
     summary.add_row("读取 rows read", str(report.rows_read))
+    if note := unread_sheets_note(report):
+        summary.add_row("工作表 sheet", escape(note))
     if report.rows_empty:
         summary.add_row("空行跳过 empty rows skipped", str(report.rows_empty))
     if report.header_row > 1:

@@ -47,13 +47,14 @@ from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, Unrea
 from gridgov.layers.io.geojson_stream import FeatureStream
 from gridgov.layers.io.mapping import LAT_NAMES, LON_NAMES, parse_map
 from gridgov.layers.io.readers import (
-    HEADER_SEARCH_ROWS,
     csv_chunks,
     csv_separator,
     csv_title_records,
     declared_crs,
-    excel_rows,
     header_index,
+    name_the_sheet,
+    open_sheet,
+    sheet_not_applicable,
 )
 from gridgov.layers.io.report import ImportReport, Problem, write_rejects_file
 from gridgov.layers.io.values import (
@@ -181,19 +182,30 @@ def _header_name(column: str, header: list[str]) -> str:
     return base if dot and number.isdigit() and base in header else column
 
 
+EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm"})
+
+
 def _chunks(
-    path: Path, encoding: str | None, crs: str, report: IncidentImportReport, pairs: Pairs
+    path: Path,
+    encoding: str | None,
+    crs: str,
+    report: IncidentImportReport,
+    pairs: Pairs,
+    sheet: str | None,
 ) -> tuple[str | None, Iterator[pd.DataFrame]]:
     """The file's rows as text, a chunk at a time (bounded memory for any size); the
-    header's line or sheet row goes to ``report.header_row``."""
+    header's line or sheet row goes to ``report.header_row``, the sheet read (and the
+    workbook's others) to ``report.sheet`` (``report.other_sheets``)."""
     suffix = path.suffix.lower()
-    if suffix in {".xlsx", ".xlsm"}:
-        return None, _excel_chunks(path, report, pairs)
+    if suffix in EXCEL_SUFFIXES:
+        return None, _excel_chunks(path, report, pairs, sheet)
     if suffix not in {".csv", ".geojson", ".json"}:
         raise ImportUsageError(
             f"不支持的文件类型 {suffix}（支持 CSV、Excel、GeoJSON）",
             f"unsupported file type {suffix} (CSV, Excel, GeoJSON)",
         )
+    if sheet is not None:
+        raise sheet_not_applicable()
     with path.open("rb") as handle:
         sample = handle.read(1 << 20)
     head = sample[: sample.rfind(b"\n") + 1] or sample  # whole lines
@@ -232,21 +244,29 @@ def _header_names(pairs: Pairs) -> frozenset[str]:
     return _FIELD_NAMES | {src.lower() for src, _ in pairs}
 
 
-def _excel_chunks(path: Path, report: IncidentImportReport, pairs: Pairs) -> Iterator[pd.DataFrame]:
-    rows = excel_rows(path)
-    top = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
+def _excel_chunks(
+    path: Path, report: IncidentImportReport, pairs: Pairs, wanted: str | None
+) -> Iterator[pd.DataFrame]:
+    sheet = open_sheet(path, _header_names(pairs), wanted)
+    report.sheet = sheet.name
+    report.other_sheets = [name for name in sheet.sheets if name != sheet.name]
+    top, rows = sheet.top, sheet.rest
     if not top:
         raise UnreadableFileError(
-            f"{path.name} 的第一个工作表是空的（没有表头行）",
-            f"the first sheet of {path.name} is empty (no header row)",
+            f"{path.name} 的工作表“{report.sheet}”是空的（没有表头行）",
+            f"the sheet {report.sheet!r} of {path.name} is empty (no header row)",
         )
     at = header_index([list(r) for r in top], _header_names(pairs))
     report.header_row = at + 1
     rows = itertools.chain(top[at + 1 :], rows)
     header = ["" if h is None else str(h) for h in top[at]]
+    empty = True
     while batch := list(itertools.islice(rows, CHUNK_ROWS)):
         cells = [["" if v is None else v for v in row] for row in batch]
+        empty = False
         yield pd.DataFrame(cells, columns=header).astype(str)
+    if empty:  # a header alone: its columns are checked all the same, as a CSV's are
+        yield pd.DataFrame(columns=header, dtype=str)
 
 
 # Where a GeoJSON feature's point goes (never confused with a "lon" property: see
@@ -366,6 +386,7 @@ def import_incidents(
     skip_invalid: bool = False,
     rejects_path: Path | None = None,
     progress: Progress = lambda _rows: None,
+    sheet: str | None = None,
 ) -> IncidentImportReport:
     """Import ``path`` inside the caller's transaction (see the module docstring)."""
     if not path.is_file():
@@ -375,7 +396,7 @@ def import_incidents(
     spec = registry.get("incident")
     field_targets = {t.name: t for t in targets(spec) if t.name in FIELDS}
     report = IncidentImportReport()
-    codec, chunks = _chunks(path, encoding, crs, report, pairs)
+    codec, chunks = _chunks(path, encoding, crs, report, pairs, sheet)
     report.encoding = codec
     # A million rows take longer than the API's per-statement limit; this is a batch job.
     conn.execute(text("SET LOCAL statement_timeout = 0"))
@@ -410,6 +431,9 @@ def import_incidents(
                 report.rows_read += len(chunk)
                 offset += len(chunk)
                 progress(len(chunk))
+        except ImportUsageError as exc:  # columns the sheet lacks: say which sheet it was
+            writer.close(raise_error=False)
+            raise name_the_sheet(exc, report.sheet, report.other_sheets) from exc
         except UnicodeDecodeError as exc:
             writer.close(raise_error=False)
             raise UnreadableFileError(

@@ -13,6 +13,7 @@ import pyogrio
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from openpyxl import Workbook
 from sqlalchemy import Connection, Engine, MetaData
 from typer.testing import CliRunner
 
@@ -88,6 +89,85 @@ def test_api_refusal_is_422_with_every_problem_and_nothing_written(
     assert all(e["reason_zh"] and e["reason_en"] for e in problem["errors"])
     assert "SELECT" not in response.text
     assert count(connection, metadata, "grid") == 0
+
+
+def _building_workbook() -> bytes:
+    """A 楼栋台账 workbook whose first sheet is instructions, then two data sheets."""
+    book = Workbook()
+    notes = book.active
+    assert notes is not None
+    notes.title = "填表说明"
+    notes.append(["坐标为 WGS84 经纬度"])
+    for name, number in (("一期", 1), ("二期", 3)):
+        sheet = book.create_sheet(name)
+        sheet.append(["address", "households", "residents", "lon", "lat", "community_code"])
+        for k in range(number):
+            sheet.append([f"{name}{k}号", 10, 20, 120.3021 + k * 1e-4, 31.5731, CODES_COMMUNITY])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("sheet", "read", "others", "rows"),
+    [
+        (None, "一期", ["填表说明", "二期"], 1),  # the first sheet with a header
+        ("二期", "二期", ["填表说明", "一期"], 3),
+        ("3", "二期", ["填表说明", "一期"], 3),
+    ],
+)
+def test_api_import_reads_the_sheet_asked_for_and_names_the_others(
+    client: TestClient,
+    connection: Connection,
+    metadata: MetaData,
+    pyramid: None,
+    sheet: str | None,
+    read: str,
+    others: list[str],
+    rows: int,
+) -> None:
+    response = client.post(
+        "/layers/building/import",
+        files={"file": ("楼栋.xlsx", _building_workbook())},
+        data={"crs": "wgs84"} | ({} if sheet is None else {"sheet": sheet}),
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["sheet"], report["other_sheets"], report["rows_written"]) == (read, others, rows)
+    assert count(connection, metadata, "building") == rows
+
+
+def test_a_sheet_or_layer_the_file_lacks_is_refused_with_the_ones_it_has(
+    client: TestClient, connection: Connection, metadata: MetaData, pyramid: None, tmp_path: Path
+) -> None:
+    refused = client.post(
+        "/layers/building/import",
+        files={"file": ("楼栋.xlsx", _building_workbook())},
+        data={"crs": "wgs84", "sheet": "三期"},
+    )
+    assert refused.status_code == 422, refused.text
+    assert "1. 填表说明、2. 一期、3. 二期" in refused.json()["detail"]
+    not_a_workbook = client.post(
+        "/layers/grid/import",
+        files={"file": ("g.geojson", _grid_geojson([f"{CODES_COMMUNITY}001"]))},
+        data={"sheet": "1"},
+    )
+    assert not_a_workbook.status_code == 422
+    assert "--sheet" in not_a_workbook.json()["detail"]
+    # A GeoPackage's layers are chosen the same way.
+    package = tmp_path / "grids.gpkg"
+    for name, codes in (("old", ["001"]), ("new", ["001", "002"])):
+        frame = gpd.read_file(io.BytesIO(_grid_geojson([CODES_COMMUNITY + c for c in codes])))
+        pyogrio.write_dataframe(frame, package, layer=name, driver="GPKG")
+    answer = client.post(
+        "/layers/grid/import",
+        files={"file": ("grids.gpkg", package.read_bytes())},
+        data={"sheet": "new", "crs": "wgs84"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["sheet"], answer.json()["other_sheets"]) == ("new", ["old"])
+    assert count(connection, metadata, "grid") == 2
+    assert count(connection, metadata, "building") == 0
 
 
 def test_api_unknown_layer_is_404(client: TestClient) -> None:

@@ -590,6 +590,81 @@ def test_title_lines_above_the_header_are_passed_over_and_said(
     assert (report.header_row, report.rows_written) == (2, 2)
 
 
+def _monthly_ledger(path: Path) -> Path:
+    """A township's workbook: instructions first, then one 台账 sheet per month."""
+    rows, _, _ = good_rows(3)
+    book = Workbook()
+    notes = book.active
+    assert notes is not None
+    notes.title = "填表说明"
+    for line in ("1. 每月一个工作表", "2. 经纬度用高德坐标", "3. 时间格式 2025/5/1 9:30"):
+        notes.append([line])
+    may = book.create_sheet("5月")
+    may.append(["2025年5月事件台账"])
+    table: list[list[object]] = [list(HEADER), *rows]
+    for row in table[:3]:
+        may.append(row)
+    june = book.create_sheet("6月")
+    for row in (table[0], table[3]):
+        june.append(row)
+    book.save(path)
+    return path
+
+
+def test_a_workbook_is_read_from_its_first_data_sheet_or_the_one_named(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    """Without --sheet the first sheet with a header is read (a 填表说明 sheet first is
+    common), and the report names the sheets left unread; --sheet takes a name or a
+    number; a sheet the workbook lacks is refused with the ones it has."""
+    path = _monthly_ledger(tmp_path / "台账.xlsx")
+    report = run(city, registry, path)
+    assert (report.sheet, report.other_sheets) == ("5月", ["填表说明", "6月"])
+    assert (report.header_row, report.rows_written) == (2, 2)
+    assert report.as_dict()["other_sheets"] == ["填表说明", "6月"]
+    june = run(city, registry, path, sheet="3")
+    assert (june.sheet, june.rows_written, june.rows_unchanged) == ("6月", 1, 0)
+    again = run(city, registry, path, sheet="6月")
+    assert (again.rows_written, again.rows_unchanged) == (0, 1)
+    assert count(city) == 3
+    with pytest.raises(ImportUsageError) as caught:
+        run(city, registry, path, sheet="7月")
+    assert "7月" in caught.value.detail_zh
+    assert "1. 填表说明、2. 5月、3. 6月" in caught.value.detail_zh
+    with pytest.raises(ImportUsageError, match="没有工作表或图层“4”"):
+        run(city, registry, path, sheet="4")
+    rows, _, _ = good_rows(1)
+    with pytest.raises(ImportUsageError, match="--sheet"):
+        run(city, registry, write_csv(tmp_path / "one.csv", rows), sheet="1")
+    # Only the instructions: nothing to recognise, so the first sheet is read and refused.
+    book = Workbook()
+    notes = book.active
+    assert notes is not None
+    notes.append(["说明"])
+    book.create_sheet("空表")
+    book.save(tmp_path / "notes.xlsx")
+    with pytest.raises(ImportUsageError) as missing:
+        run(city, registry, tmp_path / "notes.xlsx")
+    assert count(city) == 3
+    assert "缺少必填列" in missing.value.detail_zh
+    assert "读取的是工作表“Sheet”；另有：空表，可用 --sheet 选择" in missing.value.detail_zh
+
+
+def test_the_cli_says_which_sheet_it_read_and_which_it_did_not(tmp_path: Path) -> None:
+    path = _monthly_ledger(tmp_path / "台账.xlsx")
+    result = CliRunner().invoke(
+        app, ["incidents", "import", str(path), "--crs", "gcj02", "--sheet", "2", "--test"]
+    )
+    # The test database's committed tables are empty: every row is outside the city.
+    assert result.exit_code == 1, result.output
+    assert "读取了工作表“5月”；另有 2 个未读取：填表说明、6月" in result.output
+    refused = CliRunner().invoke(
+        app, ["incidents", "import", str(path), "--sheet", "十二月", "--test"]
+    )
+    assert refused.exit_code == 2
+    assert "十二月" in refused.output
+
+
 def test_two_columns_for_one_field_are_refused_until_map_chooses(
     city: Connection, registry: Registry, tmp_path: Path
 ) -> None:

@@ -60,6 +60,12 @@ _IMPORT_BODY: dict[str, Any] = {
                             "items": {"type": "string"},
                             "description": "SRC=DEST, repeatable",
                         },
+                        "sheet": {
+                            "type": "string",
+                            "description": "Excel sheet or GeoPackage layer, by name or "
+                            "number from 1 (default: the one named after the layer, else "
+                            "the first); the report names the sheet read and the others",
+                        },
                         "mode": {"type": "string", "enum": ["append", "replace"]},
                         "skip_invalid": {"type": "boolean"},
                     },
@@ -134,6 +140,7 @@ async def import_layer(
         max_vertices=settings.max_geometry_vertices,
         scope=principal.scope,
         data_key=settings.require_data_key() if spec.personal_data else None,
+        sheet=text("sheet"),
     )
     if mode not in ("append", "replace"):
         raise InvalidInputError("mode 须为 append 或 replace", "mode must be append or replace")

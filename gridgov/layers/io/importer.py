@@ -31,6 +31,7 @@ from gridgov.layers.io.readers import (
     ObjectArray,
     SourceTable,
     geometries_from_wkt,
+    name_the_sheet,
     points_from_xy,
     read_source,
 )
@@ -65,6 +66,7 @@ class ImportOptions:
     rejects_path: Path | None = None  # where --skip-invalid lists the refused rows
     scope: AreaScope = field(default_factory=AreaScope.everything)  # rows must lie inside
     data_key: bytes | None = None  # seals personal data; default: the configured key
+    sheet: str | None = None  # Excel sheet / GeoPackage layer, by name or number from 1
 
 
 def rejects_path_for(path: Path) -> Path:
@@ -110,7 +112,9 @@ def import_file(
     pairs = parse_map(options.mapping)
     targets = values.targets(spec)
     progress("read", 0, 1)
-    source = read_source(path, options.encoding, spec.id, header_names(spec, targets, pairs))
+    source = read_source(
+        path, options.encoding, spec.id, header_names(spec, targets, pairs), options.sheet
+    )
     progress("read", 1, 1)
     crs = resolve_crs(source.crs, options.crs)
     report = ImportReport(
@@ -121,15 +125,20 @@ def import_file(
         crs=crs,
         header_row=source.header_row,
         rows_empty=source.rows_empty,
+        sheet=source.part,
+        other_sheets=source.other_parts,
     )
-    plan = plan_fields(
-        spec,
-        targets,
-        source.fields,
-        pairs,
-        tabular=source.format.tabular,
-        dbf=source.format.value == "shp",
-    )
+    try:
+        plan = plan_fields(
+            spec,
+            targets,
+            source.fields,
+            pairs,
+            tabular=source.format.tabular,
+            dbf=source.format.value == "shp",
+        )
+    except ImportUsageError as exc:
+        raise name_the_sheet(exc, source.part, source.other_parts) from exc
     report.ignored_fields = plan.ignored
     problems = _Collector()
     geoms, geometry_field = _geometries(source, plan, problems)

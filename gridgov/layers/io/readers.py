@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -53,6 +54,8 @@ class SourceTable:
     geometry_problems: list[tuple[int, str, str]] = field(default_factory=list)
     header_row: int = 1  # line (CSV) or sheet row (Excel) of the header; above it a title
     rows_empty: int = 0  # rows with every cell blank, left out
+    part: str | None = None  # the Excel sheet or GeoPackage layer read
+    other_parts: list[str] = field(default_factory=list)  # the file's parts not read
 
 
 def unreadable(path: Path, cause: object) -> UnreadableFileError:
@@ -130,31 +133,97 @@ def read_source(
     encoding: str | None,
     layer_hint: str | None = None,
     header_names: frozenset[str] = frozenset(),
+    part: str | None = None,
 ) -> SourceTable:
     """Read ``path`` (any supported format); ``encoding`` overrides detection. In a CSV
     or Excel file the header is the first row naming at least three ``header_names``
-    (lower case), within the first few (:func:`header_index`)."""
+    (lower case), within the first few (:func:`header_index`). ``part`` chooses the Excel
+    sheet or GeoPackage layer (:func:`choose_part`; else the one named ``layer_hint``,
+    else the first)."""
     if not path.is_file():
         raise UnreadableFileError(f"找不到文件 {path.name}", f"no such file: {path.name}")
     codec = enc.codec_name(encoding) if encoding else None
     if path.suffix.lower() == ".zip":
         with tempfile.TemporaryDirectory(prefix="gridgov-import-") as tmp:
-            return read_source(unpack_zip(path, Path(tmp)), encoding, layer_hint, header_names)
+            inner = unpack_zip(path, Path(tmp))
+            return read_source(inner, encoding, layer_hint, header_names, part)
     fmt = format_of(path)
+    if part is not None and fmt not in (Format.XLSX, Format.GPKG):
+        raise sheet_not_applicable()
     if fmt is Format.CSV:
         return _read_csv(path, codec, header_names)
+    chosen: str | None = None
     if fmt is Format.XLSX:
-        return _read_xlsx(path, layer_hint, header_names)
-    return _read_vector(path, fmt, codec, layer_hint)
+        sheet = open_sheet(path, header_names, part, layer_hint)
+        parts, chosen = sheet.sheets, sheet.name
+        table = _read_xlsx(sheet, header_names)
+    else:
+        parts = _gpkg_layers(path) if fmt is Format.GPKG else []
+        chosen = choose_part(path, parts, part, layer_hint) if parts else None
+        table = _read_vector(path, fmt, codec, chosen)
+    table.part = chosen
+    table.other_parts = [name for name in parts if name != chosen]
+    return table
 
 
-def _read_vector(path: Path, fmt: Format, codec: str | None, hint: str | None) -> SourceTable:
+def sheet_not_applicable() -> ImportUsageError:
+    return ImportUsageError(
+        "--sheet 只用于 Excel 工作簿（工作表）和 GeoPackage（图层）",
+        "--sheet applies to Excel workbooks (a sheet) and GeoPackages (a layer) only",
+    )
+
+
+def name_the_sheet(
+    error: ImportUsageError, sheet: str | None, others: list[str]
+) -> ImportUsageError:
+    """``error`` (columns the sheet lacks) saying which sheet was read, when the workbook
+    has others: the data may well be on one of them."""
+    if not others:
+        return error
+    return type(error)(
+        f"{error.detail_zh}（读取的是工作表“{sheet}”；另有：{'、'.join(others)}，"
+        "可用 --sheet 选择）",
+        f"{error.detail_en} (read sheet {sheet!r}; the workbook also has "
+        f"{', '.join(others)}: choose one with --sheet)",
+        public=error.public,
+        **error.private,
+    )
+
+
+def choose_part(path: Path, parts: list[str], wanted: str | None, hint: str | None) -> str:
+    """The sheet of a workbook (or layer of a GeoPackage) to read: ``wanted`` by its name or
+    its number from 1; without it the one named ``hint`` (the target layer's id), else
+    the first. A name or number the file lacks is refused with the ones it has."""
+    if not parts:
+        raise UnreadableFileError(f"{path.name} 中没有工作表或图层", f"{path.name} holds no sheet")
+    if wanted is None:
+        return hint if hint in parts else parts[0]
+    if wanted in parts:
+        return wanted
+    number = wanted.strip()
+    if number.isdigit() and 1 <= int(number) <= len(parts):
+        return parts[int(number) - 1]
+    listed = "、".join(f"{i}. {name}" for i, name in enumerate(parts, 1))
+    raise ImportUsageError(
+        f"{path.name} 中没有工作表或图层“{wanted}”，可用（名称或序号）：{listed}",
+        f"{path.name} has no sheet or layer {wanted!r}; it has (by name or number): "
+        + ", ".join(f"{i}. {name}" for i, name in enumerate(parts, 1)),
+    )
+
+
+def _gpkg_layers(path: Path) -> list[str]:
+    try:
+        return [str(row[0]) for row in pyogrio.list_layers(path)]
+    except Exception as exc:  # GDAL's errors are many; all mean "cannot read"
+        raise unreadable(path, exc) from exc
+
+
+def _read_vector(path: Path, fmt: Format, codec: str | None, layer: str | None) -> SourceTable:
     source: Path | bytes = path
     options: dict[str, Any] = {}
     try:
         if fmt is Format.GPKG:
-            names = [str(row[0]) for row in pyogrio.list_layers(path)]
-            options["layer"] = hint if hint in names else None
+            options["layer"] = layer
         if fmt is Format.SHP:
             options["encoding"] = RAW
         elif fmt is Format.GEOJSON:
@@ -357,8 +426,8 @@ def csv_chunks(
         ) from None
 
 
-def _read_xlsx(path: Path, hint: str | None, header_names: frozenset[str]) -> SourceTable:
-    rows = [list(r) for r in excel_rows(path, hint)]
+def _read_xlsx(sheet: SheetRows, header_names: frozenset[str]) -> SourceTable:
+    rows = [list(r) for r in itertools.chain(sheet.top, sheet.rest)]
     filled = [i for i, r in enumerate(rows) if not _empty_row(r)]
     if not filled:
         return SourceTable(Format.XLSX, [], {}, 0, encoding=enc.UTF8)
@@ -392,14 +461,20 @@ def _empty_row(row: list[object]) -> bool:
 HEADER_SEARCH_ROWS = 10
 
 
-def header_index(rows: list[list[object]], names: frozenset[str]) -> int:
+def header_index(rows: Sequence[Sequence[object]], names: frozenset[str]) -> int:
     """The first of ``rows`` (at most :data:`HEADER_SEARCH_ROWS`) with at least three
     cells among ``names`` (compared trimmed and in lower case); 0 when none has."""
+    found = find_header(rows, names)
+    return 0 if found is None else found
+
+
+def find_header(rows: Sequence[Sequence[object]], names: frozenset[str]) -> int | None:
+    """:func:`header_index`, or None when no row names three of ``names``."""
     for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
         cells = {str(v).strip().lower() for v in row if v is not None}
         if len(cells & names) >= 3:
             return i
-    return 0
+    return None
 
 
 def csv_title_records(head: str, sep: str, names: frozenset[str]) -> tuple[int, int]:
@@ -429,10 +504,55 @@ def csv_title_records(head: str, sep: str, names: frozenset[str]) -> tuple[int, 
 EXCEL_WHOLE_BYTES = 512 << 20
 
 
-def excel_rows(path: Path, sheet: str | None = None) -> Iterator[tuple[object, ...]]:
-    """Rows of the sheet named ``sheet`` (else the first), header included: whole numbers
-    as ``int``, empty cells as ``None``, dates as ``datetime`` — the same values from
-    either reader."""
+@dataclass
+class SheetRows:
+    """The sheet chosen to read (:func:`open_sheet`): its first rows, already read, then
+    the rest, still to read (so that the choice costs no second read of the sheet)."""
+
+    name: str
+    sheets: list[str]  # every sheet of the workbook, in order
+    top: list[tuple[object, ...]]
+    rest: Iterator[tuple[object, ...]]
+
+
+def open_sheet(
+    path: Path, names: frozenset[str], wanted: str | None, hint: str | None = None
+) -> SheetRows:
+    """The sheet to read: ``wanted`` (:func:`choose_part`), or the one named ``hint``; else
+    the first sheet whose first rows hold a header naming three of ``names``, so that a
+    workbook opening with a 填表说明 sheet is read from its 台账 sheet; else the first.
+    Callers say which sheet they read and which they did not."""
+    sheets = excel_sheet_names(path)
+    chosen = choose_part(path, sheets, wanted, hint)
+    candidates = [chosen] if wanted is not None or hint in sheets else sheets
+    for name in candidates:
+        rows = excel_rows(path, name)
+        top = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
+        if len(candidates) == 1 or find_header(top, names) is not None:
+            return SheetRows(name, sheets, top, rows)
+        rows.close()
+    rows = excel_rows(path, chosen)
+    return SheetRows(chosen, sheets, list(itertools.islice(rows, HEADER_SEARCH_ROWS)), rows)
+
+
+def excel_sheet_names(path: Path) -> list[str]:
+    """The workbook's sheets in their order (read from its index, not the sheets)."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # zip, XML and calamine errors alike
+        raise unreadable(path, exc) from exc
+    try:
+        return [str(name) for name in book.sheet_names]
+    finally:
+        book.close()
+
+
+def excel_rows(path: Path, sheet: str | None = None) -> Generator[tuple[object, ...]]:
+    """Rows of the sheet named ``sheet`` (None: the first; see :func:`choose_part`),
+    header included: whole numbers as ``int``, empty cells as ``None``, dates as
+    ``datetime`` — the same values from either reader."""
     try:
         if _unpacked_size(path) <= EXCEL_WHOLE_BYTES:
             yield from _calamine_rows(path, sheet)
@@ -468,11 +588,7 @@ def _calamine_rows(path: Path, sheet: str | None) -> Iterator[tuple[object, ...]
 
     book = CalamineWorkbook.from_path(str(path))
     try:
-        chosen = (
-            book.get_sheet_by_name(sheet)
-            if sheet in book.sheet_names
-            else book.get_sheet_by_index(0)
-        )
+        chosen = book.get_sheet_by_index(0) if sheet is None else book.get_sheet_by_name(sheet)
         for row in chosen.iter_rows():
             yield tuple(_cell(v) for v in row)
     finally:
@@ -485,7 +601,7 @@ def _openpyxl_rows(path: Path, sheet: str | None) -> Iterator[tuple[object, ...]
 
     book = load_workbook(path, read_only=True, data_only=True)
     try:
-        chosen = book[sheet] if sheet in book.sheetnames else book.worksheets[0]
+        chosen = book.worksheets[0] if sheet is None else book[sheet]
         for row in chosen.iter_rows(values_only=True):
             # A formula's error (#N/A, #DIV/0!) holds no value: blank, as calamine reads it.
             yield tuple(None if v in ERROR_CODES else _cell(v) for v in row)

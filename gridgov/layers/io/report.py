@@ -47,6 +47,8 @@ class ImportReport:
     rejects_file: str | None = None
     header_row: int = 1  # line (CSV) or sheet row (Excel) of the header; above it a title
     rows_empty: int = 0  # rows with every cell blank: skipped
+    sheet: str | None = None  # the Excel sheet (or GeoPackage layer) read
+    other_sheets: list[str] = field(default_factory=list)  # the file's sheets not read
 
     @property
     def rejected_rows(self) -> list[int]:
@@ -71,6 +73,8 @@ class ImportReport:
             "ignored_fields": self.ignored_fields,
             "header_row": self.header_row,
             "rows_empty": self.rows_empty,
+            "sheet": self.sheet,
+            "other_sheets": self.other_sheets,
             "encoding": self.encoding,
             "crs": self.crs,
             "problems": [p.as_dict() for p in self.problems],
