@@ -200,6 +200,46 @@ def test_a_ledger_title_and_empty_rows_are_passed_over(
     ]
 
 
+def test_problems_name_the_files_own_rows_when_empty_rows_were_skipped(
+    connection: Connection, registry: Registry, pyramid: None, tmp_path: Path
+) -> None:
+    """Empty rows are left out but still counted: a bad row is named by the number people
+    see (from the line after the header), in the report and in the rejects file."""
+    lines = [
+        "address,households,residents,经度,纬度,community_code",
+        f"好楼,1,1,120.301,31.571,{CODES_COMMUNITY}",
+        ",,,,,",
+        f"坏楼,x,1,120.302,31.572,{CODES_COMMUNITY}",
+        ",,,,,",
+        ",,,,,",
+        "错楼,1,1,120.303,31.573,999",
+    ]
+    path = tmp_path / "楼栋.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for line in lines:
+        sheet.append([] if line == ",,,,," else line.split(","))
+    book.save(tmp_path / "楼栋.xlsx")
+    for source in (path, tmp_path / "楼栋.xlsx"):
+        rejects = tmp_path / f"{source.suffix}.rejects.csv"
+        report = run_import(
+            connection,
+            registry,
+            "building",
+            source,
+            crs="wgs84",
+            skip_invalid=True,
+            rejects_path=rejects,
+        )
+        assert (report.rows_read, report.rows_empty, report.rows_written) == (3, 3, 1), source
+        assert report.rejected_rows == [3, 6], source
+        with rejects.open(encoding="utf-8-sig", newline="") as handle:
+            listed = [(r["row"], r["address"]) for r in csv.DictReader(handle)]
+        assert listed == [("3", "坏楼"), ("6", "错楼")], source
+
+
 def test_nan_coordinates_and_every_problem_reported(
     connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
 ) -> None:

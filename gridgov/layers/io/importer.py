@@ -9,6 +9,7 @@ exactly as it was.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +156,8 @@ def import_file(
     progress("check", 1, 1)
 
     report.problems = sorted(
-        problems.items, key=lambda p: (p.row if p.row is not None else 0, p.field or "")
+        (_numbered(p, source) for p in problems.items),
+        key=lambda p: (p.row if p.row is not None else 0, p.field or ""),
     )
     file_level = any(p.row is None for p in problems.items)
     if problems.items and (not options.skip_invalid or file_level):
@@ -189,7 +191,7 @@ def import_file(
         vault.seal(conn, spec, options.data_key or Settings().require_data_key())
     progress("write", 1, 1)
     if problems.bad and options.rejects_path is not None:
-        write_rejects(options.rejects_path, source, report)
+        write_rejects(options.rejects_path, source, problems.items)
         report.rejects_file = str(options.rejects_path)
     return report
 
@@ -414,10 +416,18 @@ def _replace(conn: Connection, registry: Registry, spec: LayerSpec, layer: Any) 
     staging.delete_all(conn, layer)
 
 
-def write_rejects(path: Path, source: SourceTable, report: ImportReport) -> None:
-    """Refused rows with their reasons (:func:`write_rejects_file`)."""
+def _numbered(problem: Problem, source: SourceTable) -> Problem:
+    """``problem`` naming its row by the file's record number (empty rows counted)."""
+    if problem.row is None:
+        return problem
+    return dataclasses.replace(problem, row=source.record_number(problem.row - 1))
+
+
+def write_rejects(path: Path, source: SourceTable, problems: list[Problem]) -> None:
+    """Refused rows (``problems`` by row as read, 1-based) with their reasons, each under
+    its record number in the file (:func:`write_rejects_file`)."""
     by_row: dict[int, list[Problem]] = {}
-    for problem in report.problems:
+    for problem in problems:
         if problem.row is not None:
             by_row.setdefault(problem.row, []).append(problem)
     geometry = source.geometry
@@ -428,7 +438,7 @@ def write_rejects(path: Path, source: SourceTable, report: ImportReport) -> None
     def cells(row: int, items: list[Problem]) -> list[object]:
         i = row - 1
         out: list[object] = [
-            row,
+            source.record_number(i),
             "；".join(p.reason_zh for p in items),
             "; ".join(p.reason_en for p in items),
             *(source.columns[f][i] for f in source.fields),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyogrio
 import shapely
@@ -56,6 +57,13 @@ class SourceTable:
     rows_empty: int = 0  # rows with every cell blank, left out
     part: str | None = None  # the Excel sheet or GeoPackage layer read
     other_parts: list[str] = field(default_factory=list)  # the file's parts not read
+    # Each row's record number in the file (from the line after the header, empty rows
+    # counted), so that problems name the row people see; None: 1, 2, 3, …
+    record_numbers: list[int] | None = None
+
+    def record_number(self, index: int) -> int:
+        """The file's number for row ``index`` (0-based here)."""
+        return index + 1 if self.record_numbers is None else self.record_numbers[index]
 
 
 def unreadable(path: Path, cause: object) -> UnreadableFileError:
@@ -346,7 +354,7 @@ def _read_csv(path: Path, codec: str | None, header_names: frozenset[str]) -> So
     )
     # Rows with every cell blank (Excel writes a sheet's empty rows as ",,,,") are left
     # out, as the Excel reader leaves them out.
-    filled = (frame.apply(lambda c: c.str.strip()) != "").any(axis=1)
+    filled = (frame.apply(lambda c: c.str.strip()) != "").any(axis=1).to_numpy()
     rows_empty = int((~filled).sum())
     frame = frame[filled]
     names = [str(c).strip() for c in frame.columns]
@@ -362,7 +370,13 @@ def _read_csv(path: Path, codec: str | None, header_names: frozenset[str]) -> So
         encoding=chosen,
         header_row=header_row,
         rows_empty=rows_empty,
+        record_numbers=_kept_numbers(filled) if rows_empty else None,
     )
+
+
+def _kept_numbers(filled: npt.NDArray[np.bool_]) -> list[int]:
+    """The record numbers (from 1) of the rows kept, where ``filled`` marks them."""
+    return [int(i) + 1 for i in np.flatnonzero(filled)]
 
 
 def csv_separator(sample: str) -> str:
@@ -434,7 +448,8 @@ def _read_xlsx(sheet: SheetRows, header_names: frozenset[str]) -> SourceTable:
     top = filled[:HEADER_SEARCH_ROWS]
     at = top[header_index([rows[i] for i in top], header_names)]
     header = [str(v).strip() if v is not None else "" for v in rows[at]]
-    body = [r for r in rows[at + 1 :] if not _empty_row(r)]
+    kept = np.array([not _empty_row(r) for r in rows[at + 1 :]], dtype=bool)
+    body = [r for r, keep in zip(rows[at + 1 :], kept, strict=True) if keep]
     names = [h for h in header if h]
     columns: dict[str, list[object]] = {
         name: [(r[j] if j < len(r) else None) for r in body]
@@ -449,6 +464,7 @@ def _read_xlsx(sheet: SheetRows, header_names: frozenset[str]) -> SourceTable:
         encoding=enc.UTF8,
         header_row=at + 1,
         rows_empty=len(rows) - at - 1 - len(body),
+        record_numbers=_kept_numbers(kept) if len(body) < len(kept) else None,
     )
 
 
