@@ -138,7 +138,7 @@ def _count_rows(path: Path, sheet: str | None = None) -> int | None:
 
 @app.command("import")
 def import_command(
-    path: Annotated[Path, typer.Argument(help="CSV, Excel (.xlsx) or GeoJSON file.")],
+    path: Annotated[Path, typer.Argument(help="CSV, Excel (.xlsx, .xls) or GeoJSON file.")],
     crs: Annotated[
         str, typer.Option(help="wgs84, cgcs2000, gcj02 (高德/腾讯/微信), bd09 (百度) or EPSG:n")
     ] = "wgs84",

@@ -78,7 +78,9 @@ def _exit_code(error: GridgovError) -> int:
 @app.command("import")
 def layer_import(
     layer: Annotated[str, typer.Argument(help="Layer id, e.g. grid (see `gridgov layers list`).")],
-    path: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, .shp / .zip, CSV or .xlsx")],
+    path: Annotated[
+        Path, typer.Argument(help="GeoJSON, GeoPackage, .shp / .zip, CSV, .xlsx or .xls")
+    ],
     crs: Annotated[
         str | None, typer.Option(help="Input CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:n.")
     ] = None,

@@ -182,7 +182,7 @@ def _header_name(column: str, header: list[str]) -> str:
     return base if dot and number.isdigit() and base in header else column
 
 
-EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm"})
+EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls"})
 
 
 def _chunks(

@@ -137,6 +137,24 @@ def test_api_import_reads_the_sheet_asked_for_and_names_the_others(
     assert count(connection, metadata, "building") == rows
 
 
+def test_api_imports_a_sheet_of_an_excel_97_2003_workbook(
+    client: TestClient, connection: Connection, metadata: MetaData, pyramid: None
+) -> None:
+    ledger = Path(__file__).parents[1] / "data" / "ledger.xls"  # make_ledger_xls.py
+    response = client.post(
+        "/layers/building/import",
+        files={"file": ("台账.xls", ledger.read_bytes())},
+        data={"crs": "wgs84", "sheet": "楼栋"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["rows_written"] == 2
+    rows = table_rows(connection, metadata, "building")
+    assert sorted((r["address"], r["households"], r["community_code"]) for r in rows) == [
+        ("崇安寺1号", 12, CODES_COMMUNITY),
+        ("崇安寺2号", 8, CODES_COMMUNITY),  # typed as a number in the sheet
+    ]
+
+
 def test_a_sheet_or_layer_the_file_lacks_is_refused_with_the_ones_it_has(
     client: TestClient, connection: Connection, metadata: MetaData, pyramid: None, tmp_path: Path
 ) -> None:

@@ -665,6 +665,33 @@ def test_the_cli_says_which_sheet_it_read_and_which_it_did_not(tmp_path: Path) -
     assert "十二月" in refused.output
 
 
+LEDGER_XLS = Path(__file__).parents[1] / "data" / "ledger.xls"  # tests/data/make_ledger_xls.py
+
+
+def test_an_excel_97_2003_workbook_is_read_like_an_xlsx(
+    city: Connection, registry: Registry
+) -> None:
+    """.xls, as many township 台账 templates still are: the 5月 sheet (past a 填表说明
+    sheet and a title row), an id typed as a number, a date cell and a text time."""
+    report = run(city, registry, LEDGER_XLS, crs="wgs84")
+    assert (report.sheet, report.other_sheets) == ("5月", ["填表说明", "楼栋"])
+    assert (report.header_row, report.rows_empty, report.rows_written) == (2, 1, 3)
+    stored = city.execute(
+        text(
+            "SELECT external_id, category, source, grid_code, "
+            "to_char(reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI') "
+            "FROM incident ORDER BY external_id"
+        )
+    ).all()
+    assert [tuple(r) for r in stored] == [
+        ("12345", "dispute", "hotline", "320213001001001", "2025-05-01 09:05"),
+        ("XLS-2", "safety_hazard", "grid_worker", "320213001001002", "2025-05-02 14:30"),
+        ("XLS-3", "dispute", "hotline", "320213001001001", "2025-05-03 10:00"),
+    ]
+    again = run(city, registry, LEDGER_XLS, crs="wgs84")
+    assert (again.rows_written, again.rows_unchanged) == (0, 3)
+
+
 def test_two_columns_for_one_field_are_refused_until_map_chooses(
     city: Connection, registry: Registry, tmp_path: Path
 ) -> None:
@@ -904,11 +931,16 @@ def test_files_that_cannot_be_split_into_rows_are_refused_by_name(
 def test_excel_files_that_cannot_be_read_are_refused_by_name(
     city: Connection, registry: Registry, tmp_path: Path
 ) -> None:
-    broken = tmp_path / "broken.xlsx"
-    broken.write_bytes(b"PK\x03\x04 not really a workbook")
-    with pytest.raises(UnreadableFileError) as caught:
-        run(city, registry, broken)
-    assert "broken.xlsx" in caught.value.detail_zh
+    for name, content in (
+        ("broken.xlsx", b"PK\x03\x04 not really a workbook"),
+        ("broken.xls", b"\xd0\xcf\x11\xe0 not really a workbook"),
+        ("cut.xls", LEDGER_XLS.read_bytes()[:2000]),
+    ):
+        broken = tmp_path / name
+        broken.write_bytes(content)
+        with pytest.raises(UnreadableFileError) as caught:
+            run(city, registry, broken)
+        assert name in caught.value.detail_zh
     Workbook().save(tmp_path / "empty.xlsx")
     with pytest.raises(UnreadableFileError) as caught:
         run(city, registry, tmp_path / "empty.xlsx")

@@ -32,7 +32,7 @@ from gridgov.layers.io.importer import ImportOptions, import_file
 
 router = APIRouter(tags=["layers 图层导入导出"])
 
-UPLOAD_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".csv", ".xlsx")
+UPLOAD_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".csv", ".xlsx", ".xls")
 _TRUE = {"1", "true", "yes", "on"}
 
 _IMPORT_BODY: dict[str, Any] = {
@@ -47,7 +47,7 @@ _IMPORT_BODY: dict[str, Any] = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "GeoJSON, GeoPackage, CSV, Excel (.xlsx), or a "
+                            "description": "GeoJSON, GeoPackage, CSV, Excel (.xlsx, .xls), or a "
                             "shapefile as .zip",
                         },
                         "crs": {
@@ -122,8 +122,9 @@ async def import_layer(
     suffix = Path(upload.filename).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
         raise InvalidInputError(
-            "不支持的文件类型：可上传 .geojson、.gpkg、.csv、.xlsx，Shapefile 请压缩为 .zip",
-            "unsupported file type: upload .geojson, .gpkg, .csv, .xlsx or a zipped shapefile",
+            "不支持的文件类型：可上传 .geojson、.gpkg、.csv、.xlsx、.xls，Shapefile 请压缩为 .zip",
+            "unsupported file type: upload .geojson, .gpkg, .csv, .xlsx, .xls or a zipped "
+            "shapefile",
         )
 
     def text(name: str) -> str | None:

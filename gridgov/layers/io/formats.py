@@ -14,11 +14,17 @@ class Format(StrEnum):
     SHP = "shp"
     CSV = "csv"
     XLSX = "xlsx"
+    XLS = "xls"  # Excel 97-2003: read only
 
     @property
     def tabular(self) -> bool:
         """Tables whose geometry comes from lon/lat or WKT columns."""
-        return self in (Format.CSV, Format.XLSX)
+        return self in (Format.CSV, Format.XLSX, Format.XLS)
+
+    @property
+    def excel(self) -> bool:
+        """A workbook of sheets (read by :func:`gridgov.layers.io.readers.excel_rows`)."""
+        return self in (Format.XLSX, Format.XLS)
 
     @property
     def driver(self) -> str:
@@ -28,6 +34,7 @@ class Format(StrEnum):
             Format.SHP: "ESRI Shapefile",
             Format.CSV: "CSV",
             Format.XLSX: "XLSX",
+            Format.XLS: "XLS",
         }[self]
 
     @property
@@ -39,6 +46,7 @@ class Format(StrEnum):
             Format.SHP: "application/zip",
             Format.CSV: "text/csv; charset=utf-8",
             Format.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Format.XLS: "application/vnd.ms-excel",
         }[self]
 
     @property
@@ -54,6 +62,7 @@ _SUFFIXES = {
     ".csv": Format.CSV,
     ".txt": Format.CSV,
     ".xlsx": Format.XLSX,
+    ".xls": Format.XLS,
 }
 
 EXPORT_FORMATS = (Format.GEOJSON, Format.GPKG, Format.SHP, Format.CSV)
@@ -65,9 +74,9 @@ def format_of(path: Path) -> Format:
     if fmt is None:
         raise UnreadableFileError(
             f"不支持的文件类型 {path.suffix or '（无扩展名）'}：可用 GeoJSON、GeoPackage、"
-            "Shapefile（.shp 或 .zip）、CSV 或 Excel（.xlsx）",
+            "Shapefile（.shp 或 .zip）、CSV 或 Excel（.xlsx、.xls）",
             f"unsupported file type {path.suffix or '(none)'}: use GeoJSON, GeoPackage, "
-            "Shapefile (.shp or .zip), CSV or Excel (.xlsx)",
+            "Shapefile (.shp or .zip), CSV or Excel (.xlsx, .xls)",
         )
     return fmt
 

@@ -156,15 +156,15 @@ def read_source(
             inner = unpack_zip(path, Path(tmp))
             return read_source(inner, encoding, layer_hint, header_names, part)
     fmt = format_of(path)
-    if part is not None and fmt not in (Format.XLSX, Format.GPKG):
+    if part is not None and not (fmt.excel or fmt is Format.GPKG):
         raise sheet_not_applicable()
     if fmt is Format.CSV:
         return _read_csv(path, codec, header_names)
     chosen: str | None = None
-    if fmt is Format.XLSX:
+    if fmt.excel:
         sheet = open_sheet(path, header_names, part, layer_hint)
         parts, chosen = sheet.sheets, sheet.name
-        table = _read_xlsx(sheet, header_names)
+        table = _read_excel(fmt, sheet, header_names)
     else:
         parts = _gpkg_layers(path) if fmt is Format.GPKG else []
         chosen = choose_part(path, parts, part, layer_hint) if parts else None
@@ -440,11 +440,11 @@ def csv_chunks(
         ) from None
 
 
-def _read_xlsx(sheet: SheetRows, header_names: frozenset[str]) -> SourceTable:
+def _read_excel(fmt: Format, sheet: SheetRows, header_names: frozenset[str]) -> SourceTable:
     rows = [list(r) for r in itertools.chain(sheet.top, sheet.rest)]
     filled = [i for i, r in enumerate(rows) if not _empty_row(r)]
     if not filled:
-        return SourceTable(Format.XLSX, [], {}, 0, encoding=enc.UTF8)
+        return SourceTable(fmt, [], {}, 0, encoding=enc.UTF8)
     top = filled[:HEADER_SEARCH_ROWS]
     at = top[header_index([rows[i] for i in top], header_names)]
     header = [str(v).strip() if v is not None else "" for v in rows[at]]
@@ -457,7 +457,7 @@ def _read_xlsx(sheet: SheetRows, header_names: frozenset[str]) -> SourceTable:
         if name
     }
     return SourceTable(
-        Format.XLSX,
+        fmt,
         names,
         columns,
         len(body),
@@ -570,7 +570,8 @@ def excel_rows(path: Path, sheet: str | None = None) -> Generator[tuple[object, 
     header included: whole numbers as ``int``, empty cells as ``None``, dates as
     ``datetime`` — the same values from either reader."""
     try:
-        if _unpacked_size(path) <= EXCEL_WHOLE_BYTES:
+        # An .xls sheet holds at most 65,536 rows: always small enough to read whole.
+        if path.suffix.lower() == ".xls" or _unpacked_size(path) <= EXCEL_WHOLE_BYTES:
             yield from _calamine_rows(path, sheet)
         else:
             yield from _openpyxl_rows(path, sheet)
