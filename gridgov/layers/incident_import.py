@@ -58,6 +58,7 @@ from gridgov.layers.io.readers import (
 )
 from gridgov.layers.io.report import ImportReport, Problem, write_rejects_file
 from gridgov.layers.io.values import (
+    EPOCH_TIME,
     LOOSE_TIME,
     UNSTORABLE_EN,
     UNSTORABLE_ZH,
@@ -539,6 +540,11 @@ def _times(raw: pd.Series) -> tuple[np.ndarray, list[tuple[int, object]]]:
         out[aware] = _micros(
             pd.to_datetime(values[aware], format="ISO8601", utc=True, errors="coerce")
         )
+    epoch = (out == _NOT_YET) & stripped.str.fullmatch(EPOCH_TIME.pattern).to_numpy(dtype=bool)
+    if epoch.any():  # ArcGIS's milliseconds (13 digits) or seconds (10): values.EPOCH_TIME
+        numbers = stripped[epoch].astype(np.int64).to_numpy()
+        lengths = stripped[epoch].str.len().to_numpy()
+        out[epoch] = np.where(lengths == 13, numbers * 1_000, numbers * 1_000_000)
     left = (out == _NOT_YET) & (values != "").to_numpy(dtype=bool)
     # Longer values cannot match (and would make the character matrix huge).
     left &= (stripped.str.len() <= _LOOSE_TIME_MAX_CHARS).to_numpy(dtype=bool)

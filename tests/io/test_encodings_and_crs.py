@@ -16,7 +16,11 @@ from sqlalchemy import Connection, MetaData
 
 from gridgov.gis.coords import wgs84_to_gcj02
 from gridgov.layers.io import encoding
-from gridgov.layers.io.errors import EncodingProblemError, ImportUsageError
+from gridgov.layers.io.errors import (
+    EncodingProblemError,
+    ImportRefusedError,
+    ImportUsageError,
+)
 from gridgov.layers.registry import Registry
 from tests.io.conftest import CODES_COMMUNITY, grid_box, run_import, table_rows
 
@@ -171,6 +175,26 @@ def test_excel_with_numeric_codes_and_mapped_columns(
     ]
     assert rows[0]["township_code"] == "320213001"
     assert math.isclose(rows[1]["geom"].x, 120.3022, abs_tol=1e-12)
+
+
+def test_arcgis_epoch_milliseconds_are_read_as_times(
+    connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
+) -> None:
+    """ArcGIS's GeoJSON gives a date field as epoch milliseconds (GDAL reads an integer
+    column); 13 digits are milliseconds, 10 seconds, another length is refused by row."""
+    frame = _grid_frame(NAMES[:3])
+    beijing_midnight = 1746028800000  # 2025-05-01T00:00+08:00
+    frame["生效时间"] = np.array([beijing_midnight, beijing_midnight // 1000, 174602880000])
+    path = tmp_path / "arcgis.geojson"
+    pyogrio.write_dataframe(frame, path, driver="GeoJSON")
+    with pytest.raises(ImportRefusedError) as caught:
+        run_import(connection, registry, "grid", path, crs="cgcs2000")
+    assert [(p.row, p.field) for p in caught.value.report.problems] == [(3, "valid_from")]
+    frame = frame.iloc[:2]
+    pyogrio.write_dataframe(frame, path, driver="GeoJSON")
+    run_import(connection, registry, "grid", path, crs="cgcs2000")
+    starts = {r["valid_from"].isoformat() for r in table_rows(connection, metadata, "grid")}
+    assert starts == {"2025-04-30T16:00:00+00:00"}
 
 
 def test_map_to_unknown_column_is_a_usage_error(

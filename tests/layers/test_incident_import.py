@@ -191,6 +191,38 @@ def test_gbk_csv_is_detected(city: Connection, registry: Registry, tmp_path: Pat
     )
 
 
+def test_an_arcgis_geojson_with_epoch_milliseconds_imports(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    """ArcGIS's GeoJSON (a REST query with f=geojson) gives dates as epoch milliseconds:
+    JSON numbers. A number of another length is a bad row, named."""
+
+    def feature(fid: int, at: object) -> dict[str, object]:
+        return {
+            "type": "Feature",
+            "id": fid,
+            "geometry": {"type": "Point", "coordinates": [120.305 + fid * 1e-4, 31.575]},
+            "properties": {"OBJECTID": fid, "SJLB": "矛盾纠纷", "LY": "12345热线", "SBSJ": at},
+        }
+
+    path = tmp_path / "arcgis.geojson"
+    mapping = ("SJLB=category", "LY=source", "SBSJ=reported_at")
+    features = [feature(1, 1746064800000), feature(2, 1746064800)]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), "utf-8")
+    report = run(city, registry, path, crs="wgs84", mapping=mapping)
+    assert report.rows_written == 2
+    stored = city.execute(
+        text("SELECT external_id, reported_at FROM incident ORDER BY external_id")
+    ).all()
+    expected = datetime.fromisoformat("2025-05-01T10:00:00+08:00")
+    assert [tuple(r) for r in stored] == [("1", expected), ("2", expected)]
+    features.append(feature(3, 174606480000))
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), "utf-8")
+    with pytest.raises(ImportRefusedError) as caught:
+        run(city, registry, path, crs="wgs84", mapping=mapping)
+    assert [(p.row, p.field) for p in caught.value.report.problems] == [(3, "reported_at")]
+
+
 def test_excel_and_geojson_in_wgs84(city: Connection, registry: Registry, tmp_path: Path) -> None:
     book = Workbook()
     sheet = book.active
@@ -465,6 +497,47 @@ def test_spreadsheet_times_are_read_alike_column_wise_and_row_by_row() -> None:
     dates, date_problems = convert_column(Target("d", ColumnType.DATE, "日期"), texts, len(texts))
     assert dates[2] == dates[5] == date(2025, 5, 1)
     assert {p.index for p in date_problems} == refused | {0, 1, 3, 4, 6, 7}
+
+
+def test_epoch_times_as_arcgis_exports_them_are_read_alike_column_wise_and_row_by_row() -> None:
+    """13 digits are milliseconds, 10 are seconds (values.EPOCH_TIME): both readers agree;
+    other lengths, signs and fractions are no time. A date must be a midnight, in Beijing
+    (a date entered in China) or in UTC."""
+    import pandas as pd
+
+    from gridgov.layers.incident_import import _NOT_YET, _times
+    from gridgov.layers.io.values import Target, convert_column
+    from gridgov.layers.spec import ColumnType
+
+    ten_beijing = "2025-05-01T02:00:00+00:00"
+    cases = {
+        "1746064800000": ten_beijing,
+        "1746064800": ten_beijing,
+        "1746064800123": "2025-05-01T02:00:00.123000+00:00",
+        "174606480000": None,
+        "17460648000000": None,
+        "-1746064800": None,
+        "1746064800.5": None,
+    }
+    texts = list(cases)
+    micros, slow = _times(pd.Series(texts))
+    converted, problems = convert_column(Target("t", ColumnType.TIMESTAMP, "时间"), texts, 7)
+    refused = {p.index for p in problems}
+    for i, (textual, expected) in enumerate(cases.items()):
+        if expected is None:
+            assert micros[i] == _NOT_YET, textual
+            assert i in refused, textual
+            continue
+        moment = converted[i]
+        assert isinstance(moment, datetime), textual
+        assert moment.isoformat() == expected, textual
+        assert micros[i] == round(moment.timestamp() * 1e6), textual
+    assert [i for i, _ in slow] == sorted(refused)
+    beijing_midnight, utc_midnight, ten_o_clock = 1746028800000, 1746057600000, 1746064800000
+    days = [beijing_midnight, utc_midnight, ten_o_clock, "1746028800"]
+    dates, date_problems = convert_column(Target("d", ColumnType.DATE, "日期"), days, 4)
+    assert [dates[i] for i in (0, 1, 3)] == [date(2025, 5, 1)] * 3
+    assert [p.index for p in date_problems] == [2]
 
 
 def test_a_csv_saved_by_excel_in_a_chinese_locale_imports(

@@ -9,10 +9,11 @@ the column's type is refused.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
@@ -204,6 +205,37 @@ def loose_time_iso(text: str) -> str | None:
     return f"{iso}T{int(found['H']):02d}:{minute:02d}:{second:02d}{fraction}"
 
 
+# Epoch times as ArcGIS (its GeoJSON and REST answers) and Java systems export them: 13
+# digits of milliseconds or 10 of seconds since 1970-01-01 UTC. Either length spans
+# 2001-09-09 to 2286-11-20, so the length alone says which unit: never a guess between
+# the two. Other lengths are no time (20250501 is read as a date, by ISO 8601).
+EPOCH_TIME = re.compile(r"[0-9]{10}|[0-9]{13}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_instant(value: object) -> datetime | None:
+    """``value`` as an :data:`EPOCH_TIME` (an integer or its digits), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral | str):
+        return None
+    text = str(int(value)) if isinstance(value, numbers.Integral) else value.strip()
+    if not EPOCH_TIME.fullmatch(text):
+        return None
+    unit = timedelta(milliseconds=1) if len(text) == 13 else timedelta(seconds=1)
+    return _EPOCH + int(text) * unit
+
+
+def _epoch_date(instant: datetime) -> date:
+    """The day of an epoch time given for a date: a midnight in Beijing or in UTC (how
+    ArcGIS stores a date entered in China, or one written without a zone); else not a
+    date."""
+    local = instant.astimezone(CHINA_TZ)
+    if local.time() == time(0):
+        return local.date()
+    if instant.time() == time(0):
+        return instant.date()
+    raise _BadValueError
+
+
 def _iso_datetime(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text.replace("/", "-"))
@@ -221,6 +253,9 @@ def _date(value: object) -> date:
         return value.date()
     if isinstance(value, date):
         return value
+    instant = epoch_instant(value)
+    if instant is not None:
+        return _epoch_date(instant)
     parsed = _iso_datetime(str(value).strip())
     if parsed.time() != time(0):
         raise _BadValueError
@@ -233,7 +268,7 @@ def _timestamp(value: object) -> datetime:
     elif isinstance(value, date):
         parsed = datetime.combine(value, time(0))
     else:
-        parsed = _iso_datetime(str(value).strip())
+        parsed = epoch_instant(value) or _iso_datetime(str(value).strip())
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=CHINA_TZ)
     return parsed
