@@ -56,7 +56,13 @@ from gridgov.layers.io.readers import (
     open_sheet,
     sheet_not_applicable,
 )
-from gridgov.layers.io.report import ImportReport, Problem, write_rejects_file
+from gridgov.layers.io.report import (
+    REJECTS_HEADER,
+    ImportReport,
+    Problem,
+    rejects_line,
+    write_rejects_file,
+)
 from gridgov.layers.io.values import (
     EPOCH_TIME,
     LOOSE_TIME,
@@ -1196,13 +1202,17 @@ def _secondary_indexes(conn: Connection) -> list[tuple[str, str]]:
 
 
 def _write_rejects(path: Path, rejected: list[tuple[int, dict[str, str], Problem]]) -> None:
-    """The refused rows, one line per problem (:func:`write_rejects_file`)."""
+    """The refused rows, one line per row with all its reasons, as ``gridgov layer import``
+    writes them (:func:`rejects_line`)."""
     fields = sorted({k for _, row, _ in rejected for k in row})
+    by_row: dict[int, tuple[dict[str, str], list[Problem]]] = {}
+    for row_no, row, problem in rejected:
+        by_row.setdefault(row_no, (row, []))[1].append(problem)
     write_rejects_file(
         path,
-        ["row", "reason_zh", "reason_en", *fields],
+        [*REJECTS_HEADER, *fields],
         (
-            [row_no, problem.reason_zh, problem.reason_en, *[row.get(f, "") for f in fields]]
-            for row_no, row, problem in sorted(rejected, key=lambda r: r[0])
+            rejects_line(row_no, problems, [row.get(f, "") for f in fields])
+            for row_no, (row, problems) in sorted(by_row.items())
         ),
     )

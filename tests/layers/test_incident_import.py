@@ -167,7 +167,8 @@ def test_every_bad_row_is_named_and_nothing_is_written(
 def test_skip_invalid_writes_good_rows_and_a_rejects_file(
     city: Connection, registry: Registry, tmp_path: Path
 ) -> None:
-    rows = good_rows(5)[0] + [row for row, _ in BAD]
+    twice_wrong = ["B12", "120.305", "31.57", "外星人", "12345热线", "昨天下午", ""]
+    rows = good_rows(5)[0] + [row for row, _ in BAD] + [twice_wrong]
     path = write_csv(tmp_path / "bad.csv", rows)
     rejects = tmp_path / "bad.rejects.csv"
     report = run(city, registry, path, skip_invalid=True, rejects_path=rejects)
@@ -175,9 +176,11 @@ def test_skip_invalid_writes_good_rows_and_a_rejects_file(
     assert count(city) == 5
     with rejects.open(encoding="utf-8-sig") as handle:
         listed = list(csv.DictReader(handle))
-    assert [int(r["row"]) for r in listed] == list(range(6, 6 + len(BAD)))
-    assert all(r["reason_zh"] for r in listed)
+    # One line per row, all its reasons in it: the file, corrected, imports again.
+    assert [int(r["row"]) for r in listed] == list(range(6, 7 + len(BAD)))
+    assert all(r["reasons_zh"] and r["reasons_en"] for r in listed)
     assert listed[0]["编号"] == "B1"
+    assert (listed[-1]["编号"], listed[-1]["reasons_zh"].count("；")) == ("B12", 1)
 
 
 def test_gbk_csv_is_detected(city: Connection, registry: Registry, tmp_path: Path) -> None:

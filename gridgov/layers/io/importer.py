@@ -36,7 +36,13 @@ from gridgov.layers.io.readers import (
     points_from_xy,
     read_source,
 )
-from gridgov.layers.io.report import ImportReport, Problem, write_rejects_file
+from gridgov.layers.io.report import (
+    REJECTS_HEADER,
+    ImportReport,
+    Problem,
+    rejects_line,
+    write_rejects_file,
+)
 from gridgov.layers.registry import Registry
 from gridgov.layers.scope import AreaScope
 from gridgov.layers.spec import SRID, GeometryKind, LayerSpec
@@ -431,18 +437,14 @@ def write_rejects(path: Path, source: SourceTable, problems: list[Problem]) -> N
         if problem.row is not None:
             by_row.setdefault(problem.row, []).append(problem)
     geometry = source.geometry
-    header = ["row", "reasons_zh", "reasons_en", *source.fields]
+    header = [*REJECTS_HEADER, *source.fields]
     if geometry is not None:
         header.append("wkt")
 
     def cells(row: int, items: list[Problem]) -> list[object]:
         i = row - 1
-        out: list[object] = [
-            source.record_number(i),
-            "；".join(p.reason_zh for p in items),
-            "; ".join(p.reason_en for p in items),
-            *(source.columns[f][i] for f in source.fields),
-        ]
+        values = (source.columns[f][i] for f in source.fields)
+        out = rejects_line(source.record_number(i), items, values)
         if geometry is not None:
             geom = geometry[i]
             out.append(shapely.to_wkt(geom) if geom is not None else "")

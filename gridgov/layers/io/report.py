@@ -81,6 +81,20 @@ class ImportReport:
         }
 
 
+REJECTS_HEADER = ["row", "reasons_zh", "reasons_en"]  # then the row's own columns
+
+
+def rejects_line(row: int, problems: list[Problem], values: Iterable[object]) -> list[object]:
+    """One refused row of a rejects file: its number, all its reasons, its values (one
+    line per row, so that the file, once corrected, can be imported again)."""
+    return [
+        row,
+        "；".join(p.reason_zh for p in problems),
+        "; ".join(p.reason_en for p in problems),
+        *values,
+    ]
+
+
 def write_rejects_file(path: Path, header: list[str], rows: Iterable[list[object]]) -> None:
     """A rejects file: CSV in UTF-8 with a BOM, so that Excel shows the Chinese; a lone
     surrogate (refused for it) is written as its escape, ``\\ud800``; None as blank."""
