@@ -167,7 +167,7 @@ def test_every_bad_row_is_named_and_nothing_is_written(
 def test_skip_invalid_writes_good_rows_and_a_rejects_file(
     city: Connection, registry: Registry, tmp_path: Path
 ) -> None:
-    twice_wrong = ["B12", "120.305", "31.57", "外星人", "12345热线", "昨天下午", ""]
+    twice_wrong: list[object] = ["B12", "120.305", "31.57", "外星人", "12345热线", "昨天下午", ""]
     rows = good_rows(5)[0] + [row for row, _ in BAD] + [twice_wrong]
     path = write_csv(tmp_path / "bad.csv", rows)
     rejects = tmp_path / "bad.rejects.csv"
