@@ -96,7 +96,7 @@ class IncidentImportReport(ImportReport):
 
     layer: str = "incident"
     mode: str = "append"
-    rows_unchanged: int = 0  # external id already stored: left as it is
+    rows_unchanged: int = 0  # external id already stored, with the same values: left as is
     by_method: dict[str, int] = field(default_factory=dict)
     assigned_fast: int = 0  # placed by the fast path (one point-in-piece test)
     assigned_exact: int = 0  # placed by the exact engine (boundaries, slivers, outside)
@@ -460,8 +460,15 @@ def import_incidents(
         # the rows found new below are still new when they are inserted.
         conn.execute(text("LOCK TABLE incident IN SHARE ROW EXCLUSIVE MODE"))
         report.rows_unchanged = conn.execute(
-            text(f"DELETE FROM {stage} s USING incident i WHERE i.external_id = s.external_id")
+            text(
+                f"DELETE FROM {stage} s USING incident i WHERE i.external_id = s.external_id "
+                f"AND NOT ({_DIFFERS})"
+            )
         ).rowcount
+        for problem, raw in _stored_otherwise(conn, stage):
+            report.problems.append(problem)
+            assert problem.row is not None
+            rejected.append((problem.row, raw, problem))
         lap("repeats and stored ids")
         conn.execute(text(f"CREATE INDEX ON {stage} USING gist (geom)"))
         lap("index the staged points")
@@ -1009,6 +1016,57 @@ def _repeats_across_chunks(conn: Connection, stage: str) -> list[tuple[Problem, 
         )
         for r in rows
     ]
+
+
+# Staged row ``s`` against the stored incident ``i`` of its external id: what differs.
+_FIELD_DIFFERS = {
+    "位置 location": "ST_X(i.geom) IS DISTINCT FROM s.lon OR ST_Y(i.geom) IS DISTINCT FROM s.lat",
+    "类别 category": "i.category IS DISTINCT FROM s.category",
+    "来源 source": "i.source IS DISTINCT FROM s.source",
+    "上报时间 reported_at": "i.reported_at IS DISTINCT FROM s.at",
+    "描述 description": "i.description IS DISTINCT FROM s.description",
+}
+_DIFFERS = " OR ".join(f"({condition})" for condition in _FIELD_DIFFERS.values())
+
+
+def _stored_otherwise(conn: Connection, stage: str) -> list[tuple[Problem, dict[str, str]]]:
+    """Rows whose external id is a stored incident with other values: refused, and taken
+    out. Re-importing a row unchanged changes nothing; a corrected row must not be
+    counted "unchanged" while the stored incident keeps its old values, nor overwrite an
+    incident whose handling has begun: it is named, with what differs."""
+    names = list(_FIELD_DIFFERS)
+    flags = ", ".join(f"({sql}) AS f{k}" for k, sql in enumerate(_FIELD_DIFFERS.values()))
+    rows = conn.execute(
+        text(
+            f"""
+            WITH taken AS (
+                DELETE FROM {stage} s USING incident i WHERE i.external_id = s.external_id
+                RETURNING s.id, s.external_id, s.category, s.source, i.id AS stored, {flags}
+            )
+            SELECT * FROM taken ORDER BY id
+            """
+        )
+    ).all()
+    out = []
+    for r in rows:
+        differ = [name for k, name in enumerate(names) if getattr(r, f"f{k}")]
+        zh = "、".join(name.split()[0] for name in differ)
+        en = ", ".join(name.split()[1] for name in differ)
+        out.append(
+            (
+                Problem(
+                    int(r.id),
+                    "external_id",
+                    "stored-otherwise",
+                    f"外部编号 {r.external_id} 已是事件 #{r.stored}，其{zh}与本行不同；"
+                    "导入不会覆盖已存事件",
+                    f"external id {r.external_id} is incident #{r.stored} already, whose "
+                    f"{en} differ from this row's; an import never overwrites a stored incident",
+                ),
+                {"external_id": r.external_id, "category": r.category, "source": r.source},
+            )
+        )
+    return out
 
 
 def _outside_problems(

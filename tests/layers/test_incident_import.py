@@ -118,6 +118,37 @@ def test_reimporting_the_same_file_changes_nothing(
     )
 
 
+def test_a_corrected_row_is_named_never_counted_unchanged_nor_written_over(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    """A row whose external id is stored with other values was counted "unchanged" while
+    the stored incident kept its old values: the correction was lost without a word."""
+    rows, _, _ = good_rows(6)
+    path = write_csv(tmp_path / "events.csv", rows)
+    run(city, registry, path)
+    before = city.execute(text("SELECT * FROM incident ORDER BY id")).all()
+    rows[1][3] = "安全隐患"  # category
+    rows[2][6] = "补充：已联系物业"  # description
+    rows[4][1] = f"{float(str(rows[4][1])) + 1e-4:.9f}"  # about 10 m east
+    rows[4][5] = "2025-05-01 09:00"  # and the report time
+    write_csv(path, rows)
+    with pytest.raises(ImportRefusedError) as caught:
+        run(city, registry, path)
+    problems = caught.value.report.problems
+    assert [(p.row, p.field, p.kind) for p in problems] == [
+        (2, "external_id", "stored-otherwise"),
+        (3, "external_id", "stored-otherwise"),
+        (5, "external_id", "stored-otherwise"),
+    ]
+    assert "其类别与本行不同" in problems[0].reason_zh
+    assert "其描述与本行不同" in problems[1].reason_zh
+    assert "其位置、上报时间与本行不同" in problems[2].reason_zh
+    assert "GCJ-1" in problems[0].reason_zh
+    report = run(city, registry, path, skip_invalid=True)
+    assert (report.rows_written, report.rows_unchanged, report.rows_rejected) == (0, 3, 3)
+    assert city.execute(text("SELECT * FROM incident ORDER BY id")).all() == before
+
+
 BAD: list[tuple[list[object], str]] = [
     (["B1", "nan", "31.57", "矛盾纠纷", "12345热线", "2025-05-01 08:00", ""], "nan"),
     (["B2", "31.57", "120.305", "矛盾纠纷", "12345热线", "2025-05-01 08:00", ""], "swapped"),
