@@ -214,6 +214,31 @@ def test_skip_invalid_writes_good_rows_and_a_rejects_file(
     assert (listed[-1]["编号"], listed[-1]["reasons_zh"].count("；")) == ("B12", 1)
 
 
+def test_the_rejects_file_once_corrected_imports_again(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    """The workflow the rejects file is for: correct its rows in Excel, import it."""
+    rows = good_rows(3)[0]
+    rows[1][3] = "外星人"
+    rows[2][5] = "昨天下午"
+    rows[2][1] = "nan"
+    path = write_csv(tmp_path / "events.csv", rows)
+    rejects = tmp_path / "events.rejects.csv"
+    assert run(city, registry, path, skip_invalid=True, rejects_path=rejects).rows_written == 1
+    with rejects.open(encoding="utf-8-sig", newline="") as handle:
+        listed = list(csv.DictReader(handle))
+    assert [r["编号"] for r in listed] == ["GCJ-1", "GCJ-2"]
+    listed[0]["类别"] = "矛盾纠纷"
+    listed[1]["上报时间"], listed[1]["经度"] = "2025-05-01 08:00", str(rows[0][1])
+    with rejects.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(listed[0]))
+        writer.writeheader()
+        writer.writerows(listed)
+    again = run(city, registry, rejects)
+    assert (again.rows_written, again.rows_rejected) == (2, 0)
+    assert count(city) == 3
+
+
 def test_gbk_csv_is_detected(city: Connection, registry: Registry, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "gbk.csv", good_rows(20)[0], encoding="gbk")
     report = run(city, registry, path)
