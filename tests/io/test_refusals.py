@@ -164,6 +164,19 @@ def _buildings_csv(tmp_path: Path, *lines: str) -> Path:
     return path
 
 
+def _ledger_csv_and_sheet(tmp_path: Path, lines: list[str]) -> tuple[Path, Path]:
+    """The same 台账 lines as a CSV and as an Excel sheet (an all-blank line: no cells)."""
+    path = tmp_path / "楼栋.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for line in lines:
+        sheet.append(line.split(",") if line.strip(",") else [])
+    book.save(tmp_path / "楼栋.xlsx")
+    return path, tmp_path / "楼栋.xlsx"
+
+
 def test_a_ledger_title_and_empty_rows_are_passed_over(
     connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
 ) -> None:
@@ -179,16 +192,9 @@ def test_a_ledger_title_and_empty_rows_are_passed_over(
         f"新楼,2,3,120.302,31.572,{CODES_COMMUNITY}",
         ",,,,,",
     ]
-    path = tmp_path / "楼栋.csv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for line in lines:
-        sheet.append(line.split(",") if line else [])
-    book.save(tmp_path / "楼栋.xlsx")
+    path, sheet = _ledger_csv_and_sheet(tmp_path, lines)
     # The sheet keeps no trailing empty row: one empty row there, two in the CSV.
-    for source, empty in ((path, 2), (tmp_path / "楼栋.xlsx", 1)):
+    for source, empty in ((path, 2), (sheet, 1)):
         report = run_import(connection, registry, "building", source, crs="wgs84")
         assert (report.header_row, report.rows_read, report.rows_empty) == (3, 2, empty)
         assert report.rows_written == 2
@@ -214,15 +220,7 @@ def test_problems_name_the_files_own_rows_when_empty_rows_were_skipped(
         ",,,,,",
         "错楼,1,1,120.303,31.573,999",
     ]
-    path = tmp_path / "楼栋.csv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for line in lines:
-        sheet.append([] if line == ",,,,," else line.split(","))
-    book.save(tmp_path / "楼栋.xlsx")
-    for source in (path, tmp_path / "楼栋.xlsx"):
+    for source in _ledger_csv_and_sheet(tmp_path, lines):
         rejects = tmp_path / f"{source.suffix}.rejects.csv"
         report = run_import(
             connection,

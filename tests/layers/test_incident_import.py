@@ -529,21 +529,21 @@ SPREADSHEET_TIMES = {
 }
 
 
-def test_spreadsheet_times_are_read_alike_column_wise_and_row_by_row() -> None:
-    """The import reads a million times by shape (:func:`_times`); every other importer
-    row by row (``values``): both accept the same year-first forms, with the same time."""
+def _read_alike(cases: dict[str, str | None]) -> set[int]:
+    """Each text read column-wise (:func:`_times`) and row by row (``values``) gives the
+    expected time (ISO 8601), or is refused by both (None); the refused indices."""
     import pandas as pd
 
     from gridgov.layers.incident_import import _NOT_YET, _times
     from gridgov.layers.io.values import Target, convert_column
     from gridgov.layers.spec import ColumnType
 
-    texts = list(SPREADSHEET_TIMES)
+    texts = list(cases)
     micros, slow = _times(pd.Series(texts))
     at = Target("t", ColumnType.TIMESTAMP, "时间")
     converted, problems = convert_column(at, texts, len(texts))
     refused = {p.index for p in problems}
-    for i, (textual, expected) in enumerate(SPREADSHEET_TIMES.items()):
+    for i, (textual, expected) in enumerate(cases.items()):
         if expected is None:
             assert micros[i] == _NOT_YET, textual
             assert i in refused, textual
@@ -553,6 +553,17 @@ def test_spreadsheet_times_are_read_alike_column_wise_and_row_by_row() -> None:
         assert moment.isoformat() == expected, textual
         assert micros[i] == round(moment.timestamp() * 1e6), textual
     assert [i for i, _ in slow] == sorted(refused)
+    return refused
+
+
+def test_spreadsheet_times_are_read_alike_column_wise_and_row_by_row() -> None:
+    """The import reads a million times by shape (:func:`_times`); every other importer
+    row by row (``values``): both accept the same year-first forms, with the same time."""
+    from gridgov.layers.io.values import Target, convert_column
+    from gridgov.layers.spec import ColumnType
+
+    texts = list(SPREADSHEET_TIMES)
+    refused = _read_alike(SPREADSHEET_TIMES)
     dates, date_problems = convert_column(Target("d", ColumnType.DATE, "日期"), texts, len(texts))
     assert dates[2] == dates[5] == date(2025, 5, 1)
     assert {p.index for p in date_problems} == refused | {0, 1, 3, 4, 6, 7}
@@ -562,9 +573,6 @@ def test_epoch_times_as_arcgis_exports_them_are_read_alike_column_wise_and_row_b
     """13 digits are milliseconds, 10 are seconds (values.EPOCH_TIME): both readers agree;
     other lengths, signs and fractions are no time. A date must be a midnight, in Beijing
     (a date entered in China) or in UTC."""
-    import pandas as pd
-
-    from gridgov.layers.incident_import import _NOT_YET, _times
     from gridgov.layers.io.values import Target, convert_column
     from gridgov.layers.spec import ColumnType
 
@@ -578,20 +586,7 @@ def test_epoch_times_as_arcgis_exports_them_are_read_alike_column_wise_and_row_b
         "-1746064800": None,
         "1746064800.5": None,
     }
-    texts = list(cases)
-    micros, slow = _times(pd.Series(texts))
-    converted, problems = convert_column(Target("t", ColumnType.TIMESTAMP, "时间"), texts, 7)
-    refused = {p.index for p in problems}
-    for i, (textual, expected) in enumerate(cases.items()):
-        if expected is None:
-            assert micros[i] == _NOT_YET, textual
-            assert i in refused, textual
-            continue
-        moment = converted[i]
-        assert isinstance(moment, datetime), textual
-        assert moment.isoformat() == expected, textual
-        assert micros[i] == round(moment.timestamp() * 1e6), textual
-    assert [i for i, _ in slow] == sorted(refused)
+    _read_alike(cases)
     beijing_midnight, utc_midnight, ten_o_clock = 1746028800000, 1746057600000, 1746064800000
     days = [beijing_midnight, utc_midnight, ten_o_clock, "1746028800"]
     dates, date_problems = convert_column(Target("d", ColumnType.DATE, "日期"), days, 4)
