@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 from gridgov.errors import InvalidInputError
+from gridgov.layers.db import transaction_failed
 from gridgov.layers.scope import API_ROLE
 
 # A grid whose largest share in one unit is at least this gives that unit for free; the
@@ -295,8 +296,11 @@ def local_settings(conn: Connection, settings: dict[str, str]) -> Iterator[None]
     try:
         yield
     finally:
-        for name, value in before.items():
-            conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+        # After an error that aborted the transaction, the settings go with it; a statement
+        # here would only fail again and hide that error (InFailedSqlTransaction).
+        if not transaction_failed(conn):
+            for name, value in before.items():
+                conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
 
 
 PARALLEL_SETTINGS = {

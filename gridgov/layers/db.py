@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.pq import Format
+import psycopg
+from psycopg.pq import Format, TransactionStatus
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, ExecutionContext
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -209,3 +210,12 @@ def ensure_database(settings: Settings, url: URL) -> bool:
     finally:
         target.dispose()
     return created
+
+
+def transaction_failed(conn: Connection) -> bool:
+    """Whether ``conn``'s transaction is aborted: any statement now fails, and would hide
+    the error that aborted it (clean-up code must not run SQL then)."""
+    raw = conn.connection.driver_connection
+    return isinstance(raw, psycopg.Connection) and (
+        raw.info.transaction_status == TransactionStatus.INERROR
+    )

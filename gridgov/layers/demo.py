@@ -50,6 +50,9 @@ def load_city(
             "数据库中已有数据，演示数据只能载入空数据库",
             "the database already holds data; the demo loads only into an empty database",
         )
+    # A batch job: assigning 200,000 incidents and cutting the grid pieces take longer
+    # than the per-statement limit meant for API requests, on a slow or busy machine.
+    conn.execute(text("SET LOCAL statement_timeout = 0"))
     written: dict[str, int] = {}
     for spec in registry:
         frame = city.get(spec.id)

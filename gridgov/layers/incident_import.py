@@ -35,6 +35,7 @@ from sqlalchemy import Connection, text
 
 from gridgov.gis.coords import PROBLEM_MESSAGES, convert_with_problems, parse_crs
 from gridgov.layers import assignment
+from gridgov.layers.db import transaction_failed
 from gridgov.layers.incidents import (
     FUTURE_REPORT_EN,
     FUTURE_REPORT_ZH,
@@ -490,7 +491,7 @@ def import_incidents(
         report.by_method = _methods(conn, result)
         report.rows_written = _insert(conn, stage, result, lap)
     finally:
-        if conn.in_transaction() and not _failed(conn):
+        if conn.in_transaction() and not transaction_failed(conn):  # else they vanish
             if result is not None:
                 result.drop(conn)
             conn.execute(text(f"DROP TABLE IF EXISTS {stage}"))
@@ -498,14 +499,6 @@ def import_incidents(
         _write_rejects(rejects_path, rejected)
         report.rejects_file = str(rejects_path)
     return report
-
-
-def _failed(conn: Connection) -> bool:
-    """Whether the transaction is aborted (then the scratch tables vanish with it)."""
-    raw = conn.connection.driver_connection
-    return isinstance(raw, psycopg.Connection) and (
-        raw.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
-    )
 
 
 def _create_stage(conn: Connection, stage: str) -> None:

@@ -388,3 +388,18 @@ def test_stale_pieces_are_never_used(city: Connection) -> None:
     assert row["policing_area_code"] == "JWQ-N"  # lowest code of the two overlapping areas
     row = report(city, 120.305, 31.565)
     assert row["policing_area_code"] == "JWQ-S"
+
+
+def test_a_failure_inside_local_settings_is_not_hidden(connection: Connection) -> None:
+    """Restoring the settings after an error that aborted the transaction failed again
+    (InFailedSqlTransaction), and that second error hid the first: a statement timeout
+    during the demo load was reported as 'current transaction is aborted'."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    with (
+        pytest.raises(DBAPIError) as caught,
+        assignment.local_settings(connection, {"work_mem": "64MB"}),
+    ):
+        connection.execute(text("SELECT 1 / 0"))
+    assert isinstance(caught.value.orig, psycopg.errors.DivisionByZero)
