@@ -72,6 +72,19 @@ FUTURE_REPORT_ZH = "上报时间晚于当前时间（允许误差 1 小时）"
 FUTURE_REPORT_EN = "reported_at is in the future (more than an hour ahead of the clock)"
 
 
+# A report time before this is a mistyped year (0025 for 2025), not a record: refused
+# alike, as PostgreSQL could not even store year 1 given with a zone east of UTC.
+EARLIEST_REPORT = datetime(1970, 1, 1, tzinfo=UTC)
+EARLY_REPORT_ZH = "上报时间早于 1970 年，请检查年份"
+EARLY_REPORT_EN = "reported_at is before 1970: check the year"
+
+
+class EarlyReportError(InvalidInputError):
+    code = "reported-too-early"
+    title_zh = "上报时间过早"
+    title_en = "Reported too early"
+
+
 class FutureTimeError(InvalidInputError):
     code = "time-in-future"
     title_zh = "时间晚于当前时间"
@@ -136,6 +149,9 @@ def create(
     (a boundary, a sliver, outside every grid, a repeated external id) takes the exact
     engine below.
     """
+    if incident.reported_at < EARLIEST_REPORT:
+        shown = incident.reported_at.isoformat()
+        raise EarlyReportError(f"{EARLY_REPORT_ZH}：{shown}", f"{EARLY_REPORT_EN}: {shown}")
     if incident.reported_at > latest_report_time(now):
         shown = incident.reported_at.isoformat()
         raise FutureReportError(f"{FUTURE_REPORT_ZH}：{shown}", f"{FUTURE_REPORT_EN}: {shown}")
@@ -326,13 +342,18 @@ def transition(
                 "allowed": ",".join(lifecycle.next_stages(row.status)),
             },
         )
-    when = at or datetime.now(UTC)
+    # Without a time given, now; or the previous step's time when that is later (a clock
+    # ahead by up to REPORT_CLOCK_SKEW stamped it), so that no step is ever blocked.
+    when = at or max(datetime.now(UTC), row.previous)
     _check_step_time(when, row.previous)
     column = lifecycle.STAGE_COLUMN[target]
-    extra = ""
+    # Back to an earlier stage (a handled case whose check failed goes back to handling):
+    # the later stages' times are undone, else handled_at would stand before handling_at.
+    later = lifecycle.STAGES[lifecycle.STAGES.index(target) + 1 :]
+    extra = "".join(f", {lifecycle.STAGE_COLUMN[stage]} = NULL" for stage in later)
     params: dict[str, Any] = {"id": incident_id, "status": target, "at": when}
     if target == "dispatched":
-        extra = ", deadline_at = :deadline"
+        extra += ", deadline_at = :deadline"
         params["deadline"] = lifecycle.deadline(row.category, when)
     conn.execute(
         text(

@@ -140,6 +140,9 @@ def test_lifecycle_moves_with_timestamps_and_refuses_skips(client: TestClient) -
     assert props["deadline_at"].startswith("2025-03-04T04:00:00")
     back = client.post(url, json={"to": "handling", "note": "核查不通过"})
     assert back.status_code == 200
+    # Back in handling: the handled time is undone, never left before handling_at.
+    assert back.json()["properties"]["handled_at"] is None
+    assert back.json()["properties"]["handling_at"] > props["handled_at"]
     history = client.get(f"/incidents/{created['id']}/history").json()["items"]
     assert [h["to_status"] for h in history] == [
         "reported",
@@ -229,6 +232,55 @@ def test_list_by_department_unit_source_method_and_external_id(client: TestClien
         refused = client.get("/incidents", params=params)
         assert refused.status_code in (400, 422), (params, refused.text)
         assert named in refused.text, refused.text
+
+
+@pytest.mark.usefixtures("city")
+def test_a_step_after_one_stamped_by_a_clock_ahead_is_not_blocked(client: TestClient) -> None:
+    """A client clock up to an hour ahead may stamp a step; the next step, given no time,
+    is stamped now or at that step's time if later, never refused as out of order."""
+    created = client.post("/incidents", json={**BODY, "lon": 120.305, "lat": 31.575}).json()
+    url = f"/incidents/{created['id']}/transitions"
+    ahead = datetime.now(UTC) + timedelta(minutes=50)
+    assert client.post(url, json={"to": "registered", "at": ahead.isoformat()}).is_success
+    response = client.post(url, json={"to": "dispatched"})
+    assert response.status_code == 200, response.text
+    stamped = datetime.fromisoformat(response.json()["properties"]["dispatched_at"])
+    assert stamped >= ahead
+
+
+@pytest.mark.usefixtures("city")
+@pytest.mark.parametrize(
+    ("reported_at", "fragment"),
+    [
+        ("0001-01-01T00:00:00", "超出可表示的范围"),  # was a 500 from PostgreSQL
+        ("0001-01-01T00:00:00+14:00", "超出可表示的范围"),
+        ("0002-01-01T00:00:00", "reported-too-early"),
+        ("1900-01-01T00:00:00+08:00", "reported-too-early"),
+        ("0025-05-01T09:00:00", "reported-too-early"),  # 2025 mistyped
+        ("2025-03-01T09:00:00+20:00", "-12:00 到 +14:00"),
+        ("2025-03-01T09:00:00-23:59", "-12:00 到 +14:00"),
+    ],
+)
+def test_report_times_no_clock_could_give_are_refused(
+    client: TestClient, city: Connection, reported_at: str, fragment: str
+) -> None:
+    response = client.post(
+        "/incidents", json={**BODY, "lon": 120.305, "lat": 31.575, "reported_at": reported_at}
+    )
+    assert response.status_code == 422, response.text
+    assert fragment in response.text
+    assert count(city) == 0
+
+
+@pytest.mark.usefixtures("city")
+def test_list_and_step_times_no_clock_could_give_are_refused(client: TestClient) -> None:
+    for value in ("0001-01-01T00:00:00+14:00", "2025-03-01T00:00:00+20:00"):
+        response = client.get("/incidents", params={"from": value})
+        assert response.status_code == 422, response.text
+    created = client.post("/incidents", json={**BODY, "lon": 120.305, "lat": 31.575}).json()
+    url = f"/incidents/{created['id']}/transitions"
+    step = client.post(url, json={"to": "registered", "at": "2025-03-02T09:00:00+15:00"})
+    assert step.status_code == 422, step.text
 
 
 def test_unknown_incident_is_404(client: TestClient) -> None:

@@ -279,3 +279,16 @@ def test_police_can_move_a_demo_policing_area_boundary(
         assert shares <= 1.0 + 1e-6  # docking shares still add up after the edit
     finally:
         savepoint.rollback()
+
+
+def test_each_stage_of_a_demo_incident_follows_the_one_before(demo: Connection) -> None:
+    """Durations between stages are never negative (handled was drawn apart from handling
+    and came first for one closed case in eight)."""
+    import itertools
+
+    from gridgov.gis.lifecycle import STAGE_COLUMN, STAGES
+
+    columns = ["reported_at", *(STAGE_COLUMN[s] for s in STAGES[1:])]
+    pairs = " OR ".join(f"{b} < {a}" for a, b in itertools.pairwise(columns))
+    assert scalar(demo, f"SELECT count(*) FROM incident WHERE {pairs}") == 0
+    assert scalar(demo, "SELECT count(*) FROM incident WHERE handled_at IS NOT NULL") > 1000

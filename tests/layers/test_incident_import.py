@@ -168,6 +168,10 @@ BAD: list[tuple[list[object], str]] = [
         "reported-in-future",
     ),
     (
+        ["B13", "120.305", "31.57", "矛盾纠纷", "12345热线", "0025-05-01 08:00", ""],
+        "reported-too-early",
+    ),
+    (
         ["B8", "１２０.３０５", "31.57", "矛盾纠纷", "12345热线", "2025-05-01 08:00", ""],
         "not-a-number",
     ),
@@ -592,6 +596,19 @@ def test_epoch_times_as_arcgis_exports_them_are_read_alike_column_wise_and_row_b
     dates, date_problems = convert_column(Target("d", ColumnType.DATE, "日期"), days, 4)
     assert [dates[i] for i in (0, 1, 3)] == [date(2025, 5, 1)] * 3
     assert [p.index for p in date_problems] == [2]
+
+
+def test_utc_offsets_no_zone_has_are_refused_alike() -> None:
+    """Real zones lie between -12:00 and +14:00; +20:00 is a typo, refused by row."""
+    _read_alike(
+        {
+            "2025-05-01T00:00+14:00": "2025-05-01T00:00:00+14:00",
+            "2025-05-01T00:00:00-12:00": "2025-05-01T00:00:00-12:00",
+            "2025-05-01T00:00+20:00": None,
+            "2025-05-01T00:00:00.5-12:01": None,
+            "2025-05-01 08:00+23:59": None,
+        }
+    )
 
 
 def test_a_csv_saved_by_excel_in_a_chinese_locale_imports(

@@ -5,12 +5,12 @@ Thin: validation of the body here, every rule and statement in ``gridgov.layers.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, SettingsDep
@@ -60,7 +60,7 @@ class IncidentIn(BaseModel):
     )
     category: Category = Field(description="事件类别")  # type: ignore[valid-type]
     source: Source = Field(description="来源")  # type: ignore[valid-type]
-    reported_at: datetime = Field(
+    reported_at: Moment = Field(
         description="上报时间; without a zone it is Beijing time; at most an hour ahead of now"
     )
     external_id: str | None = Field(
@@ -80,11 +80,26 @@ class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: Status = Field(description="目标状态 target status")  # type: ignore[valid-type]
     note: str | None = Field(default=None, max_length=2000)
-    at: datetime | None = Field(default=None, description="When it happened (default: now)")
+    at: Moment | None = Field(default=None, description="When it happened (default: now)")
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=LOCAL_TIME)
+    """``moment`` with a zone (none given: Beijing time), if it names a real instant: a
+    UTC offset of a real zone (-12:00 to +14:00) and a time PostgreSQL can store."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=LOCAL_TIME)
+    offset = aware.utcoffset()
+    if offset is not None and not timedelta(hours=-12) <= offset <= timedelta(hours=14):
+        raise ValueError(
+            "时区偏移须在 -12:00 到 +14:00 之间 (a UTC offset lies between -12:00 and +14:00)"
+        )
+    try:
+        aware.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("时间超出可表示的范围 (the time is out of range)") from None
+    return aware
+
+
+Moment = Annotated[datetime, AfterValidator(_aware)]
 
 
 def feature(row: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +140,7 @@ def create_incident(
             lat=float(lat[0]),
             category=body.category,
             source=body.source,
-            reported_at=_aware(body.reported_at),
+            reported_at=body.reported_at,
             external_id=body.external_id,
             description=body.description,
         ),
@@ -167,17 +182,16 @@ def list_incidents(
         str | None,
         Query(max_length=incidents.MAX_CHARS["external_id"], description="外部编号（工单号）"),
     ] = None,
-    reported_from: Annotated[datetime | None, Query(alias="from", description="上报时间起")] = None,
+    reported_from: Annotated[Moment | None, Query(alias="from", description="上报时间起")] = None,
     reported_to: Annotated[
-        datetime | None, Query(alias="to", description="上报时间止（不含）")
+        Moment | None, Query(alias="to", description="上报时间止（不含）")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     principal.require_read("incident")
     reject_unknown(request.query_params, [*incidents.LIST_FILTERS, "from", "to", "limit", "offset"])
-    start = _aware(reported_from) if reported_from else None
-    end = _aware(reported_to) if reported_to else None
+    start, end = reported_from, reported_to
     if start is not None and end is not None and start >= end:
         raise bad("from", "须早于 to（to 不含）", "must be before to (to is exclusive)")
     page = incidents.search(
@@ -254,7 +268,7 @@ def move_incident(
         body.to,
         actor=principal.user.username,
         note=body.note,
-        at=_aware(body.at) if body.at else None,
+        at=body.at,
         scope=principal.scope,
     )
     audit.record(

@@ -213,6 +213,12 @@ EPOCH_TIME = re.compile(r"[0-9]{10}|[0-9]{13}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def real_utc_offset(offset: timedelta | None) -> bool:
+    """Whether a time's UTC offset is one a real zone has (-12:00 to +14:00): +20:00 is a
+    typo, never a place."""
+    return offset is None or timedelta(hours=-12) <= offset <= timedelta(hours=14)
+
+
 def epoch_instant(value: object) -> datetime | None:
     """``value`` as an :data:`EPOCH_TIME` (an integer or its digits), else None."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral | str):
@@ -271,6 +277,8 @@ def _timestamp(value: object) -> datetime:
         parsed = epoch_instant(value) or _iso_datetime(str(value).strip())
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=CHINA_TZ)
+    if not real_utc_offset(parsed.utcoffset()):
+        raise _BadValueError
     return parsed
 
 
