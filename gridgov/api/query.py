@@ -72,7 +72,7 @@ def _instant(text: str, parameter: str, end: bool) -> datetime | None:
     if text in ("", ".."):
         return None
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             day = date.fromisoformat(text)
             moment = datetime.combine(day, time.min, tzinfo=UTC)
             return moment + timedelta(days=1) - timedelta(microseconds=1) if end else moment
@@ -102,7 +102,7 @@ def parse_datetime(value: str | None, parameter: str = "datetime") -> TimeFilter
         return TimeFilter(start, end)
     if text == "..":
         raise bad(parameter, "不是 RFC 3339 时间", "is not an RFC 3339 date-time")
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         return TimeFilter(_instant(text, parameter, False), _instant(text, parameter, True))
     moment = _instant(text, parameter, False)
     return TimeFilter(moment, moment)

@@ -75,7 +75,7 @@ _BD_DLAT: Final = 0.006
 _INVERSE_TOL_DEG: Final = 1e-11
 _INVERSE_MAX_ITER: Final = 50
 
-_EPSG = re.compile(r"^epsg:(\d{1,6})$")
+_EPSG = re.compile(r"^epsg:([0-9]{1,6})$")
 _ALIASES: Final[dict[str, str]] = {
     "wgs84": "wgs84",
     "wgs-84": "wgs84",

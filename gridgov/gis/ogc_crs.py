@@ -25,8 +25,8 @@ STORAGE_SRID = 4490
 SUPPORTED_EPSG = (4326, 4490, 4549)
 
 _EPSG_FORMS = (
-    re.compile(r"^https?://www\.opengis\.net/def/crs/EPSG/0/(\d{4,6})$"),
-    re.compile(r"^\[?EPSG:(\d{4,6})\]?$", re.IGNORECASE),
+    re.compile(r"^https?://www\.opengis\.net/def/crs/EPSG/0/([0-9]{4,6})$"),
+    re.compile(r"^\[?EPSG:([0-9]{4,6})\]?$", re.IGNORECASE),
 )
 _CRS84_FORMS = {CRS84, "https://www.opengis.net/def/crs/OGC/1.3/CRS84", "OGC:CRS84", "[OGC:CRS84]"}
 

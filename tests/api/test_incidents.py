@@ -182,7 +182,16 @@ def test_list_filters_and_pages(client: TestClient) -> None:
     west = client.get("/incidents", params={"grid": "320213001001001", "limit": 1}).json()
     assert west["numberMatched"] == 2
     assert west["numberReturned"] == 1
-    assert any(link["rel"] == "next" for link in west["links"])
+    nxt = next(link["href"] for link in west["links"] if link["rel"] == "next")
+    assert nxt == "/incidents?grid=320213001001001&limit=1&offset=1"  # relative: no Host
+    second = client.get(nxt, headers={"host": "evil.example"}).json()
+    assert second["numberReturned"] == 1
+    assert second["features"][0]["id"] != west["features"][0]["id"]
+    # Unicode digits are no code: refused, not a silent empty answer.
+    assert (
+        client.get("/incidents", params={"grid": "３２０２１３００１００１００１"}).status_code
+        == 422
+    )
     assert client.get("/incidents", params={"township": "320213001"}).json()["numberMatched"] == 3
     assert client.get("/incidents", params={"from": "2026-01-01"}).json()["numberMatched"] == 0
     assert client.get("/incidents", params={"colour": "red"}).status_code in (400, 422)

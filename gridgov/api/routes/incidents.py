@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, Response
@@ -164,10 +165,12 @@ def list_incidents(
     request: Request,
     principal: PrincipalDep,
     conn: ConnectionDep,
-    grid: Annotated[str | None, Query(pattern=r"^\d{15}$", description="网格编码")] = None,
-    community: Annotated[str | None, Query(pattern=r"^\d{12}$", description="村社区代码")] = None,
-    township: Annotated[str | None, Query(pattern=r"^\d{9}$", description="镇街代码")] = None,
-    district: Annotated[str | None, Query(pattern=r"^\d{6}$", description="区县代码")] = None,
+    grid: Annotated[str | None, Query(pattern=r"^[0-9]{15}$", description="网格编码")] = None,
+    community: Annotated[
+        str | None, Query(pattern=r"^[0-9]{12}$", description="村社区代码")
+    ] = None,
+    township: Annotated[str | None, Query(pattern=r"^[0-9]{9}$", description="镇街代码")] = None,
+    district: Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="区县代码")] = None,
     category: Annotated[Category | None, Query(description="事件类别")] = None,  # type: ignore[valid-type]
     status: Annotated[Status | None, Query(description="状态")] = None,  # type: ignore[valid-type]
     police_station: Annotated[str | None, Query(max_length=40, description="派出所")] = None,
@@ -221,7 +224,9 @@ def list_incidents(
     if page.offset + page.limit < page.total:
         query = request.query_params.multi_items()
         kept = [(k, v) for k, v in query if k != "offset"] + [("offset", str(offset + limit))]
-        links.append({"rel": "next", "href": str(request.url.replace_query_params(**dict(kept)))})
+        # Relative, as the other links are: never built from the request's Host header.
+        href = f"{request.url.path}?{urlencode(kept, quote_via=quote)}"
+        links.append({"rel": "next", "href": href})
     return {
         "type": "FeatureCollection",
         "numberMatched": page.total,
