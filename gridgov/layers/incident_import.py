@@ -40,6 +40,9 @@ from gridgov.layers.incidents import (
     EARLIEST_REPORT,
     EARLY_REPORT_EN,
     EARLY_REPORT_ZH,
+    EXTERNAL_ID_EN,
+    EXTERNAL_ID_FORBIDDEN,
+    EXTERNAL_ID_ZH,
     FUTURE_REPORT_EN,
     FUTURE_REPORT_ZH,
     MAX_CHARS,
@@ -819,6 +822,15 @@ def _stage_chunk(
                     )
                 )
                 bad[i] = True
+            if name == "external_id":
+                odd = stripped.str.contains(EXTERNAL_ID_FORBIDDEN.pattern).to_numpy(dtype=bool)
+                for i in np.flatnonzero(odd & ~bad).tolist():
+                    problems.append(
+                        Problem(
+                            offset + i + 1, name, "odd-external-id", EXTERNAL_ID_ZH, EXTERNAL_ID_EN
+                        )
+                    )
+                    bad[i] = True
             for i in unstorable_rows(stripped.tolist()):
                 problems.append(
                     Problem(

@@ -5,6 +5,7 @@ Every statement about incidents lives here; the API and the CLI only call these.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,19 @@ SELECT = (
 
 
 IMPLIED_CREATION = "批量导入 (batch import)"
+# What a ticket number (external id) never holds: control and invisible format characters
+# (a zero-width space after DEMO-1 made a second ticket of it), the ideographic space,
+# full-width letters, digits and hyphens (ＤＥＭＯ－１). Refused by POST /incidents and the
+# batch import alike, never rewritten.
+EXTERNAL_ID_FORBIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ufeff\ufff9-\ufffb\u3000\uff0d\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
+)
+EXTERNAL_ID_ZH = "外部编号含不可见字符、控制字符、全角空格或全角字母数字"
+EXTERNAL_ID_EN = (
+    "the external id holds an invisible or control character, an ideographic space, or a "
+    "full-width letter, digit or hyphen"
+)
 # A report time more than this after the clock is refused, by POST /incidents and the
 # batch import alike: a mistyped year (2052) or a Beijing time labelled UTC would file
 # the incident under a grid version not yet in force, and into a future heatmap.

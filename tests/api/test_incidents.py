@@ -292,6 +292,29 @@ def test_list_and_step_times_no_clock_could_give_are_refused(client: TestClient)
     assert step.status_code == 422, step.text
 
 
+@pytest.mark.usefixtures("city")
+@pytest.mark.parametrize(
+    "ticket",
+    ["DEMO-1 ", " DEMO-1", "DEMO-1\n", "DEMO-1\u200b", "ＤＥＭＯ－1", "   ", "DEMO\u00001"],
+)
+def test_a_ticket_number_that_only_looks_like_another_is_refused(
+    client: TestClient, city: Connection, ticket: str
+) -> None:
+    """Each of these was stored as a new incident beside DEMO-1: one hotline ticket twice."""
+    body = {**BODY, "lon": 120.305, "lat": 31.575}
+    assert client.post("/incidents", json={**body, "external_id": "DEMO-1"}).status_code == 201
+    response = client.post("/incidents", json={**body, "external_id": ticket})
+    assert response.status_code == 422, response.text
+    assert "外部编号" in response.text or "NUL" in response.text
+    assert count(city) == 1
+
+
+@pytest.mark.usefixtures("city")
+def test_chinese_ticket_numbers_are_welcome(client: TestClient) -> None:
+    body = {**BODY, "lon": 120.305, "lat": 31.575, "external_id": "锡12345（补）苏B·2025"}
+    assert client.post("/incidents", json=body).status_code == 201
+
+
 def test_unknown_incident_is_404(client: TestClient) -> None:
     assert client.get("/incidents/999999").status_code == 404
     assert client.get("/incidents/999999/assignment").status_code == 404

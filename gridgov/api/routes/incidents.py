@@ -11,7 +11,14 @@ from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from gridgov.api.auth import PrincipalDep
 from gridgov.api.deps import ConnectionDep, SettingsDep
@@ -68,6 +75,15 @@ class IncidentIn(BaseModel):
         default=None, min_length=1, max_length=incidents.MAX_CHARS["external_id"]
     )
     description: str | None = Field(default=None, max_length=incidents.MAX_CHARS["description"])
+
+    @field_validator("external_id")
+    @classmethod
+    def _ticket_number(cls, value: str | None) -> str | None:
+        if value is not None and value != value.strip():
+            raise ValueError("外部编号首尾不能有空白 (the external id has spaces around it)")
+        if value is not None and incidents.EXTERNAL_ID_FORBIDDEN.search(value):
+            raise ValueError(f"{incidents.EXTERNAL_ID_ZH} ({incidents.EXTERNAL_ID_EN})")
+        return value
 
     @model_validator(mode="after")
     def _one_location(self) -> IncidentIn:
