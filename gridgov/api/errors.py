@@ -221,6 +221,12 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else _http_title(exc.status_code)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"没有这个地址 (no such path): {request.url.path}"
+    if exc.status_code == 400 and detail == "There was an error parsing the body":
+        # FastAPI's words for a body that is not UTF-8, or a number too long to read.
+        detail = (
+            "请求体无法解析：须为 UTF-8 编码的 JSON "
+            "(the body could not be parsed: send JSON in UTF-8)"
+        )
     # An HTTPException may carry its own problem code and public members (see limits.py).
     code = str(getattr(exc, "problem_code", "about-blank"))
     extra: dict[str, object] = dict(getattr(exc, "problem_extra", {}))
@@ -259,13 +265,66 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+# Pydantic's error types in Chinese (its English message follows in brackets), with the
+# limits its context gives; users read Chinese first.
+_VALIDATION_ZH = {
+    "missing": "缺少必填字段",
+    "extra_forbidden": "不允许的字段",
+    "greater_than": "须大于 {gt}",
+    "greater_than_equal": "须大于或等于 {ge}",
+    "less_than": "须小于 {lt}",
+    "less_than_equal": "须小于或等于 {le}",
+    "string_too_short": "至少 {min_length} 个字符",
+    "string_too_long": "最多 {max_length} 个字符",
+    "too_short": "至少 {min_length} 项",
+    "too_long": "最多 {max_length} 项",
+    "string_pattern_mismatch": "格式不符",
+    "literal_error": "取值无效，可用：{expected}",
+    "enum": "取值无效，可用：{expected}",
+    "int_parsing": "须为整数",
+    "int_type": "须为整数",
+    "int_from_float": "须为整数",
+    "float_parsing": "须为数字",
+    "float_type": "须为数字",
+    "finite_number": "须为有限的数（不能是 NaN 或无穷大）",
+    "bool_parsing": "须为 true 或 false",
+    "bool_type": "须为 true 或 false",
+    "string_type": "须为文本",
+    "datetime_parsing": "不是有效的时间（如 2025-05-01T09:30:00+08:00）",
+    "datetime_from_date_parsing": "不是有效的时间（如 2025-05-01T09:30:00+08:00）",
+    "datetime_type": "不是有效的时间（如 2025-05-01T09:30:00+08:00）",
+    "date_parsing": "不是有效的日期（如 2025-05-01）",
+    "date_from_datetime_parsing": "不是有效的日期（如 2025-05-01）",
+    "date_type": "不是有效的日期（如 2025-05-01）",
+    "json_invalid": "不是有效的 JSON",
+    "json_type": "不是有效的 JSON",
+    "model_type": "须为 JSON 对象",
+    "model_attributes_type": "须为 JSON 对象",
+    "dict_type": "须为 JSON 对象",
+    "list_type": "须为数组",
+    "union_tag_invalid": "类型无效",
+}
+
+
 def _message(err: Any) -> str:
-    """Pydantic's message; for unparseable JSON also the parser's reason (never the input)."""
+    """Pydantic's message, Chinese first; for unparseable JSON also the parser's reason
+    (never the input). Our own validators' messages (``value_error``) are Chinese already."""
     msg = str(err.get("msg", ""))
-    reason = (err.get("ctx") or {}).get("error")
-    if err.get("type") == "json_invalid" and isinstance(reason, str):
+    ctx = err.get("ctx") or {}
+    reason = ctx.get("error")
+    kind = str(err.get("type", ""))
+    if kind == "json_invalid" and isinstance(reason, str):
         msg = f"{msg}: {reason}"
-    return msg
+    if kind in ("value_error", "assertion_error"):
+        return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    template = _VALIDATION_ZH.get(kind)
+    if template is None:
+        return msg
+    try:
+        zh = template.format(**{k: v for k, v in ctx.items() if isinstance(v, str | int | float)})
+    except KeyError:
+        zh = template.split("{", 1)[0].rstrip("，：")
+    return f"{zh} ({msg})"
 
 
 QUERY_CANCELED = "57014"  # statement_timeout (or a cancel request)

@@ -529,3 +529,38 @@ def test_a_report_time_in_the_future_is_422_and_writes_nothing(
     soon = datetime.now(UTC) + timedelta(minutes=30)  # a device clock a little fast
     fine = client.post("/incidents", json={**INCIDENT, **point, "reported_at": soon.isoformat()})
     assert fine.status_code == 201, fine.text
+
+
+@pytest.mark.parametrize(
+    ("request_args", "chinese"),
+    [
+        ({"method": "GET", "url": "/incidents?limit=0"}, "须大于或等于 1"),
+        ({"method": "GET", "url": "/incidents?category=x"}, "取值无效，可用："),
+        ({"method": "GET", "url": "/incidents?from=yesterday"}, "不是有效的时间"),
+        ({"method": "POST", "url": "/incidents", "json": {"lon": 120.3}}, "缺少必填字段"),
+        (
+            {"method": "POST", "url": "/incidents", "json": {**INCIDENT, "lon": "东", "lat": 1}},
+            "须为数字",
+        ),
+        (
+            {"method": "POST", "url": "/incidents", "json": {**INCIDENT, "colour": "red"}},
+            "不允许的字段",
+        ),
+        (
+            {
+                "method": "POST",
+                "url": "/incidents",
+                "content": b"\xff\xfe{",
+                "headers": {"content-type": "application/json"},
+            },
+            "请求体无法解析",
+        ),
+    ],
+)
+def test_validation_errors_are_told_in_chinese_first(
+    client: TestClient, request_args: dict[str, Any], chinese: str
+) -> None:
+    """Users read Chinese: pydantic's English reasons follow the Chinese, in brackets."""
+    response = client.request(**request_args)
+    assert 400 <= response.status_code < 500, response.text
+    assert chinese in response.json()["detail"], response.text
