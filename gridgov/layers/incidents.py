@@ -17,7 +17,7 @@ from gridgov.errors import ConflictError, InvalidInputError, NotFoundError, OutO
 from gridgov.gis import lifecycle
 from gridgov.layers import assignment
 from gridgov.layers.assignment import OUTPUT_COLUMNS, OutsideCityError
-from gridgov.layers.catalog import INCIDENT
+from gridgov.layers.catalog import INCIDENT, INCIDENT_STATUSES
 from gridgov.layers.scope import AreaScope, as_owner, row_in_scope, scope_sql
 
 # Columns a caller supplies for a new incident (besides its point).
@@ -346,9 +346,9 @@ def transition(
     if target not in lifecycle.STAGES:
         raise InvalidInputError(f"未知状态 {target!r}", f"unknown status {target!r}")
     if not lifecycle.allowed(row.status, target):
+        allowed = "、".join(_stage_zh(s) for s in lifecycle.next_stages(row.status)) or "无"
         raise ConflictError(
-            f"不能从“{row.status}”转到“{target}”，"
-            f"可转至：{'、'.join(lifecycle.next_stages(row.status)) or '无'}",
+            f"不能从“{_stage_zh(row.status)}”转到“{_stage_zh(target)}”，可转至：{allowed}",
             f"cannot move from {row.status} to {target}; allowed: "
             f"{', '.join(lifecycle.next_stages(row.status)) or 'none'}",
             public={
@@ -378,6 +378,14 @@ def transition(
     )
     _record(conn, incident_id, row.status, target, when, actor, note)
     return get(conn, incident_id, scope)
+
+
+_STAGE_TITLES = {c.value: c.title_zh for c in INCIDENT_STATUSES}
+
+
+def _stage_zh(stage: str) -> str:
+    """A stage as users name it, with the API's word beside it: 核查结案 (closed)."""
+    return f"{_STAGE_TITLES.get(stage, stage)} ({stage})"
 
 
 # Each stage's latest time, also for incidents imported with their lifecycle and no

@@ -130,6 +130,11 @@ def test_lifecycle_moves_with_timestamps_and_refuses_skips(client: TestClient) -
     skipped = client.post(url, json={"to": "closed"})
     assert skipped.status_code == 409
     assert "registered" in skipped.json()["allowed"]
+    # Stages as users name them, the API's words beside them.
+    assert (
+        "不能从“信息收集 (reported)”转到“核查结案 (closed)”，可转至：立案 (registered)"
+        in (skipped.json()["detail"])
+    )
     for stage in ("registered", "dispatched", "handling", "handled"):
         response = client.post(url, json={"to": stage, "at": "2025-03-01T12:00:00+08:00"})
         assert response.status_code == 200, response.text
