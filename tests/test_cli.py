@@ -57,3 +57,19 @@ def test_unreachable_database_is_a_clear_failure(monkeypatch: pytest.MonkeyPatch
     assert result.exit_code == 1
     assert "数据库不可用" in result.output
     assert "pw@" not in result.output
+
+
+def test_serve_refuses_a_database_whose_schema_is_not_this_codes(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served anyway, every request touching a changed table failed with a 500."""
+    from gridgov.cli.serve import require_current_schema
+    from gridgov.settings import Settings
+
+    monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    require_current_schema(Settings())  # the test database is at head: no refusal
+    monkeypatch.setattr(migrate, "head_revision", lambda: "9999_later")
+    result = runner.invoke(app, ["serve", "--port", "9"], env={"COLUMNS": "200"})
+    assert result.exit_code == 3, result.output
+    assert "请先运行 gridgov db migrate" in result.output
+    assert "9999_later" in result.output
