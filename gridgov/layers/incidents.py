@@ -5,6 +5,7 @@ Every statement about incidents lives here; the API and the CLI only call these.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ SELECT = (
 
 
 IMPLIED_CREATION = "批量导入 (batch import)"
+STORED_STAGE = "随事件导入的阶段时间 (stage time imported with the incident)"
 # What a ticket number (external id) never holds: control and invisible format characters
 # (a zero-width space after DEMO-1 made a second ticket of it), the ideographic space,
 # full-width letters, digits and hyphens (ＤＥＭＯ－１). Refused by POST /incidents and the
@@ -415,11 +417,21 @@ def history(
 ) -> list[dict[str, Any]]:
     """Every lifecycle move, oldest first. Batch imports store no row for the creation
     (a million history rows would double the import's cost): it is implied by the
-    incident itself, reported at ``reported_at``, and shown as such."""
+    incident itself, reported at ``reported_at``, and shown as such; so is each later
+    stage whose time came with the incident (a 台账 of handled cases, the demo city) and
+    no move recorded it."""
     get(conn, incident_id, scope)  # 404 for an unknown incident, or one outside the area
+    stored_stages = " ".join(
+        f"""UNION ALL
+        SELECT '{before}', '{stage}', i.{lifecycle.STAGE_COLUMN[stage]}, NULL, :stored, 0
+        FROM incident i WHERE i.id = :id AND i.{lifecycle.STAGE_COLUMN[stage]} IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM incident_transition t
+                          WHERE t.incident_id = i.id AND t.to_status = '{stage}')"""
+        for before, stage in itertools.pairwise(lifecycle.STAGES)
+    )
     rows = conn.execute(
         text(
-            """
+            f"""
             SELECT from_status, to_status, at, actor, note FROM (
                 SELECT from_status, to_status, at, actor, note, id AS seq
                 FROM incident_transition WHERE incident_id = :id
@@ -429,11 +441,12 @@ def history(
                 WHERE i.id = :id AND NOT EXISTS (
                     SELECT 1 FROM incident_transition t
                     WHERE t.incident_id = i.id AND t.from_status IS NULL)
+                {stored_stages}
             ) h
             ORDER BY at, seq
             """
         ),
-        {"id": incident_id, "implied": IMPLIED_CREATION},
+        {"id": incident_id, "implied": IMPLIED_CREATION, "stored": STORED_STAGE},
     ).mappings()
     return [dict(r) for r in rows]
 

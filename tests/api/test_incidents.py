@@ -320,6 +320,39 @@ def test_chinese_ticket_numbers_are_welcome(client: TestClient) -> None:
     assert client.post("/incidents", json=body).status_code == 201
 
 
+def test_history_shows_the_stage_times_an_incident_came_with(
+    client: TestClient, city: Connection
+) -> None:
+    """A 台账 of handled cases (or the demo city) stores stage times without moves: the
+    history showed only the report, then the next move as if from nowhere."""
+    created = client.post("/incidents", json={**BODY, "lon": 120.305, "lat": 31.575}).json()
+    city.execute(
+        text(
+            "UPDATE incident SET status = 'handled', "
+            "registered_at = reported_at + interval '1 hour', "
+            "dispatched_at = reported_at + interval '2 hours', "
+            "handling_at = reported_at + interval '3 hours', "
+            "handled_at = reported_at + interval '5 hours' WHERE id = :id"
+        ),
+        {"id": created["id"]},
+    )
+    url = f"/incidents/{created['id']}"
+    assert client.post(f"{url}/transitions", json={"to": "closed"}).is_success
+    history = client.get(f"{url}/history").json()["items"]
+    assert [(h["from_status"], h["to_status"]) for h in history] == [
+        (None, "reported"),
+        ("reported", "registered"),
+        ("registered", "dispatched"),
+        ("dispatched", "handling"),
+        ("handling", "handled"),
+        ("handled", "closed"),
+    ]
+    assert [h["note"] for h in history[1:5]] == [
+        "随事件导入的阶段时间 (stage time imported with the incident)"
+    ] * 4
+    assert history[-1]["note"] is None
+
+
 def test_unknown_incident_is_404(client: TestClient) -> None:
     assert client.get("/incidents/999999").status_code == 404
     assert client.get("/incidents/999999/assignment").status_code == 404
