@@ -16,6 +16,8 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
+from gridgov.api.query import shown_name
+
 
 class _NonFiniteError(ValueError):
     def __init__(self, token: str) -> None:
@@ -23,20 +25,46 @@ class _NonFiniteError(ValueError):
         self.token = token
 
 
+class _RepeatedKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
 def _refuse(token: str) -> Any:
     raise _NonFiniteError(token)
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose members all have their own names: {"lon": 500, …, "lon": 120.3}
+    is ambiguous (Python's json keeps the last silently, other parsers the first)."""
+    seen: set[str] = set()
+    for key, _value in pairs:
+        if key in seen:
+            raise _RepeatedKeyError(shown_name(key))
+        seen.add(key)
+    return dict(pairs)
+
+
 def loads_strict(body: bytes | str) -> Any:
-    """``json.loads`` that raises :class:`json.JSONDecodeError` on NaN / ±Infinity."""
+    """``json.loads`` that raises :class:`json.JSONDecodeError` on NaN / ±Infinity and on
+    a member name repeated within one object."""
     try:
-        return json.loads(body, parse_constant=_refuse)
+        return json.loads(body, parse_constant=_refuse, object_pairs_hook=_unique_keys)
     except _NonFiniteError as exc:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         raise json.JSONDecodeError(
             f"{exc.token} is not a JSON number (RFC 8259); NaN and Infinity are refused",
             text,
             max(text.find(exc.token), 0),
+        ) from None
+    except _RepeatedKeyError as exc:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        raise json.JSONDecodeError(
+            f"成员名 {exc.key} 在同一对象中重复 (the member name {exc.key} is repeated in one "
+            "object)",
+            text,
+            max(text.rfind(f'"{exc.key}"'), 0),
         ) from None
 
 

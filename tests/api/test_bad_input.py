@@ -564,3 +564,34 @@ def test_validation_errors_are_told_in_chinese_first(
     response = client.request(**request_args)
     assert 400 <= response.status_code < 500, response.text
     assert chinese in response.json()["detail"], response.text
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (
+            '{"lon": 500, "lat": 31.575, "lon": 120.305, "category": "dispute", '
+            '"source": "hotline", "reported_at": "2025-03-01T09:30:00"}',
+            "成员名 lon 在同一对象中重复",
+        ),
+        (
+            '{"lon": true, "lat": 31.575, "category": "dispute", "source": "hotline", '
+            '"reported_at": "2025-03-01T09:30:00"}',
+            "须为数字",
+        ),
+        (
+            '{"lon": "120.305", "lat": 31.575, "category": "dispute", "source": "hotline", '
+            '"reported_at": "2025-03-01T09:30:00"}',
+            "须为数字",
+        ),
+    ],
+)
+def test_ambiguous_or_mistyped_json_is_refused_not_guessed(
+    client: TestClient, city: Connection, raw: str, named: str
+) -> None:
+    """Python's json kept the last of two "lon" members; pydantic's lax mode read `true`
+    as 1.0 and "120.305" as a number: each was stored without a word."""
+    response = client.post("/incidents", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert named in response.text
+    assert incidents(city) == 0

@@ -43,7 +43,8 @@ Category = Literal[tuple(c.value for c in INCIDENT_CATEGORIES)]  # type: ignore[
 Source = Literal[tuple(c.value for c in INCIDENT_SOURCES)]  # type: ignore[valid-type]
 Status = Literal[tuple(c.value for c in INCIDENT_STATUSES)]  # type: ignore[valid-type]
 Method = Literal[METHODS]  # type: ignore[valid-type]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+# A JSON number: `true` is not 1.0, nor "120.3" a longitude (pydantic's lax mode took both).
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
 class PointGeometry(BaseModel):
