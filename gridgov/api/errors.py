@@ -331,6 +331,18 @@ QUERY_CANCELED = "57014"  # statement_timeout (or a cancel request)
 
 
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DataError) and "NUL" in str(exc.orig):
+        # psycopg refuses a NUL character in a text value before sending the statement
+        # (PostgreSQL text cannot hold one): a body value the client must fix, not our
+        # fault, so no traceback in the log either.
+        log.info("NUL character refused on %s", request.url.path)
+        return problem(
+            422,
+            _http_title(422),
+            "文本字段含有 NUL 字符 (a text value contains a NUL character)",
+            code="nul-character",
+            instance=request.url.path,
+        )
     log.exception("database error on %s", request.url.path)
     # A lost connection (killed backend, restarted server) or an operational failure is
     # temporary: 503 with Retry-After. The request's transaction was rolled back with it.
@@ -351,16 +363,6 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
             instance=request.url.path,
         )
         return retry_after(request, response)
-    if isinstance(exc, DataError) and "NUL" in str(exc.orig):
-        # psycopg refuses a NUL character in a text value before sending the statement
-        # (PostgreSQL text cannot hold one): a body value the client must fix, not our fault.
-        return problem(
-            422,
-            _http_title(422),
-            "文本字段含有 NUL 字符 (a text value contains a NUL character)",
-            code="nul-character",
-            instance=request.url.path,
-        )
     return problem(
         500,
         _http_title(500),

@@ -500,9 +500,12 @@ def test_nul_in_a_query_is_400_before_any_sql(client: TestClient) -> None:
         assert "NUL" in response.json()["detail"]
 
 
-def test_nul_in_a_body_is_422_and_writes_nothing(city: Connection, client: TestClient) -> None:
+def test_nul_in_a_body_is_422_and_writes_nothing(
+    city: Connection, client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
     """A NUL inside a JSON string reaches the database layer, which cannot store it: 422
-    naming the character, the request's transaction rolled back (found by fuzzing login)."""
+    naming the character, the request's transaction rolled back (found by fuzzing login);
+    the client's mistake leaves no traceback at ERROR level in the log."""
     login = client.post("/auth/login", json={"username": "a\u0000b", "password": "x"})
     assert login.status_code == 422, login.text
     assert "NUL" in login.json()["detail"]
@@ -512,6 +515,7 @@ def test_nul_in_a_body_is_422_and_writes_nothing(city: Connection, client: TestC
     assert report.status_code == 422, report.text
     assert "NUL" in report.json()["detail"]
     assert incidents(city) == 0
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 def test_a_report_time_in_the_future_is_422_and_writes_nothing(
