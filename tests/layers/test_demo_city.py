@@ -283,7 +283,7 @@ def test_police_can_move_a_demo_policing_area_boundary(
 
 def test_each_stage_of_a_demo_incident_follows_the_one_before(demo: Connection) -> None:
     """Durations between stages are never negative (handled was drawn apart from handling
-    and came first for one closed case in eight)."""
+    and came first for 535 of 200,000 incidents)."""
     import itertools
 
     from gridgov.gis.lifecycle import STAGE_COLUMN, STAGES

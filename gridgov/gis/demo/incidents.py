@@ -167,7 +167,7 @@ def _lifecycle(
     deadline = dispatched + hours(sla, unit="h")
     handling = dispatched + hours(sla * rng.uniform(0.05, 0.2, n), unit="h")
     handled = dispatched + hours(sla * rng.lognormal(np.log(0.6), 0.5, n), unit="h")
-    # Handled after handling began (drawn apart, it came first in one case in eight).
+    # Handled after handling began (drawn apart, it came first for 535 of 200,000 incidents).
     handled = pd.DatetimeIndex(
         np.maximum(
             handled.to_numpy(), (handling + hours(rng.uniform(0.2, 2, n), unit="h")).to_numpy()
