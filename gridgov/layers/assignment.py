@@ -386,8 +386,8 @@ def scratch_name(prefix: str) -> str:
 
 
 def assign_table(conn: Connection, source: str, tolerance_m: float) -> BulkResult:
-    """Assign every row of ``source`` (a regular table: id bigint, geom, at timestamptz,
-    with a GiST index on geom); the answer is :meth:`BulkResult.relation`, in UNLOGGED
+    """Assign every row of ``source`` (a regular table: id bigint, unique, geom, at
+    timestamptz, with a GiST index on geom); the answer is :meth:`BulkResult.relation`, in UNLOGGED
     tables named after ``source`` that the caller drops with :meth:`BulkResult.drop`.
 
     The fast path runs grid piece by grid piece, each probing the index on the points,
@@ -417,16 +417,24 @@ def assign_table(conn: Connection, source: str, tolerance_m: float) -> BulkResul
                 """
             )
         ).rowcount
-        # Without statistics on the fresh table the planner sorts it whole in every worker
-        # for a merge anti join (2.5 s for a million points); with them, a parallel hash
-        # anti join (0.65 s).
-        _analyze_scratch(conn, fast)
+        # The rows the fast path left: each id's bit XORed in once from the source and
+        # once from the fast table leaves only theirs. One parallel pass over both tables
+        # and a tiny hash: 0.30 s for a million points, where the anti join on the fast
+        # table's ids (a hash of a million) took 0.43 s.
         left = conn.execute(
             text(
                 f"""
                 CREATE UNLOGGED TABLE {rest} AS
+                WITH missing AS MATERIALIZED (
+                    SELECT word, bits FROM (
+                        SELECT id >> 6 AS word, bit_xor(1::bigint << (id & 63)::int) AS bits
+                        FROM (SELECT id FROM {source} UNION ALL SELECT id FROM {fast}) ids
+                        GROUP BY 1
+                    ) w
+                    WHERE bits <> 0
+                )
                 SELECT i.id, i.geom, i.at FROM {source} i
-                WHERE NOT EXISTS (SELECT 1 FROM {fast} f WHERE f.id = i.id)
+                JOIN missing m ON m.word = i.id >> 6 AND (m.bits >> (i.id & 63)::int) & 1 = 1
                 """
             )
         ).rowcount
@@ -601,7 +609,7 @@ def _assign_unit(conn: Connection, target: UnitTarget, tolerance_m: float) -> No
     # Only incidents in grids that straddle units (or with no grid) need a point test;
     # as for grids, the loop runs over unit polygons probing an index on those points.
     conn.execute(text("DROP TABLE IF EXISTS assign_pending"))
-    conn.execute(
+    pending = conn.execute(
         text(
             f"""
             CREATE TEMP TABLE assign_pending ON COMMIT DROP AS
@@ -609,7 +617,9 @@ def _assign_unit(conn: Connection, target: UnitTarget, tolerance_m: float) -> No
             WHERE o.{target.column} IS NULL
             """
         )
-    )
+    ).rowcount
+    if not pending:  # every grid lies wholly in one unit: four statements saved
+        return
     conn.execute(text("CREATE INDEX ON assign_pending USING gist (geom)"))
     conn.execute(text("ANALYZE assign_pending"))
     conn.execute(

@@ -373,6 +373,52 @@ def test_fast_path_gives_the_exact_engines_answer_for_every_column(
     result.drop(city)
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [0, 1, 62, 63, 64, 127, 128],  # both ends of a 64-id word, the sign bit included
+        [2**40 + 63, 2**40 + 64, 7, 9_000_000_001, 3],  # sparse, out of order
+        [-1, -64, -65, 5, 2**62 + 1, 2**63 - 1, -(2**63)],  # negative ids and the extremes
+    ],
+    ids=["word-ends", "sparse", "extremes"],
+)
+def test_rows_the_fast_path_leaves_are_found_by_id_whatever_the_ids(
+    city: Connection, ids: list[int]
+) -> None:
+    """The rows left for the exact engine are found by XORing one bit per id (a word of
+    64 ids per group): every id, wherever its bit sits in its word, must land on exactly
+    one side, the fast path or the exact engine, never both or neither."""
+    from gridgov.layers import assignment
+
+    assert assignment.atoms_fresh(city)
+    inside = (120.3013, 31.5633)  # deep in a grid and in one unit of each layer
+    places = [
+        (MID, 31.5633),  # on a shared grid edge: exact engine
+        (121.9, 32.9),  # outside the city: exact engine, then refused
+        inside,
+    ]
+    city.execute(
+        text("CREATE TABLE rest_src (id bigint, geom geometry(Point, 4490), at timestamptz)")
+    )
+    where = {i: places[n % len(places)] for n, i in enumerate(ids)}
+    city.execute(
+        text("INSERT INTO rest_src VALUES (:i, ST_SetSRID(ST_MakePoint(:x, :y), 4490), :t)"),
+        [{"i": i, "x": x, "y": y, "t": T2024} for i, (x, y) in where.items()],
+    )
+    city.execute(text("CREATE INDEX ON rest_src USING gist (geom)"))
+    result = assignment.assign_table(city, "rest_src", TOLERANCE)
+    fast, rest, _exact = result.tables
+    fast_ids = set(city.execute(text(f"SELECT id FROM {fast}")).scalars())
+    rest_ids = set(city.execute(text(f"SELECT id FROM {rest}")).scalars())
+    assert fast_ids == {i for i, p in where.items() if p == inside}
+    assert rest_ids == set(ids) - fast_ids
+    assert (result.fast, result.exact) == (len(fast_ids), len(rest_ids))
+    assert set(result.outside) == {i for i, p in where.items() if p == (121.9, 32.9)}
+    placed = list(city.execute(text(f"SELECT id FROM {result.relation()} o")).scalars())
+    assert sorted(placed) == sorted(set(ids) - set(result.outside))
+    result.drop(city)
+
+
 def test_stale_pieces_are_never_used(city: Connection) -> None:
     """A unit redrawn after the pieces were cut: every point takes the exact engine."""
     from gridgov.layers import assignment
