@@ -299,6 +299,47 @@ def test_list_and_step_times_no_clock_could_give_are_refused(client: TestClient)
 
 @pytest.mark.usefixtures("city")
 @pytest.mark.parametrize(
+    "number",
+    [173566080, 17356608000, 1735660800.5, 0, -1735660800, "173566080", "17356608000"],
+    ids=["digit-dropped", "digit-added", "fraction", "zero", "negative", "9-digits", "11-digits"],
+)
+def test_a_time_as_a_number_follows_the_importers_rule(
+    client: TestClient, city: Connection, number: object
+) -> None:
+    """pydantic read any number as seconds or milliseconds by its size: 173566080 (a
+    digit dropped) was stored as 1975. Now, as in the importers, only 10 digits
+    (seconds) or 13 (milliseconds), or a date of 8 digits."""
+    response = client.post(
+        "/incidents", json={**BODY, "lon": 120.305, "lat": 31.575, "reported_at": number}
+    )
+    assert response.status_code == 422, response.text
+    assert "须为 10 位（秒）或 13 位（毫秒）" in response.text
+    assert count(city) == 0
+
+
+@pytest.mark.usefixtures("city")
+def test_epoch_seconds_milliseconds_and_digit_dates_mean_what_the_importers_read(
+    client: TestClient,
+) -> None:
+    seconds = int(datetime(2025, 3, 1, 1, 30, tzinfo=UTC).timestamp())  # 09:30 Beijing
+    stored = set()
+    for value in (seconds, seconds * 1000, str(seconds), "2025-03-01T09:30:00"):
+        response = client.post(
+            "/incidents", json={**BODY, "lon": 120.305, "lat": 31.575, "reported_at": value}
+        )
+        assert response.status_code == 201, response.text
+        stored.add(datetime.fromisoformat(response.json()["properties"]["reported_at"]))
+    assert stored == {datetime(2025, 3, 1, 1, 30, tzinfo=UTC)}
+    # A date of 8 digits in a filter is that day in Beijing, not 20,250,301 seconds.
+    that_day = client.get("/incidents", params={"from": "20250301", "to": "20250302"})
+    assert that_day.status_code == 200, that_day.text
+    assert that_day.json()["numberMatched"] == 4
+    after = client.get("/incidents", params={"from": "20250302"})
+    assert after.json()["numberMatched"] == 0
+
+
+@pytest.mark.usefixtures("city")
+@pytest.mark.parametrize(
     "ticket",
     ["DEMO-1 ", " DEMO-1", "DEMO-1\n", "DEMO-1\u200b", "ＤＥＭＯ－1", "   ", "DEMO\u00001"],
 )

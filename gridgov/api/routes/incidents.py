@@ -5,6 +5,7 @@ Thin: validation of the body here, every rule and statement in ``gridgov.layers.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -30,6 +32,7 @@ from gridgov.gis.coords import to_cgcs2000
 from gridgov.layers import audit, incidents
 from gridgov.layers.assignment import METHODS
 from gridgov.layers.catalog import INCIDENT_CATEGORIES, INCIDENT_SOURCES, INCIDENT_STATUSES
+from gridgov.layers.io import values
 
 router = APIRouter(
     prefix="/incidents",
@@ -117,7 +120,28 @@ def _aware(moment: datetime) -> datetime:
     return aware
 
 
-Moment = Annotated[datetime, AfterValidator(_aware)]
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _numeric_time(value: object) -> object:
+    """A number or a string of digits read by the importers' rule (10 digits: epoch
+    seconds, 13: milliseconds, 8: a date YYYYMMDD), never by pydantic's, which takes any
+    number as seconds or milliseconds by its size: ``from=20250501`` was 1970-08-23 and
+    a reported_at missing a digit (``173566080``) was 1975."""
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if not numeric and not (isinstance(value, str) and _DIGITS.fullmatch(value)):
+        return value
+    try:
+        return values.timestamp(value)
+    except ValueError:
+        raise ValueError(
+            f"数字时间“{value}”须为 10 位（秒）或 13 位（毫秒）的 Unix 时间，或 8 位日期 "
+            "YYYYMMDD (a time given as digits is 10 digits of epoch seconds, 13 of "
+            "milliseconds, or a date YYYYMMDD)"
+        ) from None
+
+
+Moment = Annotated[datetime, BeforeValidator(_numeric_time), AfterValidator(_aware)]
 
 
 def feature(row: dict[str, Any]) -> dict[str, Any]:

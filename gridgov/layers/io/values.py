@@ -268,7 +268,10 @@ def _date(value: object) -> date:
     return parsed.date()
 
 
-def _timestamp(value: object) -> datetime:
+def timestamp(value: object) -> datetime:
+    """A time as every importer reads it (Beijing time without a zone): an epoch time by
+    :data:`EPOCH_TIME`, ISO 8601 (``20250501`` too) or :data:`LOOSE_TIME`; ValueError
+    otherwise. The API reads numbers and digit strings with it, so both paths agree."""
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, date):
@@ -289,7 +292,7 @@ _CONVERTERS: dict[ColumnType, Any] = {
     ColumnType.FLOAT: _float,
     ColumnType.BOOLEAN: _boolean,
     ColumnType.DATE: _date,
-    ColumnType.TIMESTAMP: _timestamp,
+    ColumnType.TIMESTAMP: timestamp,
 }
 
 
