@@ -43,9 +43,11 @@ from gridgov.layers.incidents import (
     EXTERNAL_ID_EN,
     EXTERNAL_ID_FORBIDDEN,
     EXTERNAL_ID_ZH,
+    FIELD_DIFFERS,
     FUTURE_REPORT_EN,
     FUTURE_REPORT_ZH,
     MAX_CHARS,
+    field_names,
     latest_report_time,
 )
 from gridgov.layers.io.crs import resolve_crs
@@ -1043,14 +1045,7 @@ def _repeats_across_chunks(conn: Connection, stage: str) -> list[tuple[Problem, 
 
 
 # Staged row ``s`` against the stored incident ``i`` of its external id: what differs.
-_FIELD_DIFFERS = {
-    "位置 location": "ST_X(i.geom) IS DISTINCT FROM s.lon OR ST_Y(i.geom) IS DISTINCT FROM s.lat",
-    "类别 category": "i.category IS DISTINCT FROM s.category",
-    "来源 source": "i.source IS DISTINCT FROM s.source",
-    "上报时间 reported_at": "i.reported_at IS DISTINCT FROM s.at",
-    "描述 description": "i.description IS DISTINCT FROM s.description",
-}
-_DIFFERS = " OR ".join(f"({condition})" for condition in _FIELD_DIFFERS.values())
+_DIFFERS = " OR ".join(f"({condition})" for condition in FIELD_DIFFERS.values())
 
 
 def _stored_otherwise(conn: Connection, stage: str) -> list[tuple[Problem, dict[str, str]]]:
@@ -1058,8 +1053,8 @@ def _stored_otherwise(conn: Connection, stage: str) -> list[tuple[Problem, dict[
     out. Re-importing a row unchanged changes nothing; a corrected row must not be
     counted "unchanged" while the stored incident keeps its old values, nor overwrite an
     incident whose handling has begun: it is named, with what differs."""
-    names = list(_FIELD_DIFFERS)
-    flags = ", ".join(f"({sql}) AS f{k}" for k, sql in enumerate(_FIELD_DIFFERS.values()))
+    names = list(FIELD_DIFFERS)
+    flags = ", ".join(f"({sql}) AS f{k}" for k, sql in enumerate(FIELD_DIFFERS.values()))
     rows = conn.execute(
         text(
             f"""
@@ -1073,9 +1068,7 @@ def _stored_otherwise(conn: Connection, stage: str) -> list[tuple[Problem, dict[
     ).all()
     out = []
     for r in rows:
-        differ = [name for k, name in enumerate(names) if getattr(r, f"f{k}")]
-        zh = "、".join(name.split()[0] for name in differ)
-        en = ", ".join(name.split()[1] for name in differ)
+        zh, en = field_names([name for k, name in enumerate(names) if getattr(r, f"f{k}")])
         out.append(
             (
                 Problem(

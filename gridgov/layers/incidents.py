@@ -14,7 +14,13 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from gridgov.errors import ConflictError, InvalidInputError, NotFoundError, OutOfScopeError
+from gridgov.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    OutOfScopeError,
+    PermissionDeniedError,
+)
 from gridgov.gis import lifecycle
 from gridgov.layers import assignment
 from gridgov.layers.assignment import OUTPUT_COLUMNS, OutsideCityError
@@ -137,6 +143,37 @@ class NewIncident:
     description: str | None = None
 
 
+# What a report repeated under the same external id (a ticket number) is compared on, as
+# SQL over the stored incident ``i`` and the new values ``s`` (lon, lat, category, source,
+# at, description): a single report and an import row compare alike. Equal everywhere: the
+# same report, stored once; otherwise it is refused, never written over the stored one.
+FIELD_DIFFERS = {
+    "位置 location": "ST_X(i.geom) IS DISTINCT FROM s.lon OR ST_Y(i.geom) IS DISTINCT FROM s.lat",
+    "类别 category": "i.category IS DISTINCT FROM s.category",
+    "来源 source": "i.source IS DISTINCT FROM s.source",
+    "上报时间 reported_at": "i.reported_at IS DISTINCT FROM s.at",
+    "描述 description": "i.description IS DISTINCT FROM s.description",
+}
+
+
+def field_names(names: list[str]) -> tuple[str, str]:
+    """Keys of :data:`FIELD_DIFFERS` as one Chinese and one English phrase."""
+    return "、".join(n.split()[0] for n in names), ", ".join(n.split()[1] for n in names)
+
+
+class AlreadyReportedError(ConflictError):
+    """The same report (external id and every value) is stored already: the API answers
+    it with the stored incident, so that a client's retry after a lost answer is safe."""
+
+    code = "already-reported"
+    title_zh = "已上报"
+    title_en = "Already reported"
+
+    @property
+    def existing_id(self) -> int:
+        return int(self.public["existing_id"])
+
+
 def _stage_input(conn: Connection, rows: list[tuple[int, float, float, datetime]]) -> None:
     assignment.prepare_input(conn)
     conn.execute(
@@ -155,10 +192,12 @@ def create(
     actor: str | None,
     *,
     now: datetime | None = None,
+    scope: AreaScope | None = None,
 ) -> int:
     """Store one incident with its full assignment; refuses a point outside the city, and
     a report time ahead of ``now`` (default: the clock; tests of grid versions scheduled
-    for later set it ahead).
+    for later set it ahead). An external id already stored raises (see
+    :func:`_refuse_repeat`; ``scope``: the reporting account's area).
 
     The common case (a point well inside a grid piece, see :mod:`gridgov.layers.assignment`)
     is one statement: assignment, insert and history row in one round trip. Anything else
@@ -198,15 +237,7 @@ def create(
     if row is not None:
         return int(row.incident_id)
     if incident.external_id is not None:
-        clash = conn.execute(
-            text("SELECT id FROM incident WHERE external_id = :e"), {"e": incident.external_id}
-        ).first()
-        if clash:
-            raise ConflictError(
-                f"外部编号 {incident.external_id} 已存在（事件 {clash.id}）",
-                f"external id {incident.external_id} already exists (incident {clash.id})",
-                public={"existing_id": int(clash.id)},
-            )
+        _refuse_repeat(conn, incident, scope)
     _stage_input(conn, [(0, incident.lon, incident.lat, incident.reported_at)])
     assignment.run(conn, tolerance_m)
     if assignment.outside(conn):
@@ -231,6 +262,60 @@ def create(
     assignment.finish(conn)
     _record(conn, int(new_id), None, "reported", incident.reported_at, actor, None)
     return int(new_id)
+
+
+def _refuse_repeat(conn: Connection, incident: NewIncident, scope: AreaScope | None) -> None:
+    """Raise when ``incident``'s external id is stored: :class:`AlreadyReportedError` when
+    every value is the same, else a conflict naming what differs. A stored incident
+    outside ``scope`` is neither shown nor described: the ticket number is not the
+    caller's (403)."""
+    names = list(FIELD_DIFFERS)
+    flags = ", ".join(f"({sql}) AS f{k}" for k, sql in enumerate(FIELD_DIFFERS.values()))
+    with as_owner(conn):  # row-level security would hide it: the ticket number is taken
+        stored = conn.execute(
+            text(
+                f"""
+                SELECT i.*, {flags} FROM incident i,
+                    (SELECT CAST(:lon AS float8) AS lon, CAST(:lat AS float8) AS lat,
+                            CAST(:category AS text) AS category, CAST(:source AS text) AS source,
+                            CAST(:at AS timestamptz) AS at,
+                            CAST(:description AS text) AS description) s
+                WHERE i.external_id = :e
+                """
+            ),
+            {
+                "lon": incident.lon,
+                "lat": incident.lat,
+                "category": incident.category,
+                "source": incident.source,
+                "at": incident.reported_at,
+                "description": incident.description,
+                "e": incident.external_id,
+            },
+        ).first()
+    if stored is None:
+        return
+    if scope is not None and not in_scope(dict(stored._mapping), scope):
+        raise PermissionDeniedError(
+            f"外部编号 {incident.external_id} 属于您管辖区域之外的事件",
+            f"external id {incident.external_id} belongs to an incident outside your area",
+        )
+    differ = [name for k, name in enumerate(names) if getattr(stored, f"f{k}")]
+    public: dict[str, str | int | float | bool] = {"existing_id": int(stored.id)}
+    if not differ:
+        raise AlreadyReportedError(
+            f"外部编号 {incident.external_id} 已上报为事件 #{stored.id}",
+            f"external id {incident.external_id} is incident #{stored.id} already",
+            public=public,
+        )
+    zh, en = field_names(differ)
+    raise ConflictError(
+        f"外部编号 {incident.external_id} 已是事件 #{stored.id}，其{zh}与本次上报不同；"
+        "不会覆盖已存事件",
+        f"external id {incident.external_id} is incident #{stored.id} already, whose {en} "
+        "differ from this report's; a stored incident is never overwritten",
+        public={**public, "differs": ", ".join(n.split()[1] for n in differ)},
+    )
 
 
 def _record(

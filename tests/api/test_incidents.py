@@ -72,8 +72,65 @@ def test_geojson_point_and_read_back(client: TestClient) -> None:
             "external_id": "HOT-1",
         },
     )
-    assert again.status_code == 409
-    assert again.json()["existing_id"] == created["id"]
+    # The same report again (a client retrying after a lost answer): the stored incident.
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == created["id"]
+    assert again.headers["location"] == f"/incidents/{created['id']}"
+
+
+def history_rows(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT count(*) FROM incident_transition")).scalar_one())
+
+
+def test_a_repeated_report_is_stored_once_whatever_its_crs(
+    client: TestClient, city: Connection
+) -> None:
+    x, y = (float(v) for v in wgs84_to_gcj02(120.305, 31.575))
+    report = {**BODY, "lon": x, "lat": y, "crs": "gcj02", "external_id": "12345-0001"}
+    first = client.post("/incidents", json={**report, "description": "噪音扰民"})
+    assert first.status_code == 201, first.text
+    stored, transitions = count(city), history_rows(city)
+    again = client.post("/incidents", json={**report, "description": "噪音扰民"})
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert (count(city), history_rows(city)) == (stored, transitions)
+    audit = city.execute(
+        text(
+            "SELECT detail->>'repeat' FROM audit_log WHERE action = 'incident_create' "
+            "AND target = :t ORDER BY id"
+        ),
+        {"t": f"incident/{first.json()['id']}"},
+    ).scalars()
+    assert list(audit) == ["false", "true"]
+
+
+@pytest.mark.parametrize(
+    ("change", "named_zh", "named_en"),
+    [
+        ({"category": "public_order"}, "类别", "category"),
+        ({"lon": 120.306}, "位置", "location"),
+        ({"reported_at": "2025-03-01T09:31:00"}, "上报时间", "reported_at"),
+        ({"description": "另一件事"}, "描述", "description"),
+        ({"source": "police", "category": "public_order"}, "类别、来源", "category, source"),
+    ],
+)
+def test_a_report_repeated_with_other_values_is_refused(
+    client: TestClient, city: Connection, change: dict[str, object], named_zh: str, named_en: str
+) -> None:
+    report = {**BODY, "lon": 120.305, "lat": 31.575, "external_id": "12345-0002"}
+    first = client.post("/incidents", json=report)
+    assert first.status_code == 201, first.text
+    before = city.execute(text("SELECT * FROM incident")).all()
+    clash = client.post("/incidents", json={**report, **change})
+    assert clash.status_code == 409, clash.text
+    problem = clash.json()
+    assert problem["existing_id"] == first.json()["id"]
+    assert problem["differs"] == named_en
+    assert (
+        f"外部编号 12345-0002 已是事件 #{first.json()['id']}，其{named_zh}与本次上报不同"
+        in (problem["detail"])
+    )
+    assert city.execute(text("SELECT * FROM incident")).all() == before
 
 
 @pytest.mark.parametrize(

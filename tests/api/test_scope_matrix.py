@@ -339,6 +339,34 @@ def test_incident_endpoints(
     assert after == before  # the refused report in B was not stored
 
 
+@pytest.mark.parametrize(
+    "role", [r for r in ROLES if r is not Role.ADMIN and can_edit(r, "incident")]
+)
+def test_a_ticket_number_outside_the_area_is_not_shown(
+    role: Role, city: dict[str, set[int]], as_role: Any, connection: Connection
+) -> None:
+    """An external id is unique city-wide, so its use cannot be hidden; the incident that
+    holds it, outside the caller's area, is neither returned nor described."""
+    report = {
+        "lon": POINT_B[0],
+        "lat": POINT_B[1],
+        "category": "dispute",
+        "source": "hotline",
+        "reported_at": "2026-01-01T09:00:00+08:00",
+        "external_id": "12345-B-1",
+    }
+    stored = as_role(Role.ADMIN).post("/incidents", json=report)
+    assert stored.status_code == 201, stored.text
+    client = as_role(role)
+    before = connection.execute(text("SELECT count(*) FROM incident")).scalar_one()
+    for body in (report, {**report, "lon": POINT_A[0], "lat": POINT_A[1]}):
+        refused = client.post("/incidents", json=body)
+        assert refused.status_code == 403, refused.text
+        assert "12345-B-1 属于您管辖区域之外的事件" in refused.json()["detail"]
+        assert str(stored.json()["id"]) not in refused.text
+    assert connection.execute(text("SELECT count(*) FROM incident")).scalar_one() == before
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_area_selector_and_pages(role: Role, city: dict[str, set[int]], as_role: Any) -> None:
     client = as_role(role)

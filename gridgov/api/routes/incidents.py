@@ -159,7 +159,12 @@ def feature(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201, summary="上报事件并分派 (report an incident; it is assigned)")
+@router.post(
+    "",
+    status_code=201,
+    summary="上报事件并分派 (report an incident; it is assigned)",
+    responses={200: {"description": "同一外部编号、同样内容的重复上报：返回已存事件 (a repeat)"}},
+)
 def create_incident(
     body: IncidentIn,
     principal: PrincipalDep,
@@ -168,33 +173,49 @@ def create_incident(
     response: Response,
 ) -> dict[str, Any]:
     """Grid workers report in their own grids: a point assigned elsewhere is a 403 (and
-    nothing is stored, the request's transaction rolls back)."""
+    nothing is stored, the request's transaction rolls back).
+
+    A report repeated with the same external id and the same values (a client retrying
+    after a lost answer) is answered 200 with the stored incident, and stores nothing;
+    with other values it is a 409 naming them."""
     principal.require_edit("incident")
     if body.geometry is not None:
         x, y = body.geometry.coordinates
     else:
         x, y = float(body.lon or 0.0), float(body.lat or 0.0)
     lon, lat = to_cgcs2000([x], [y], body.crs)
-    new_id = incidents.create(
-        conn,
-        incidents.NewIncident(
-            lon=float(lon[0]),
-            lat=float(lat[0]),
-            category=body.category,
-            source=body.source,
-            reported_at=body.reported_at,
-            external_id=body.external_id,
-            description=body.description,
-        ),
-        settings.assign_tolerance_m,
-        actor=principal.user.username,
-    )
+    try:
+        new_id = incidents.create(
+            conn,
+            incidents.NewIncident(
+                lon=float(lon[0]),
+                lat=float(lat[0]),
+                category=body.category,
+                source=body.source,
+                reported_at=body.reported_at,
+                external_id=body.external_id,
+                description=body.description,
+            ),
+            settings.assign_tolerance_m,
+            actor=principal.user.username,
+            scope=principal.scope,
+        )
+        repeat = False
+    except incidents.AlreadyReportedError as stored_already:
+        new_id, repeat = stored_already.existing_id, True
     stored = incidents.get(conn, new_id)
     if not incidents.in_scope(stored, principal.scope):
         raise PermissionDeniedError(
             "该位置不在您的管辖区域内，不能上报", "the point lies outside your area"
         )
-    audit.record(conn, principal.event("incident_create", "ok", target=f"incident/{new_id}"))
+    audit.record(
+        conn,
+        principal.event(
+            "incident_create", "ok", target=f"incident/{new_id}", detail={"repeat": repeat}
+        ),
+    )
+    if repeat:
+        response.status_code = 200
     response.headers["Location"] = f"/incidents/{new_id}"
     result = feature(stored)
     result["assignment"] = incidents.explain(conn, new_id)
