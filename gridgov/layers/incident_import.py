@@ -80,6 +80,7 @@ from gridgov.layers.io.values import (
     Target,
     convert_column,
     is_blank,
+    loose_part,
     targets,
     unstorable_rows,
 )
@@ -615,21 +616,21 @@ def _iso_picks(found: re.Match[str], width: int) -> list[int]:
     after the ``width`` columns of the text)."""
     zero, dash, tee, colon, dot = (width + _PICK_FROM.index(c) for c in _PICK_FROM)
 
-    def digits(*groups: str, size: int) -> list[int]:
-        group = next((g for g in groups if found[g] is not None), None)
+    def digits(part: str, size: int) -> list[int]:
+        group = "y" if part == "year" else loose_part(found, part)
         if group is None:
             return [zero] * size
         start, end = found.span(group)
         return [zero] * (size - (end - start)) + list(range(start, end))
 
-    picks = [*digits("y", size=4), dash, *digits("m", "cm", size=2)]
-    picks += [dash, *digits("d", "cd", size=2)]
-    if found["H"] is None:
+    picks = [*digits("year", 4), dash, *digits("month", 2), dash, *digits("day", 2)]
+    if loose_part(found, "hour") is None:
         return picks
-    picks += [tee, *digits("H", size=2), colon, *digits("M", "cM", size=2)]
-    picks += [colon, *digits("S", "cS", size=2)]
+    picks += [tee, *digits("hour", 2), colon, *digits("minute", 2)]
+    picks += [colon, *digits("second", 2)]
     if found["F"] is not None:
-        picks += [dot, *digits("F", size=len(found["F"]))]
+        start, end = found.span("F")
+        picks += [dot, *range(start, end)]
     return picks
 
 

@@ -365,7 +365,7 @@ def test_a_time_as_a_number_follows_the_importers_rule(
 ) -> None:
     """pydantic read any number as seconds or milliseconds by its size: 173566080 (a
     digit dropped) was stored as 1975. Now, as in the importers, only 10 digits
-    (seconds) or 13 (milliseconds), or a date of 8 digits."""
+    (seconds) or 13 (milliseconds), a date of 8 digits, or a date and time of 12 or 14."""
     response = client.post(
         "/incidents", json={**BODY, "lon": 120.305, "lat": 31.575, "reported_at": number}
     )
@@ -380,7 +380,8 @@ def test_epoch_seconds_milliseconds_and_digit_dates_mean_what_the_importers_read
 ) -> None:
     seconds = int(datetime(2025, 3, 1, 1, 30, tzinfo=UTC).timestamp())  # 09:30 Beijing
     stored = set()
-    for value in (seconds, seconds * 1000, str(seconds), "2025-03-01T09:30:00"):
+    compact = (20250301093000, "20250301093000", "202503010930")  # GA/T 年月日时分秒
+    for value in (seconds, seconds * 1000, str(seconds), "2025-03-01T09:30:00", *compact):
         response = client.post(
             "/incidents", json={**BODY, "lon": 120.305, "lat": 31.575, "reported_at": value}
         )
@@ -390,7 +391,7 @@ def test_epoch_seconds_milliseconds_and_digit_dates_mean_what_the_importers_read
     # A date of 8 digits in a filter is that day in Beijing, not 20,250,301 seconds.
     that_day = client.get("/incidents", params={"from": "20250301", "to": "20250302"})
     assert that_day.status_code == 200, that_day.text
-    assert that_day.json()["numberMatched"] == 4
+    assert that_day.json()["numberMatched"] == 7
     after = client.get("/incidents", params={"from": "20250302"})
     assert after.json()["numberMatched"] == 0
 

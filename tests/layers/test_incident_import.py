@@ -525,7 +525,14 @@ SPREADSHEET_TIMES = {
     "2025年5月1日": "2025-05-01T00:00:00+08:00",
     "2025年05月01日 9时5分3秒": "2025-05-01T09:05:03+08:00",
     "2025年5月1日10:30": "2025-05-01T10:30:00+08:00",
+    # Public-security and hotline systems' compact form (GA/T): seconds or minutes.
+    "20250501090503": "2025-05-01T09:05:03+08:00",
+    "202505010905": "2025-05-01T09:05:00+08:00",
     # Refused, by both readers: no such day or hour, mixed separators, not year first.
+    "20250230090503": None,
+    "20250501240000": None,
+    "202505010905031": None,
+    "202505010905 10:00": None,
     "2025/2/30": None,
     "2025/5/1 24:00": None,
     "2025/5/1 9:5": None,
@@ -574,7 +581,7 @@ def test_spreadsheet_times_are_read_alike_column_wise_and_row_by_row() -> None:
     refused = _read_alike(SPREADSHEET_TIMES)
     dates, date_problems = convert_column(Target("d", ColumnType.DATE, "日期"), texts, len(texts))
     assert dates[2] == dates[5] == date(2025, 5, 1)
-    assert {p.index for p in date_problems} == refused | {0, 1, 3, 4, 6, 7}
+    assert {p.index for p in date_problems} == refused | {0, 1, 3, 4, 6, 7, 8, 9}
 
 
 def test_epoch_times_as_arcgis_exports_them_are_read_alike_column_wise_and_row_by_row() -> None:

@@ -125,7 +125,8 @@ _DIGITS = re.compile(r"[0-9]+")
 
 def _numeric_time(value: object) -> object:
     """A number or a string of digits read by the importers' rule (10 digits: epoch
-    seconds, 13: milliseconds, 8: a date YYYYMMDD), never by pydantic's, which takes any
+    seconds, 13: milliseconds, 8: a date YYYYMMDD, 12 or 14: YYYYMMDDhhmm[ss] in Beijing
+    time), never by pydantic's, which takes any
     number as seconds or milliseconds by its size: ``from=20250501`` was 1970-08-23 and
     a reported_at missing a digit (``173566080``) was 1975."""
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
@@ -135,9 +136,9 @@ def _numeric_time(value: object) -> object:
         return values.timestamp(value)
     except ValueError:
         raise ValueError(
-            f"数字时间“{value}”须为 10 位（秒）或 13 位（毫秒）的 Unix 时间，或 8 位日期 "
-            "YYYYMMDD (a time given as digits is 10 digits of epoch seconds, 13 of "
-            "milliseconds, or a date YYYYMMDD)"
+            f"数字时间“{value}”须为 10 位（秒）或 13 位（毫秒）的 Unix 时间、8 位日期 "
+            "YYYYMMDD，或 12、14 位的年月日时分（秒） (a time given as digits is 10 digits "
+            "of epoch seconds, 13 of milliseconds, a date YYYYMMDD, or YYYYMMDDhhmm[ss])"
         ) from None
 
 

@@ -180,14 +180,30 @@ def _boolean(value: object) -> bool:
 
 # Year-first dates as spreadsheets in China write them (Excel and WPS save 2025/5/1 10:00
 # in a CSV): 2025/5/1, 2025-5-1, 2025.5.1 or 2025年5月1日, then maybe a time 9:05,
-# 9:05:03.5 or 9时5分3秒. Year first, so never ambiguous; anything else is refused.
+# 9:05:03.5 or 9时5分3秒; or the compact date and time of public-security and hotline
+# systems (GA/T data elements), 20250501090503 or 202505010905. Year first, so never
+# ambiguous (epoch times are 10 or 13 digits, a date alone 8); anything else is refused.
 LOOSE_TIME = re.compile(
     r"(?P<y>[0-9]{4})(?:(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
-    r"|年(?P<cm>[0-9]{1,2})月(?P<cd>[0-9]{1,2})日)"
-    r"(?:(?:\s+|T|(?<=日))(?P<H>[0-9]{1,2})"
+    r"|年(?P<cm>[0-9]{1,2})月(?P<cd>[0-9]{1,2})日"
+    r"|(?P<km>[0-9]{2})(?P<kd>[0-9]{2})(?P<kH>[0-9]{2})(?P<kM>[0-9]{2})(?P<kS>[0-9]{2})?)"
+    r"(?(km)|(?:(?:\s+|T|(?<=日))(?P<H>[0-9]{1,2})"
     r"(?::(?P<M>[0-9]{2})(?::(?P<S>[0-9]{2})(?:\.(?P<F>[0-9]{1,6}))?)?"
-    r"|时(?P<cM>[0-9]{1,2})分(?:(?P<cS>[0-9]{1,2})秒)?))?"
+    r"|时(?P<cM>[0-9]{1,2})分(?:(?P<cS>[0-9]{1,2})秒)?))?)"
 )
+# The groups of LOOSE_TIME that may hold each part, one of them matched.
+LOOSE_PARTS = {
+    "month": ("m", "cm", "km"),
+    "day": ("d", "cd", "kd"),
+    "hour": ("H", "kH"),
+    "minute": ("M", "cM", "kM"),
+    "second": ("S", "cS", "kS"),
+}
+
+
+def loose_part(found: re.Match[str], part: str) -> str | None:
+    """The group of ``found`` (a :data:`LOOSE_TIME` match) that holds ``part``, if any."""
+    return next((g for g in LOOSE_PARTS[part] if found[g] is not None), None)
 
 
 def loose_time_iso(text: str) -> str | None:
@@ -196,13 +212,17 @@ def loose_time_iso(text: str) -> str | None:
     found = LOOSE_TIME.fullmatch(text)
     if found is None:
         return None
-    month, day = found["m"] or found["cm"], found["d"] or found["cd"]
-    iso = f"{found['y']}-{int(month):02d}-{int(day):02d}"
-    if found["H"] is None:
+
+    def number(part: str) -> int:
+        group = loose_part(found, part)
+        return 0 if group is None else int(found[group])
+
+    iso = f"{found['y']}-{number('month'):02d}-{number('day'):02d}"
+    if loose_part(found, "hour") is None:
         return iso
-    minute, second = int(found["M"] or found["cM"]), int(found["S"] or found["cS"] or 0)
     fraction = f".{found['F']}" if found["F"] else ""
-    return f"{iso}T{int(found['H']):02d}:{minute:02d}:{second:02d}{fraction}"
+    clock = f"{number('hour'):02d}:{number('minute'):02d}:{number('second'):02d}"
+    return f"{iso}T{clock}{fraction}"
 
 
 # Epoch times as ArcGIS (its GeoJSON and REST answers) and Java systems export them: 13
