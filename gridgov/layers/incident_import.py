@@ -1079,7 +1079,7 @@ def _stored_otherwise(conn: Connection, stage: str) -> list[tuple[Problem, dict[
                     f"外部编号 {r.external_id} 已是事件 #{r.stored}，其{zh}与本行不同；"
                     "导入不会覆盖已存事件",
                     f"external id {r.external_id} is incident #{r.stored} already, whose "
-                    f"{en} differ from this row's; an import never overwrites a stored incident",
+                    f"{en} from this row's; an import never overwrites a stored incident",
                 ),
                 {"external_id": r.external_id, "category": r.category, "source": r.source},
             )

@@ -157,8 +157,12 @@ FIELD_DIFFERS = {
 
 
 def field_names(names: list[str]) -> tuple[str, str]:
-    """Keys of :data:`FIELD_DIFFERS` as one Chinese and one English phrase."""
-    return "、".join(n.split()[0] for n in names), ", ".join(n.split()[1] for n in names)
+    """Keys of :data:`FIELD_DIFFERS` as a Chinese list, and an English one with its verb
+    ("category differs", "category, source differ")."""
+    english = ", ".join(n.split()[1] for n in names)
+    return "、".join(n.split()[0] for n in names), english + (
+        " differs" if len(names) == 1 else " differ"
+    )
 
 
 class AlreadyReportedError(ConflictError):
@@ -313,7 +317,7 @@ def _refuse_repeat(conn: Connection, incident: NewIncident, scope: AreaScope | N
         f"外部编号 {incident.external_id} 已是事件 #{stored.id}，其{zh}与本次上报不同；"
         "不会覆盖已存事件",
         f"external id {incident.external_id} is incident #{stored.id} already, whose {en} "
-        "differ from this report's; a stored incident is never overwritten",
+        "from this report's; a stored incident is never overwritten",
         public={**public, "differs": ", ".join(n.split()[1] for n in differ)},
     )
 

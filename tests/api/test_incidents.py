@@ -130,6 +130,8 @@ def test_a_report_repeated_with_other_values_is_refused(
         f"外部编号 12345-0002 已是事件 #{first.json()['id']}，其{named_zh}与本次上报不同"
         in (problem["detail"])
     )
+    verb = "differ" if "," in named_en else "differs"
+    assert f"whose {named_en} {verb} from this report's" in problem["detail"]
     assert city.execute(text("SELECT * FROM incident")).all() == before
 
 
