@@ -105,6 +105,26 @@ def test_a_repeated_report_is_stored_once_whatever_its_crs(
 
 
 @pytest.mark.parametrize(
+    ("sent", "stored"),
+    [("  噪音扰民\n", "噪音扰民"), ("   ", None), ("", None), ("楼 下", "楼 下")],
+)
+def test_a_description_is_read_as_the_import_reads_its_cell(
+    client: TestClient, city: Connection, sent: str, stored: str | None
+) -> None:
+    """Surrounding whitespace is no part of it and a blank one is none, as the import
+    stores a sheet's cell: so a report and its imported twin compare equal, and a resend
+    with the text trimmed is the same report (200, not a 409)."""
+    body = {**BODY, "lon": 120.305, "lat": 31.575, "external_id": "DESC-1", "description": sent}
+    first = client.post("/incidents", json=body)
+    assert first.status_code == 201, first.text
+    assert first.json()["properties"]["description"] == stored
+    column = city.execute(text("SELECT description FROM incident")).scalar_one()
+    assert column == stored
+    again = client.post("/incidents", json={**body, "description": stored})
+    assert again.status_code == 200, again.text
+
+
+@pytest.mark.parametrize(
     ("change", "named_zh", "named_en"),
     [
         ({"category": "public_order"}, "类别", "category"),

@@ -89,6 +89,14 @@ class IncidentIn(BaseModel):
             raise ValueError(f"{incidents.EXTERNAL_ID_ZH} ({incidents.EXTERNAL_ID_EN})")
         return value
 
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str | None) -> str | None:
+        """As the import reads a description cell: surrounding whitespace is no part of
+        it, and a blank one is none, so that a report and its imported twin compare
+        equal (:data:`incidents.FIELD_DIFFERS`)."""
+        return (value.strip() or None) if value is not None else None
+
     @model_validator(mode="after")
     def _one_location(self) -> IncidentIn:
         has_xy = self.lon is not None or self.lat is not None
