@@ -965,16 +965,26 @@ _COPY_ESCAPES = (("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 
 
 def _copy_text(values: np.ndarray) -> list[str]:
-    """Text values (str or None) as COPY text-format fields."""
-    series = pd.Series(values, dtype=object)
-    missing = series.isna().to_numpy(dtype=bool)
-    text_values = series.where(~missing, "").astype(str)
-    if text_values.str.contains(r"[\\\n\r\t]", regex=True).any():
-        for char, escaped in _COPY_ESCAPES:
-            text_values = text_values.str.replace(char, escaped, regex=False)
-    cells = text_values.to_numpy(dtype=object)
-    cells[missing] = "\\N"
-    return list(cells)
+    """Text values (str, or None / NaN for none) as COPY text-format fields.
+
+    Plain list work: pandas' string methods call a Python function per value, and this
+    runs for five columns of every row (1.1 s of a million-row import's staging).
+    """
+    cells = [None if _missing(v) else str(v) for v in values.tolist()]
+    joined = "".join(v for v in cells if v is not None)  # one C-level search, not one a row
+    if any(char in joined for char, _ in _COPY_ESCAPES):
+        cells = [None if v is None else _escaped(v) for v in cells]
+    return ["\\N" if v is None else v for v in cells]
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _escaped(text_value: str) -> str:
+    for char, escaped in _COPY_ESCAPES:
+        text_value = text_value.replace(char, escaped)
+    return text_value
 
 
 def _copy_lines(columns: list[list[str]]) -> str:
