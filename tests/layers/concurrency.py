@@ -25,14 +25,28 @@ def waiting_on_advisory_lock(engine: Engine) -> bool:
         )
 
 
+def waiting_on_a_transaction(engine: Engine) -> bool:
+    """Whether a session waits for another transaction to end (a row or key it wrote)."""
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) > 0 FROM pg_locks "
+                    "WHERE locktype = 'transactionid' AND NOT granted"
+                )
+            ).scalar_one()
+        )
+
+
 def second_waits_for_first(
     engine: Engine,
     first_edit: Callable[[Connection], object],
     second_edit: Callable[[Connection], object],
+    waiting: Callable[[Engine], bool] = waiting_on_advisory_lock,
 ) -> dict[str, Any]:
     """Run ``first_edit`` and keep its transaction open; run ``second_edit`` in a thread,
-    check that it waits on the advisory lock, then commit the first. Returns the second's
-    ``result`` or ``error``."""
+    check that it waits (``waiting``: on the advisory lock by default), then commit the
+    first. Returns the second's ``result`` or ``error``."""
     outcome: dict[str, Any] = {}
     with engine.connect() as first:
         transaction = first.begin()
@@ -48,9 +62,9 @@ def second_waits_for_first(
         thread = threading.Thread(target=second_writer)
         thread.start()
         deadline = time.monotonic() + WAIT_S
-        while not waiting_on_advisory_lock(engine) and time.monotonic() < deadline:
+        while not waiting(engine) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert waiting_on_advisory_lock(engine), "the second edit did not wait for the first"
+        assert waiting(engine), "the second edit did not wait for the first"
         assert thread.is_alive()
         transaction.commit()
     thread.join(WAIT_S)

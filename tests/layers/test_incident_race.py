@@ -13,8 +13,6 @@ again after each test.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +26,7 @@ from gridgov.layers import incidents
 from gridgov.layers.incidents import AlreadyReportedError, NewIncident
 from gridgov.layers.registry import Registry
 from tests.factories import insert_row, valid_row
-from tests.layers.concurrency import WAIT_S
+from tests.layers.concurrency import second_waits_for_first, waiting_on_a_transaction
 
 DISTRICT, TOWNSHIP = "320206", "320206001"
 TICKET = "RACE-12345-0001"
@@ -75,41 +73,21 @@ def committed_township(engine: Engine, metadata: MetaData, registry: Registry) -
             _cleanup(conn)
 
 
-def _waiting_on_a_transaction(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        found = conn.execute(
-            text(
-                "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
-            )
-        )
-        return bool(found.scalar_one())
-
-
 def _race(engine: Engine, retry: NewIncident) -> tuple[int, dict[str, Any]]:
     """The first report stays uncommitted while the retry starts; returns the first's id
     and the retry's ``result`` or ``error``."""
-    outcome: dict[str, Any] = {}
-    with engine.connect() as first:
-        transaction = first.begin()
-        first_id = incidents.create(first, REPORT, 50.0, "hotline")
+    first: dict[str, int] = {}
 
-        def second() -> None:
-            with engine.connect() as conn, conn.begin():
-                try:
-                    outcome["result"] = incidents.create(conn, retry, 50.0, "hotline")
-                except Exception as exc:
-                    outcome["error"] = exc
+    def first_report(conn: Connection) -> None:
+        first["id"] = incidents.create(conn, REPORT, 50.0, "hotline")
 
-        thread = threading.Thread(target=second)
-        thread.start()
-        deadline = time.monotonic() + WAIT_S
-        while not _waiting_on_a_transaction(engine) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _waiting_on_a_transaction(engine), "the retry did not wait for the first try"
-        transaction.commit()
-    thread.join(WAIT_S)
-    assert not thread.is_alive()
-    return first_id, outcome
+    outcome = second_waits_for_first(
+        engine,
+        first_report,
+        lambda conn: incidents.create(conn, retry, 50.0, "hotline"),
+        waiting=waiting_on_a_transaction,
+    )
+    return first["id"], outcome
 
 
 def _stored(engine: Engine) -> list[tuple[int, str]]:
