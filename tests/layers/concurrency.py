@@ -14,28 +14,23 @@ from sqlalchemy import Connection, Engine, text
 WAIT_S = 30.0  # generous bound on waiting for the other thread (never a speed check)
 
 
-def waiting_on_advisory_lock(engine: Engine) -> bool:
+def _waiting(engine: Engine, locktype: str) -> bool:
+    """Whether a session waits for a lock of ``locktype`` (pg_locks)."""
     with engine.connect() as conn:
-        return bool(
-            conn.execute(
-                text(
-                    "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                )
-            ).scalar_one()
+        found = conn.execute(
+            text("SELECT count(*) > 0 FROM pg_locks WHERE locktype = :t AND NOT granted"),
+            {"t": locktype},
         )
+        return bool(found.scalar_one())
+
+
+def waiting_on_advisory_lock(engine: Engine) -> bool:
+    return _waiting(engine, "advisory")
 
 
 def waiting_on_a_transaction(engine: Engine) -> bool:
     """Whether a session waits for another transaction to end (a row or key it wrote)."""
-    with engine.connect() as conn:
-        return bool(
-            conn.execute(
-                text(
-                    "SELECT count(*) > 0 FROM pg_locks "
-                    "WHERE locktype = 'transactionid' AND NOT granted"
-                )
-            ).scalar_one()
-        )
+    return _waiting(engine, "transactionid")
 
 
 def second_waits_for_first(
