@@ -20,6 +20,7 @@ from gridgov.layers import plans, unit_edit, unit_plan_edit
 from gridgov.layers.registry import Registry
 from gridgov.settings import Settings
 from tests.factories import insert_row, valid_row
+from tests.layers.concurrency import committed
 
 DISTRICT, TOWNSHIP = "320297", "320297001"
 W, E, S, N, MID = 120.40, 120.42, 31.60, 31.62, 31.61
@@ -38,9 +39,7 @@ def _cleanup(conn: Connection) -> None:
 
 @pytest.fixture
 def committed_units(engine: Engine, metadata: MetaData, registry: Registry) -> Iterator[Engine]:
-    with engine.begin() as conn:
-        _cleanup(conn)
-
+    def fill(conn: Connection) -> None:
         def add(layer: str, **kw: object) -> None:
             insert_row(conn, metadata, layer, valid_row(registry.get(layer), **kw))
 
@@ -56,11 +55,8 @@ def committed_units(engine: Engine, metadata: MetaData, registry: Registry) -> I
                 township_code=TOWNSHIP,
                 geom=MultiPolygon([box(W, lats[0], E, lats[1])]),
             )
-    try:
-        yield engine
-    finally:
-        with engine.begin() as conn:
-            _cleanup(conn)
+
+    yield from committed(engine, _cleanup, fill)
 
 
 def _published_for_later(engine: Engine, registry: Registry, lat: float) -> int:

@@ -1,17 +1,33 @@
 """The choreography every serialisation test shares: a first writer holds its lock in an
 open transaction, a second writer on its own connection must wait on that advisory lock,
-and only after the first commits may it finish (or fail) with what it then sees."""
+and only after the first commits may it finish (or fail) with what it then sees. Their
+rows are committed (:func:`committed`), since each writer has its own connection."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
 WAIT_S = 30.0  # generous bound on waiting for the other thread (never a speed check)
+
+
+def committed(
+    engine: Engine, cleanup: Callable[[Connection], None], fill: Callable[[Connection], None]
+) -> Iterator[Engine]:
+    """For a fixture (``yield from``): ``fill`` committed, then removed by ``cleanup``
+    after the test. ``cleanup`` runs first too, for what an interrupted run left behind."""
+    with engine.begin() as conn:
+        cleanup(conn)
+        fill(conn)
+    try:
+        yield engine
+    finally:
+        with engine.begin() as conn:
+            cleanup(conn)
 
 
 def _waiting(engine: Engine, locktype: str) -> bool:

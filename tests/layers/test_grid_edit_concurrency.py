@@ -28,7 +28,7 @@ from gridgov.security import tokens
 from gridgov.security.roles import Role
 from gridgov.settings import Settings
 from tests.factories import insert_row, valid_row
-from tests.layers.concurrency import WAIT_S, second_waits_for_first
+from tests.layers.concurrency import WAIT_S, committed, second_waits_for_first
 
 DISTRICT, TOWNSHIP, COMMUNITY = "320205", "320205001", "320205001001"
 A, B = COMMUNITY + "001", COMMUNITY + "002"
@@ -48,9 +48,8 @@ def _cleanup(conn: Connection) -> None:
 @pytest.fixture
 def committed_city(engine: Engine, metadata: MetaData, registry: Registry) -> Iterator[Engine]:
     codes = {"district_code": DISTRICT, "township_code": TOWNSHIP}
-    with engine.begin() as conn:
-        _cleanup(conn)
 
+    def fill(conn: Connection) -> None:
         def add(layer: str, **kw: Any) -> None:
             insert_row(conn, metadata, layer, valid_row(registry.get(layer), **kw))
 
@@ -59,11 +58,8 @@ def committed_city(engine: Engine, metadata: MetaData, registry: Registry) -> It
         add("community", code=COMMUNITY, **codes, geom=MultiPolygon([box(W, S, E, N)]))
         for code, shape in ((A, box(W, S, MIDW, N)), (B, box(MIDE, S, E, N))):
             add("grid", code=code, community_code=COMMUNITY, **codes, geom=MultiPolygon([shape]))
-    try:
-        yield engine
-    finally:
-        with engine.begin() as conn:
-            _cleanup(conn)
+
+    yield from committed(engine, _cleanup, fill)
 
 
 def _edit(conn: Connection, registry: Registry, operation: Operation, tags: list[str]) -> Any:

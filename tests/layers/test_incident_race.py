@@ -26,7 +26,7 @@ from gridgov.layers import incidents
 from gridgov.layers.incidents import AlreadyReportedError, NewIncident
 from gridgov.layers.registry import Registry
 from tests.factories import insert_row, valid_row
-from tests.layers.concurrency import second_waits_for_first, waiting_on_a_transaction
+from tests.layers.concurrency import committed, second_waits_for_first, waiting_on_a_transaction
 
 DISTRICT, TOWNSHIP = "320206", "320206001"
 TICKET = "RACE-12345-0001"
@@ -51,8 +51,7 @@ def _cleanup(conn: Connection) -> None:
 
 @pytest.fixture
 def committed_township(engine: Engine, metadata: MetaData, registry: Registry) -> Iterator[Engine]:
-    with engine.begin() as conn:
-        _cleanup(conn)
+    def fill(conn: Connection) -> None:
         area = MultiPolygon([box(120.4, 31.6, 120.5, 31.7)])
         insert_row(
             conn,
@@ -66,11 +65,8 @@ def committed_township(engine: Engine, metadata: MetaData, registry: Registry) -
             "township",
             valid_row(registry.get("township"), code=TOWNSHIP, district_code=DISTRICT, geom=area),
         )
-    try:
-        yield engine
-    finally:
-        with engine.begin() as conn:
-            _cleanup(conn)
+
+    yield from committed(engine, _cleanup, fill)
 
 
 def _race(engine: Engine, retry: NewIncident) -> tuple[int, dict[str, Any]]:

@@ -21,7 +21,7 @@ from gridgov.gis.grid_edit import EditConflictError, Operation, Options, Replace
 from gridgov.layers import unit_edit
 from gridgov.layers.registry import Registry
 from tests.factories import insert_row, valid_row
-from tests.layers.concurrency import WAIT_S, second_waits_for_first
+from tests.layers.concurrency import WAIT_S, committed, second_waits_for_first
 
 DISTRICT = "320204"
 A, B = "CONC-A", "CONC-B"
@@ -39,8 +39,7 @@ def _cleanup(conn: Connection) -> None:
 
 @pytest.fixture
 def committed_units(engine: Engine, metadata: MetaData, registry: Registry) -> Iterator[Engine]:
-    with engine.begin() as conn:
-        _cleanup(conn)
+    def fill(conn: Connection) -> None:
         district = valid_row(
             registry.get("district"),
             code=DISTRICT,
@@ -58,11 +57,8 @@ def committed_units(engine: Engine, metadata: MetaData, registry: Registry) -> I
                 geom=MultiPolygon([shape]),
             )
             insert_row(conn, metadata, "police_unit", row)
-    try:
-        yield engine
-    finally:
-        with engine.begin() as conn:
-            _cleanup(conn)
+
+    yield from committed(engine, _cleanup, fill)
 
 
 def _edit(conn: Connection, registry: Registry, operation: Operation, tags: list[str]) -> Any:
