@@ -79,6 +79,7 @@ from gridgov.layers.io.values import (
     UNSTORABLE_ZH,
     Target,
     convert_column,
+    half_day,
     is_blank,
     loose_part,
     targets,
@@ -573,7 +574,7 @@ def _times(raw: pd.Series) -> tuple[np.ndarray, list[tuple[int, object]]]:
 
 
 _PICK_FROM = "0-T:."  # characters appended to each row of the matrix, to pick from
-_LOOSE_TIME_MAX_CHARS = len("2025年12月31日 23时59分59秒") + 8  # spaces to spare
+_LOOSE_TIME_MAX_CHARS = len("2025年12月31日 下午11时59分59秒") + 8  # spaces to spare
 
 
 def _loose_micros(values: pd.Series) -> np.ndarray:
@@ -606,8 +607,18 @@ def _loose_micros(values: pd.Series) -> np.ndarray:
         picks = _iso_picks(found, width)
         iso = np.ascontiguousarray(matrix[:, picks]).view(f"<U{len(picks)}").ravel()
         local = pd.to_datetime(pd.Series(iso), format="ISO8601", errors="coerce")
-        out[rows] = _micros(local.dt.tz_localize("UTC") - pd.Timedelta(hours=8))
+        micros = _micros(local.dt.tz_localize("UTC") - pd.Timedelta(hours=8))
+        half = half_day(found)
+        if half is not None:  # 上午/下午: as values.hour_of_day, by array
+            hour = local.dt.hour.to_numpy(dtype=float)
+            shown = (hour >= 1) & (hour <= 12)  # else no 12-hour clock shows it: a bad row
+            later = np.where(hour == 12, -12, 0) + (12 if half == "pm" else 0)
+            micros = np.where(shown, micros + later * _MICROS_PER_HOUR, _NOT_YET)
+        out[rows] = micros
     return out
+
+
+_MICROS_PER_HOUR = 3_600_000_000
 
 
 def _iso_picks(found: re.Match[str], width: int) -> list[int]:

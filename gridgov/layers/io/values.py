@@ -180,16 +180,21 @@ def _boolean(value: object) -> bool:
 
 # Year-first dates as spreadsheets in China write them (Excel and WPS save 2025/5/1 10:00
 # in a CSV): 2025/5/1, 2025-5-1, 2025.5.1 or 2025年5月1日, then maybe a time 9:05,
-# 9:05:03.5 or 9时5分3秒; or the compact date and time of public-security and hotline
-# systems (GA/T data elements), 20250501090503 or 202505010905. Year first, so never
-# ambiguous (epoch times are 10 or 13 digits, a date alone 8); anything else is refused.
+# 9:05:03.5 or 9时5分3秒, on the 24-hour clock or on the 12-hour clock with 上午/下午
+# (AM/PM) before or after it, as a cell formatted "上午/下午h:mm" or "h:mm AM/PM" is
+# saved (2025/5/1 下午3:05, 2025/5/1 3:05 PM); or the compact date and time of
+# public-security and hotline systems (GA/T data elements), 20250501090503 or
+# 202505010905. Year first, so never ambiguous (epoch times are 10 or 13 digits, a date
+# alone 8); anything else is refused.
+_HALF_DAY = r"上午|下午|[AaPp][Mm]"
 LOOSE_TIME = re.compile(
     r"(?P<y>[0-9]{4})(?:(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
     r"|年(?P<cm>[0-9]{1,2})月(?P<cd>[0-9]{1,2})日"
     r"|(?P<km>[0-9]{2})(?P<kd>[0-9]{2})(?P<kH>[0-9]{2})(?P<kM>[0-9]{2})(?P<kS>[0-9]{2})?)"
-    r"(?(km)|(?:(?:\s+|T|(?<=日))(?P<H>[0-9]{1,2})"
+    rf"(?(km)|(?:(?:\s+|T|(?<=日))(?:(?<!T)(?P<ap>{_HALF_DAY})\s*)?(?P<H>[0-9]{{1,2}})"
     r"(?::(?P<M>[0-9]{2})(?::(?P<S>[0-9]{2})(?:\.(?P<F>[0-9]{1,6}))?)?"
-    r"|时(?P<cM>[0-9]{1,2})分(?:(?P<cS>[0-9]{1,2})秒)?))?)"
+    r"|时(?P<cM>[0-9]{1,2})分(?:(?P<cS>[0-9]{1,2})秒)?)"
+    rf"(?(ap)|(?:\s*(?P<pa>{_HALF_DAY}))?))?)"
 )
 # The groups of LOOSE_TIME that may hold each part, one of them matched.
 LOOSE_PARTS = {
@@ -206,6 +211,26 @@ def loose_part(found: re.Match[str], part: str) -> str | None:
     return next((g for g in LOOSE_PARTS[part] if found[g] is not None), None)
 
 
+def half_day(found: re.Match[str]) -> str | None:
+    """``"am"`` or ``"pm"`` when ``found`` (a :data:`LOOSE_TIME` match) is on the 12-hour clock
+    (上午/下午, AM/PM), else None."""
+    marker = found["ap"] or found["pa"]
+    if marker is None:
+        return None
+    return "am" if marker.lower() in ("上午", "am") else "pm"
+
+
+def hour_of_day(hour: int, half: str | None) -> int | None:
+    """The 24-hour clock's hour of ``hour`` on the 12-hour clock's ``half`` (12 上午 is
+    midnight, 12 下午 noon); None when no 12-hour clock shows it (0, 13 下午): a
+    typing error, not to be guessed at."""
+    if half is None:
+        return hour
+    if not 1 <= hour <= 12:
+        return None
+    return hour % 12 + (12 if half == "pm" else 0)
+
+
 def loose_time_iso(text: str) -> str | None:
     """``text`` in :data:`LOOSE_TIME`'s forms as ISO 8601 (not checked for a real day or
     hour: ``fromisoformat`` does that), else None."""
@@ -220,8 +245,11 @@ def loose_time_iso(text: str) -> str | None:
     iso = f"{found['y']}-{number('month'):02d}-{number('day'):02d}"
     if loose_part(found, "hour") is None:
         return iso
+    hour = hour_of_day(number("hour"), half_day(found))
+    if hour is None:
+        return None
     fraction = f".{found['F']}" if found["F"] else ""
-    clock = f"{number('hour'):02d}:{number('minute'):02d}:{number('second'):02d}"
+    clock = f"{hour:02d}:{number('minute'):02d}:{number('second'):02d}"
     return f"{iso}T{clock}{fraction}"
 
 
