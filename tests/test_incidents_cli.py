@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,4 +136,13 @@ def test_the_progress_bar_knows_how_many_rows_are_coming(tmp_path: Path) -> None
     assert _count_rows(csv_file) == 2500
     assert _count_rows(geojson) == 70
     assert _count_rows(tmp_path / "a.xlsx") == 30
-    assert _count_rows(tmp_path / "a.txt") is None
+    assert _count_rows(tmp_path / "a.dat") is None
+    assert _count_rows(tmp_path / "missing.csv") is None  # the import names it
+    # Excel's "Unicode 文本": UTF-16 with a BOM, where a line end is two bytes and 上
+    # (U+4E0A) holds a newline byte.
+    for codec in ("utf-16-le", "utf-16-be"):
+        unicode_text = tmp_path / f"{codec}.txt"
+        bom = codecs.BOM_UTF16_LE if codec == "utf-16-le" else codecs.BOM_UTF16_BE
+        lines = "编号\t描述\n" + "".join(f"{i}\t楼上噪音\n" for i in range(40))
+        unicode_text.write_bytes(bom + lines.encode(codec))
+        assert _count_rows(unicode_text) == 40

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from datetime import datetime
 from pathlib import Path
@@ -25,8 +26,9 @@ from gridgov.errors import GridgovError, InvalidInputError
 from gridgov.layers import incidents
 from gridgov.layers.assignment import atoms_fresh, refresh_grid_units
 from gridgov.layers.db import check_server, connect, make_engine
-from gridgov.layers.incident_import import EXCEL_SUFFIXES, import_incidents
+from gridgov.layers.incident_import import import_incidents
 from gridgov.layers.io.errors import ImportRefusedError
+from gridgov.layers.io.formats import Format, named_format
 from gridgov.layers.io.importer import rejects_path_for
 from gridgov.layers.io.readers import choose_part
 from gridgov.layers.registry import default_registry
@@ -105,12 +107,15 @@ def explain(incident_id: int, test: TestOption = False) -> None:
 def _count_rows(path: Path, sheet: str | None = None) -> int | None:
     """About how many rows the file holds, for the progress bar (None: not known cheaply).
 
-    CSV: its lines but the header. GeoJSON: its ``"Feature"`` values (a property that says
-    ``"Feature"`` would count too: it is only a progress bar). Excel: the sheet's recorded
-    dimension, which openpyxl reads without reading the rows.
+    CSV: its lines but the header (a line end is two bytes in UTF-16). GeoJSON: its
+    ``"Feature"`` values (a property that says ``"Feature"`` would count too: it is only a
+    progress bar). Excel: the sheet's recorded dimension, which openpyxl reads without
+    reading the rows.
     """
-    suffix = path.suffix.lower()
-    if suffix in EXCEL_SUFFIXES:
+    fmt = named_format(path)
+    if not path.is_file():  # the import names the missing file
+        return None
+    if fmt is not None and fmt.excel:
         from openpyxl import load_workbook
 
         try:
@@ -123,12 +128,15 @@ def _count_rows(path: Path, sheet: str | None = None) -> int | None:
         except Exception:  # unreadable: the import itself will say why
             return None
         return max(0, rows - 1) if rows else None
-    tokens = {".csv": (b"\n", 1), ".geojson": (b'"Feature"', 0), ".json": (b'"Feature"', 0)}
-    if suffix not in tokens:
+    if fmt not in (Format.CSV, Format.GEOJSON):
         return None
-    token, header = tokens[suffix]
+    token, header = (b"\n", 1) if fmt is Format.CSV else (b'"Feature"', 0)
     found, tail = 0, b""
     with path.open("rb") as handle:
+        mark = handle.read(2)
+        if fmt is Format.CSV and mark in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            token = b"\n\x00" if mark == codecs.BOM_UTF16_LE else b"\x00\n"
+        handle.seek(0)
         for block in iter(lambda: handle.read(1 << 20), b""):
             joined = tail + block  # a token cut between two blocks is counted once
             found += joined.count(token)
@@ -138,11 +146,15 @@ def _count_rows(path: Path, sheet: str | None = None) -> int | None:
 
 @app.command("import")
 def import_command(
-    path: Annotated[Path, typer.Argument(help="CSV, Excel (.xlsx, .xls) or GeoJSON file.")],
+    path: Annotated[
+        Path, typer.Argument(help="CSV (.csv, .txt), Excel (.xlsx, .xls) or GeoJSON file.")
+    ],
     crs: Annotated[
         str, typer.Option(help="wgs84, cgcs2000, gcj02 (高德/腾讯/微信), bd09 (百度) or EPSG:n")
     ] = "wgs84",
-    encoding: Annotated[str | None, typer.Option(help="utf-8 / gbk / gb18030")] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="utf-8 / gbk / gb18030 / utf-16-le (else detected)")
+    ] = None,
     mapping: Annotated[
         list[str] | None, typer.Option("--map", help="SRC=DEST, e.g. 事件类型=category")
     ] = None,

@@ -51,8 +51,9 @@ from gridgov.layers.incidents import (
     latest_report_time,
 )
 from gridgov.layers.io.crs import resolve_crs
-from gridgov.layers.io.encoding import codec_name, sniff
+from gridgov.layers.io.encoding import codec_name, file_codec
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
+from gridgov.layers.io.formats import Format, named_format
 from gridgov.layers.io.geojson_stream import FeatureStream
 from gridgov.layers.io.mapping import LAT_NAMES, LON_NAMES, parse_map
 from gridgov.layers.io.readers import (
@@ -200,7 +201,17 @@ def _header_name(column: str, header: list[str]) -> str:
     return base if dot and number.isdigit() and base in header else column
 
 
-EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls"})
+def incident_format(path: Path) -> Format:
+    """The format of an incident file, named by its extension as for ``gridgov layer
+    import`` (:func:`formats.named_format`): CSV (``.csv``, ``.txt``), Excel or GeoJSON."""
+    fmt = named_format(path)
+    if fmt is None or not (fmt.tabular or fmt is Format.GEOJSON):
+        suffix = path.suffix.lower() or "（无扩展名）"
+        raise ImportUsageError(
+            f"不支持的文件类型 {suffix}（支持 CSV/TXT、Excel、GeoJSON）",
+            f"unsupported file type {suffix} (CSV/TXT, Excel, GeoJSON)",
+        )
+    return fmt
 
 
 def _chunks(
@@ -214,26 +225,21 @@ def _chunks(
     """The file's rows as text, a chunk at a time (bounded memory for any size); the
     header's line or sheet row goes to ``report.header_row``, the sheet read (and the
     workbook's others) to ``report.sheet`` (``report.other_sheets``)."""
-    suffix = path.suffix.lower()
-    if suffix in EXCEL_SUFFIXES:
+    fmt = incident_format(path)
+    if fmt.excel:
         return None, _excel_chunks(path, report, pairs, sheet)
-    if suffix not in {".csv", ".geojson", ".json"}:
-        raise ImportUsageError(
-            f"不支持的文件类型 {suffix}（支持 CSV、Excel、GeoJSON）",
-            f"unsupported file type {suffix} (CSV, Excel, GeoJSON)",
-        )
     if sheet is not None:
         raise sheet_not_applicable()
     with path.open("rb") as handle:
         sample = handle.read(1 << 20)
     head = sample[: sample.rfind(b"\n") + 1] or sample  # whole lines
-    codec = codec_name(encoding) if encoding else sniff(head)
+    codec = file_codec(head, codec_name(encoding) if encoding else None)
     if codec is None:
         raise UnreadableFileError(
             "无法识别文件的文字编码，请用 --encoding 指定",
             "cannot tell the file's text encoding: give --encoding",
         )
-    if suffix != ".csv":
+    if fmt is Format.GEOJSON:
         return codec, _geojson_chunks(path, codec, crs)
     sep = csv_separator(head[:8192].decode(codec, errors="ignore"))
     skip, report.header_row = csv_title_records(

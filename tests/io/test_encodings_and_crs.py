@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import math
 from pathlib import Path
 
@@ -67,6 +68,23 @@ def test_gb18030_csv(
     path.write_bytes("\n".join(lines).encode("gb18030"))
     report = run_import(connection, registry, "building", path, crs="cgcs2000")
     assert report.encoding == "gb18030"
+    assert report.problems == []
+    assert [r["address"] for r in table_rows(connection, metadata, "building")] == NAMES
+
+
+def test_excel_unicode_text_layer(
+    connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
+) -> None:
+    # Excel's "Unicode 文本 (*.txt)": UTF-16 with a BOM and tabs, read as any CSV is.
+    path = tmp_path / "楼栋.txt"
+    lines = ["地址\t户数\t居住人口\t经度\t纬度\t村社区代码"]
+    lines += [
+        f"{name}\t{k + 10}\t{k + 30}\t120.30{k + 2}\t31.57{k + 3}\t{CODES_COMMUNITY}"
+        for k, name in enumerate(NAMES)
+    ]
+    path.write_bytes(codecs.BOM_UTF16_LE + "\r\n".join(lines).encode("utf-16-le"))
+    report = run_import(connection, registry, "building", path, crs="cgcs2000")
+    assert report.encoding == "utf-16"
     assert report.problems == []
     assert [r["address"] for r in table_rows(connection, metadata, "building")] == NAMES
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import itertools
 import json
@@ -325,7 +326,7 @@ def test_excel_and_geojson_in_wgs84(city: Connection, registry: Registry, tmp_pa
 
 def test_cli_exit_codes(tmp_path: Path) -> None:
     runner = CliRunner()
-    unknown = tmp_path / "events.txt"
+    unknown = tmp_path / "events.dat"
     unknown.write_text("x", encoding="utf-8")
     result = runner.invoke(app, ["incidents", "import", str(unknown), "--test"])
     assert result.exit_code == 2
@@ -672,6 +673,47 @@ def test_a_csv_saved_by_excel_in_a_chinese_locale_imports(
         ("GCJ-4", "2025-06-01T07:05:00+00:00"),
         ("GCJ-5", "2025-06-01T07:05:00+00:00"),
     ]
+
+
+def _unicode_text(path: Path, rows: list[list[object]], codec: str, bom: bytes) -> Path:
+    """What Excel saves as "Unicode 文本 (*.txt)": UTF-16 with tabs (and a BOM, which the
+    caller may leave out)."""
+    table: list[list[object]] = [list(HEADER), *rows]
+    lines = ["\t".join(str(cell) for cell in row) for row in table]
+    path.write_bytes(bom + "\r\n".join(lines).encode(codec) + "\r\n".encode(codec))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("codec", "bom"),
+    [("utf-16-le", codecs.BOM_UTF16_LE), ("utf-16-be", codecs.BOM_UTF16_BE)],
+    ids=["little-endian", "big-endian"],
+)
+def test_excel_unicode_text_imports_without_naming_its_encoding(
+    city: Connection, registry: Registry, tmp_path: Path, codec: str, bom: bytes
+) -> None:
+    # Excel's one export that keeps Chinese intact: it was refused twice, for its .txt
+    # name and then for an encoding that could not be told.
+    rows, _, _ = good_rows(3)
+    rows[1][6] = "楼上噪音"  # 上 is U+4E0A: a newline byte inside a character
+    report = run(city, registry, _unicode_text(tmp_path / "事件.txt", rows, codec, bom))
+    assert (report.rows_written, report.encoding) == (3, "utf-16")
+    stored = city.execute(text("SELECT external_id, description FROM incident")).all()
+    assert sorted(tuple(r) for r in stored) == sorted((r[0], r[6]) for r in rows)
+
+
+def test_utf16_without_its_byte_order_mark_needs_the_order_named(
+    city: Connection, registry: Registry, tmp_path: Path
+) -> None:
+    rows, _, _ = good_rows(2)
+    path = _unicode_text(tmp_path / "events.csv", rows, "utf-16-le", b"")
+    with pytest.raises(UnreadableFileError, match="请用 --encoding 指定"):
+        run(city, registry, path)  # NUL bytes: not UTF-8, not GB18030
+    with pytest.raises(ImportUsageError, match="字节顺序标记") as caught:
+        run(city, registry, path, encoding="UTF-16")
+    assert "utf-16-le" in caught.value.detail_en
+    assert run(city, registry, path, encoding="utf_16_le").rows_written == 2
+    assert city.execute(text("SELECT count(*) FROM incident")).scalar_one() == 2
 
 
 def _point_feature(i: int, coordinates: list[object] | None = None, **props: object) -> dict:  # type: ignore[type-arg]

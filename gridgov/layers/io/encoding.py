@@ -1,4 +1,5 @@
-"""Text encodings of imported files: UTF-8 or GB18030 (a superset of GBK / GB2312).
+"""Text encodings of imported files: UTF-8, GB18030 (a superset of GBK / GB2312), or
+UTF-16 when a byte-order mark says so (:func:`file_codec`).
 
 Chinese government data often arrives as GBK shapefiles without a ``.cpg`` or GBK CSVs
 from Excel. Detection is deliberately strict: UTF-8 if every byte decodes as UTF-8,
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from gridgov.layers.io.errors import EncodingProblemError, ImportUsageError
 
 UTF8 = "utf-8"
+UTF16 = "utf-16"  # with a byte-order mark, which says the byte order
 GB18030 = "gb18030"
 # GBK and GB2312 decode identically as GB18030 (a strict superset), which also covers
 # the rarer characters of some place names.
@@ -118,14 +120,41 @@ def choose(cells: Sequence[Cell], codec: str | None) -> str:
     raise _refuse(first, None)
 
 
+# A UTF-16 byte-order mark and the codecs it may be named by (``codec_name``'s names).
+_UTF16_BOMS = {
+    codecs.BOM_UTF16_LE: (UTF16, "utf-16-le"),
+    codecs.BOM_UTF16_BE: (UTF16, "utf-16-be"),
+}
+
+
+def file_codec(head: bytes, given: str | None) -> str | None:
+    """The codec of a text file that starts with ``head``: ``given`` (a :func:`codec_name`)
+    or else sniffed (:func:`sniff`); but a UTF-16 byte-order mark says UTF-16 — Excel's
+    "Unicode 文本" (Unicode text) export, the one that keeps Chinese intact, is UTF-16
+    with a BOM and tabs. UTF-16 named without a BOM is refused: the byte order would be a
+    guess. None: the encoding cannot be told."""
+    for bom, names in _UTF16_BOMS.items():
+        if head.startswith(bom) and given in (None, *names):
+            return UTF16  # reads the mark and drops it
+    if given == UTF16:
+        raise ImportUsageError(
+            "文件开头没有 UTF-16 字节顺序标记 (BOM)，无法判断字节顺序；"
+            "请用 --encoding utf-16-le 或 utf-16-be 指定",
+            "the file does not start with a UTF-16 byte-order mark: give --encoding "
+            "utf-16-le or utf-16-be",
+        )
+    return given or sniff(head)
+
+
 def decode_text(data: bytes, codec: str | None) -> tuple[str, str]:
-    """Decode a whole text file (CSV); a UTF-8 BOM is honoured. Returns (text, codec).
+    """Decode a whole text file (CSV); a UTF-8 or UTF-16 BOM is honoured (:func:`file_codec`).
+    Returns (text, codec).
 
     The row named in an error is the file's line number minus one (the header is line 1).
     """
     if data.startswith(codecs.BOM_UTF8) and codec in (None, UTF8):
         data, codec = data[len(codecs.BOM_UTF8) :], UTF8
-    chosen = codec or sniff(data)
+    chosen = file_codec(data, codec)
     try:
         return data.decode(chosen or UTF8), chosen or UTF8
     except UnicodeDecodeError as exc:

@@ -62,15 +62,22 @@ _SUFFIXES = {
     ".csv": Format.CSV,
     ".txt": Format.CSV,
     ".xlsx": Format.XLSX,
+    ".xlsm": Format.XLSX,  # a workbook with macros, which are never run
     ".xls": Format.XLS,
 }
 
 EXPORT_FORMATS = (Format.GEOJSON, Format.GPKG, Format.SHP, Format.CSV)
 
 
+def named_format(path: Path) -> Format | None:
+    """The format ``path``'s extension names (``.txt`` is CSV: Excel's "Unicode 文本"
+    export), if any."""
+    return _SUFFIXES.get(path.suffix.lower())
+
+
 def format_of(path: Path) -> Format:
     """The format named by ``path``'s extension, or :class:`UnreadableFileError`."""
-    fmt = _SUFFIXES.get(path.suffix.lower())
+    fmt = named_format(path)
     if fmt is None:
         raise UnreadableFileError(
             f"不支持的文件类型 {path.suffix or '（无扩展名）'}：可用 GeoJSON、GeoPackage、"
@@ -97,7 +104,7 @@ def export_format(value: str | None, path: Path | None) -> Format:
     if path is not None and path.suffix.lower() == ".zip":
         return Format.SHP
     if path is not None:
-        fmt = _SUFFIXES.get(path.suffix.lower())
+        fmt = named_format(path)
         if fmt in EXPORT_FORMATS:
             return fmt
     raise ImportUsageError(
