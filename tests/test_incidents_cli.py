@@ -146,3 +146,55 @@ def test_the_progress_bar_knows_how_many_rows_are_coming(tmp_path: Path) -> None
         lines = "编号\t描述\n" + "".join(f"{i}\t楼上噪音\n" for i in range(40))
         unicode_text.write_bytes(bom + lines.encode(codec))
         assert _count_rows(unicode_text) == 40
+
+
+def test_a_dry_run_reports_the_import_and_keeps_nothing(
+    committed_city: Engine, tmp_path: Path
+) -> None:
+    """``--dry-run`` (试导入) checks, assigns and writes, then rolls back: the counts and
+    the rejects file are the import's own, the database is as before."""
+    engine = committed_city
+    path = tmp_path / "events.csv"
+    now = datetime.now(UTC).isoformat()
+    rows = [("DRY-1", *MIDDLE_OF_A, "矛盾纠纷"), ("DRY-2", *NEAR_A_EAST, "外星人")]
+    path.write_text(
+        "编号,经度,纬度,类别,来源,上报时间\n"
+        + "".join(f"{i},{x},{y},{c},网格员上报,{now}\n" for i, x, y, c in rows),
+        encoding="utf-8",
+    )
+    rejects = tmp_path / "events.rejects.csv"
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM incident WHERE external_id LIKE 'DRY-%'")
+                ).scalar_one()
+            )
+
+    args = ["incidents", "import", str(path), "--skip-invalid", "--test"]
+    try:
+        trial = runner.invoke(cli, [*args, "--dry-run"], env={"COLUMNS": "200"})
+        assert trial.exit_code == 0, trial.output
+        assert "试导入 (dry run)：数据库未作任何改动" in trial.output
+        assert "将写入 (would write) 1，" in trial.output
+        assert "拒绝 (rejected) 1" in trial.output
+        assert "'inside': 1" in trial.output
+        assert "DRY-2" in rejects.read_text(encoding="utf-8-sig")
+        assert stored() == 0
+        rejects.unlink()
+        # A refused dry run refuses as the import does.
+        refused = runner.invoke(cli, [*args[:-2], "--test", "--dry-run"])
+        assert refused.exit_code == 1, refused.output
+        assert "按原因 (by reason): {'choice': 1}" in refused.output
+        assert stored() == 0
+
+        imported = runner.invoke(cli, args, env={"COLUMNS": "200"})
+        assert imported.exit_code == 0, imported.output
+        assert "写入 (written) 1，" in imported.output
+        assert "试导入" not in imported.output
+        assert rejects.exists()
+        assert stored() == 1
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM incident WHERE external_id LIKE 'DRY-%'"))

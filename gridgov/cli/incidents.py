@@ -162,6 +162,13 @@ def import_command(
         bool, typer.Option("--skip-invalid", help="Write the valid rows; list the rest.")
     ] = False,
     sheet: SheetOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="试导入：读取、检查、分派并写入后回滚，不留数据 (check everything, keep nothing).",
+        ),
+    ] = False,
     test: TestOption = False,
 ) -> None:
     """Import incidents of any size and assign each to its grid and units (one transaction)."""
@@ -178,7 +185,7 @@ def import_command(
         check_server(engine)
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("导入并分派 (importing)", total=_count_rows(path, sheet))
-            with connect(engine) as conn, conn.begin():
+            with connect(engine) as conn, conn.begin() as transaction:
                 report = import_incidents(
                     conn,
                     default_registry(),
@@ -191,7 +198,10 @@ def import_command(
                     rejects_path=rejects,
                     progress=lambda n: progress.advance(task, n),
                     sheet=sheet,
+                    dry_run=dry_run,
                 )
+                if dry_run:
+                    transaction.rollback()
         engine.dispose()
     except ImportRefusedError as error:
         for problem in error.report.problems[:50]:
@@ -209,8 +219,14 @@ def import_command(
         raise fail(error) from error
     except GridgovError as error:
         raise fail(error, code=2) from error
+    if dry_run:
+        console.print(
+            "试导入 (dry run)：数据库未作任何改动；以下是导入将会得到的结果 "
+            "(nothing was written: this is what the import would do)"
+        )
+    written = "将写入 (would write)" if dry_run else "写入 (written)"
     console.print(
-        f"读取 (read) {report.rows_read:,} 行，写入 (written) {report.rows_written:,}，"
+        f"读取 (read) {report.rows_read:,} 行，{written} {report.rows_written:,}，"
         f"已存在未变 (unchanged) {report.rows_unchanged:,}，"
         f"空行跳过 (empty rows skipped) {report.rows_empty:,}，"
         f"拒绝 (rejected) {report.rows_rejected:,}；"

@@ -411,8 +411,13 @@ def import_incidents(
     rejects_path: Path | None = None,
     progress: Progress = lambda _rows: None,
     sheet: str | None = None,
+    dry_run: bool = False,
 ) -> IncidentImportReport:
-    """Import ``path`` inside the caller's transaction (see the module docstring)."""
+    """Import ``path`` inside the caller's transaction (see the module docstring).
+
+    ``dry_run``: the caller rolls the transaction back (a trial run). The table's indexes
+    and keys are then kept through the insert: a first load would otherwise lock the map's
+    tables against every reader for a run that leaves nothing behind."""
     if not path.is_file():
         raise UnreadableFileError(f"文件不存在：{path.name}", f"no such file: {path.name}")
     crs = parse_crs(crs)
@@ -505,7 +510,7 @@ def import_incidents(
         if report.problems and not skip_invalid:
             raise ImportRefusedError(report)
         report.by_method = _methods(conn, result)
-        report.rows_written = _insert(conn, stage, result, lap)
+        report.rows_written = _insert(conn, stage, result, lap, may_rebuild=not dry_run)
     finally:
         if conn.in_transaction() and not transaction_failed(conn):  # else they vanish
             if result is not None:
@@ -1147,7 +1152,11 @@ def _methods(conn: Connection, result: assignment.BulkResult) -> dict[str, int]:
 
 
 def _insert(
-    conn: Connection, stage: str, result: assignment.BulkResult, lap: Callable[[str], None]
+    conn: Connection,
+    stage: str,
+    result: assignment.BulkResult,
+    lap: Callable[[str], None],
+    may_rebuild: bool = True,
 ) -> int:
     """Every staged row with its assignment, in one ``INSERT`` (the creation is implied
     by the row itself: ``history`` shows it without a stored transition).
@@ -1172,7 +1181,7 @@ def _insert(
     constraint and each key validates every row, and one bad row fails the import. It
     takes ACCESS EXCLUSIVE locks on ``incident`` and the tables its keys refer to (grids,
     admin areas, units) until commit, so readers of those wait too: that is why it is
-    kept to loads that at least double the table.
+    kept to loads that at least double the table, and never done when ``may_rebuild`` is False.
     """
     outputs = ", ".join(assignment.OUTPUT_COLUMNS)
     count = result.fast + result.exact - len(result.outside)
@@ -1180,7 +1189,7 @@ def _insert(
     stored = conn.execute(
         text("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'incident'::regclass")
     ).scalar_one()
-    first_load = big and count > stored
+    first_load = may_rebuild and big and count > stored
     rebuild = _secondary_indexes(conn) if first_load else []
     keys = _foreign_keys(conn) if first_load else []
     uniques = _unique_constraints(conn) if first_load else []

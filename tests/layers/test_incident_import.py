@@ -383,6 +383,41 @@ def test_a_first_load_rebuilds_indexes_and_keys_exactly(
     assert city.execute(text("SELECT count(*) FROM incident_agg_dirty_day")).scalar_one() >= 1
 
 
+def _held_on(conn: Connection, table: str) -> set[str]:
+    """The locks this transaction holds on ``table``."""
+    return set(
+        conn.execute(
+            text(
+                "SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() "
+                "AND relation = CAST(:t AS regclass)"
+            ),
+            {"t": table},
+        ).scalars()
+    )
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["import", "dry-run"])
+def test_a_dry_run_of_a_first_load_locks_no_reader_out(
+    city: Connection,
+    registry: Registry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    dry_run: bool,
+) -> None:
+    """A first load drops and rebuilds the indexes and keys under exclusive locks on the
+    map's tables; a trial run, rolled back anyway, keeps them and takes none."""
+    from gridgov.layers import assignment
+
+    monkeypatch.setattr(assignment, "PARALLEL_MIN_ROWS", 10)
+    rows, _lon, _lat = good_rows(30)
+    path = write_csv(tmp_path / "first.csv", rows)
+    report = run(city, registry, path, dry_run=dry_run)
+    assert report.rows_written == count(city) == 30
+    rebuilt = "rebuild indexes and keys" in report.seconds
+    exclusive = "AccessExclusiveLock" in _held_on(city, "grid")
+    assert (rebuilt, exclusive) == (not dry_run, not dry_run)
+
+
 @pytest.mark.parametrize("first_load", [True, False])
 def test_import_keeps_the_point_clusters_exact(
     city: Connection,
