@@ -403,7 +403,10 @@ def test_epoch_seconds_milliseconds_and_digit_dates_mean_what_the_importers_read
     seconds = int(datetime(2025, 3, 1, 1, 30, tzinfo=UTC).timestamp())  # 09:30 Beijing
     stored = set()
     compact = (20250301093000, "20250301093000", "202503010930")  # GA/T 年月日时分秒
-    for value in (seconds, seconds * 1000, str(seconds), "2025-03-01T09:30:00", *compact):
+    # As hotline systems and spreadsheets write them (values.LOOSE_TIME), as imported.
+    loose = ("2025/03/01 09:30:00", "2025/3/1 9:30", "2025年3月1日 9时30分", "2025/3/1 上午9:30")
+    posted = (seconds, seconds * 1000, str(seconds), "2025-03-01T09:30:00", *compact, *loose)
+    for value in posted:
         response = client.post(
             "/incidents", json={**BODY, "lon": 120.305, "lat": 31.575, "reported_at": value}
         )
@@ -413,9 +416,17 @@ def test_epoch_seconds_milliseconds_and_digit_dates_mean_what_the_importers_read
     # A date of 8 digits in a filter is that day in Beijing, not 20,250,301 seconds.
     that_day = client.get("/incidents", params={"from": "20250301", "to": "20250302"})
     assert that_day.status_code == 200, that_day.text
-    assert that_day.json()["numberMatched"] == 7
+    assert that_day.json()["numberMatched"] == len(posted)
     after = client.get("/incidents", params={"from": "20250302"})
     assert after.json()["numberMatched"] == 0
+    slashed = client.get("/incidents", params={"from": "2025/3/1", "to": "2025年3月2日"})
+    assert slashed.json()["numberMatched"] == len(posted)
+    for impossible in ("2025/2/30 9:30", "2025/3/1 下午13:30", "20250230093000"):
+        response = client.post(
+            "/incidents", json={**BODY, "lon": 120.305, "lat": 31.575, "reported_at": impossible}
+        )
+        assert response.status_code == 422, response.text
+        assert "不是真实的日期或时刻" in response.text
 
 
 @pytest.mark.usefixtures("city")

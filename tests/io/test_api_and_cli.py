@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import zipfile
@@ -153,6 +154,27 @@ def test_api_imports_a_sheet_of_an_excel_97_2003_workbook(
         ("崇安寺1号", 12, CODES_COMMUNITY),
         ("崇安寺2号", 8, CODES_COMMUNITY),  # typed as a number in the sheet
     ]
+
+
+def test_api_imports_excel_unicode_text(
+    client: TestClient, connection: Connection, metadata: MetaData, pyramid: None
+) -> None:
+    # Excel's "Unicode 文本 (*.txt)": UTF-16 with a BOM, tabs; it was refused by its name.
+    lines = ["address\thouseholds\tresidents\tlon\tlat\tcommunity_code"]
+    lines += [f"崇安寺{k}号\t10\t20\t120.302{k}\t31.5731\t{CODES_COMMUNITY}" for k in (1, 2)]
+    body = codecs.BOM_UTF16_LE + "\r\n".join(lines).encode("utf-16-le")
+    response = client.post(
+        "/layers/building/import", files={"file": ("楼栋.txt", body)}, data={"crs": "wgs84"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["rows_written"] == 2
+    rows = table_rows(connection, metadata, "building")
+    assert sorted(r["address"] for r in rows) == ["崇安寺1号", "崇安寺2号"]
+    refused = client.post(
+        "/layers/building/import", files={"file": ("楼栋.dbf", b"x")}, data={"crs": "wgs84"}
+    )
+    assert refused.status_code == 422, refused.text
+    assert ".txt" in refused.json()["detail"]
 
 
 def test_a_sheet_or_layer_the_file_lacks_is_refused_with_the_ones_it_has(

@@ -131,12 +131,22 @@ def _aware(moment: datetime) -> datetime:
 _DIGITS = re.compile(r"[0-9]+")
 
 
-def _numeric_time(value: object) -> object:
+def _importers_time(value: object) -> object:
     """A number or a string of digits read by the importers' rule (10 digits: epoch
     seconds, 13: milliseconds, 8: a date YYYYMMDD, 12 or 14: YYYYMMDDhhmm[ss] in Beijing
     time), never by pydantic's, which takes any
     number as seconds or milliseconds by its size: ``from=20250501`` was 1970-08-23 and
-    a reported_at missing a digit (``173566080``) was 1975."""
+    a reported_at missing a digit (``173566080``) was 1975. A year-first time as Chinese
+    systems and spreadsheets write it (``2025/5/1 9:05``, ``2025年5月1日``, ``下午3:05``:
+    :data:`values.LOOSE_TIME`) is read as the importers read it too; ISO 8601 is left
+    to pydantic."""
+    if isinstance(value, str) and values.LOOSE_TIME.fullmatch(value.strip()):
+        try:
+            return values.timestamp(value)
+        except ValueError:
+            raise ValueError(
+                f"时间“{value}”不是真实的日期或时刻 (no such day or hour: {value!r})"
+            ) from None
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if not numeric and not (isinstance(value, str) and _DIGITS.fullmatch(value)):
         return value
@@ -150,7 +160,7 @@ def _numeric_time(value: object) -> object:
         ) from None
 
 
-Moment = Annotated[datetime, BeforeValidator(_numeric_time), AfterValidator(_aware)]
+Moment = Annotated[datetime, BeforeValidator(_importers_time), AfterValidator(_aware)]
 
 
 def feature(row: dict[str, Any]) -> dict[str, Any]:

@@ -27,12 +27,13 @@ from gridgov.errors import InvalidInputError, PermissionDeniedError
 from gridgov.layers import audit
 from gridgov.layers.io.errors import ImportRefusedError
 from gridgov.layers.io.exporter import ExportOptions, export_layer
-from gridgov.layers.io.formats import Format, export_format
+from gridgov.layers.io.formats import IMPORT_SUFFIXES, Format, export_format
 from gridgov.layers.io.importer import ImportOptions, import_file
 
 router = APIRouter(tags=["layers 图层导入导出"])
 
-UPLOAD_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".csv", ".xlsx", ".xls")
+# What `gridgov layer import` reads, but a shapefile travels as one .zip of its parts.
+UPLOAD_SUFFIXES = (*(s for s in IMPORT_SUFFIXES if s != ".shp"), ".zip")
 _TRUE = {"1", "true", "yes", "on"}
 
 _IMPORT_BODY: dict[str, Any] = {
@@ -122,9 +123,10 @@ async def import_layer(
     suffix = Path(upload.filename).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
         raise InvalidInputError(
-            "不支持的文件类型：可上传 .geojson、.gpkg、.csv、.xlsx、.xls，Shapefile 请压缩为 .zip",
-            "unsupported file type: upload .geojson, .gpkg, .csv, .xlsx, .xls or a zipped "
-            "shapefile",
+            "不支持的文件类型：可上传 .geojson、.gpkg、.csv、.txt、.xlsx、.xls，"
+            "Shapefile 请压缩为 .zip",
+            "unsupported file type: upload .geojson, .gpkg, .csv, .txt, .xlsx, .xls or a "
+            "zipped shapefile",
         )
 
     def text(name: str) -> str | None:

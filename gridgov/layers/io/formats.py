@@ -67,6 +67,7 @@ _SUFFIXES = {
 }
 
 EXPORT_FORMATS = (Format.GEOJSON, Format.GPKG, Format.SHP, Format.CSV)
+IMPORT_SUFFIXES = tuple(_SUFFIXES)  # and .zip (a shapefile's parts)
 
 
 def named_format(path: Path) -> Format | None:
