@@ -56,35 +56,38 @@ def test_gbk_shapefile_without_cpg(
     assert {r["community_code"] for r in rows} == {CODES_COMMUNITY}
 
 
-def test_gb18030_csv(
-    connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
+@pytest.mark.parametrize(
+    ("filename", "sep", "bom", "codec", "read_as"),
+    [
+        ("楼栋.csv", ",", b"", "gb18030", "gb18030"),  # Excel's CSV in a Chinese locale
+        # Excel's "Unicode 文本 (*.txt)": UTF-16 with a BOM and tabs, read as any CSV is.
+        ("楼栋.txt", "\t", codecs.BOM_UTF16_LE, "utf-16-le", "utf-16"),
+    ],
+    ids=["gb18030", "excel-unicode-text"],
+)
+def test_chinese_csv_as_excel_saves_it(
+    connection: Connection,
+    metadata: MetaData,
+    registry: Registry,
+    pyramid: None,
+    tmp_path: Path,
+    filename: str,
+    sep: str,
+    bom: bytes,
+    codec: str,
+    read_as: str,
 ) -> None:
-    path = tmp_path / "楼栋.csv"
-    lines = ["地址,户数,居住人口,经度,纬度,村社区代码"]
+    path = tmp_path / filename
+    lines = [sep.join(["地址", "户数", "居住人口", "经度", "纬度", "村社区代码"])]
     lines += [
-        f"{name},{k + 10},{k + 30},120.30{k + 2},31.57{k + 3},{CODES_COMMUNITY}"
+        sep.join(
+            [name, f"{k + 10}", f"{k + 30}", f"120.30{k + 2}", f"31.57{k + 3}", CODES_COMMUNITY]
+        )
         for k, name in enumerate(NAMES)
     ]
-    path.write_bytes("\n".join(lines).encode("gb18030"))
+    path.write_bytes(bom + "\r\n".join(lines).encode(codec))
     report = run_import(connection, registry, "building", path, crs="cgcs2000")
-    assert report.encoding == "gb18030"
-    assert report.problems == []
-    assert [r["address"] for r in table_rows(connection, metadata, "building")] == NAMES
-
-
-def test_excel_unicode_text_layer(
-    connection: Connection, metadata: MetaData, registry: Registry, pyramid: None, tmp_path: Path
-) -> None:
-    # Excel's "Unicode 文本 (*.txt)": UTF-16 with a BOM and tabs, read as any CSV is.
-    path = tmp_path / "楼栋.txt"
-    lines = ["地址\t户数\t居住人口\t经度\t纬度\t村社区代码"]
-    lines += [
-        f"{name}\t{k + 10}\t{k + 30}\t120.30{k + 2}\t31.57{k + 3}\t{CODES_COMMUNITY}"
-        for k, name in enumerate(NAMES)
-    ]
-    path.write_bytes(codecs.BOM_UTF16_LE + "\r\n".join(lines).encode("utf-16-le"))
-    report = run_import(connection, registry, "building", path, crs="cgcs2000")
-    assert report.encoding == "utf-16"
+    assert report.encoding == read_as
     assert report.problems == []
     assert [r["address"] for r in table_rows(connection, metadata, "building")] == NAMES
 
