@@ -56,13 +56,16 @@ PHASES = {
 
 
 @contextmanager
-def _transaction(test: bool) -> Iterator[Connection]:
-    """One connection and one transaction: committed only if the block succeeds."""
+def _transaction(test: bool, dry_run: bool = False) -> Iterator[Connection]:
+    """One connection and one transaction: committed only if the block succeeds (and
+    never for a ``dry_run``)."""
     settings = Settings()
     engine = make_engine(settings, database_url(settings, test))
     try:
-        with connect(engine) as conn, conn.begin():
+        with connect(engine) as conn, conn.begin() as transaction:
             yield conn
+            if dry_run:
+                transaction.rollback()
     finally:
         engine.dispose()
 
@@ -96,6 +99,13 @@ def layer_import(
         bool, typer.Option(help="Write the valid rows; list refused ones in <stem>.rejects.csv.")
     ] = False,
     sheet: SheetOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="试导入：读取、检查并写入后回滚，不留数据 (check everything, keep nothing).",
+        ),
+    ] = False,
     test: TestOption = False,
 ) -> None:
     """Import a file into a layer: every row is checked before anything is written."""
@@ -121,7 +131,7 @@ def layer_import(
                 console=err_console,
                 transient=True,
             ) as bar,
-            _transaction(test) as conn,
+            _transaction(test, dry_run) as conn,
         ):
             tasks: dict[str, TaskID] = {}
 
@@ -136,10 +146,15 @@ def layer_import(
         raise fail(error, 1) from error
     except GridgovError as error:
         raise fail(error, _exit_code(error)) from error
-    _print_report(report)
+    if dry_run:
+        console.print(
+            "试导入 (dry run)：数据库未作任何改动；以下是导入将会得到的结果 "
+            "(nothing was written: this is what the import would do)"
+        )
+    _print_report(report, dry_run)
 
 
-def _print_report(report: ImportReport) -> None:
+def _print_report(report: ImportReport, dry_run: bool = False) -> None:
     summary = Table(show_header=False, box=None)
     summary.add_row("图层 layer", report.layer)
     summary.add_row("编码 encoding", report.encoding or "")
@@ -155,7 +170,8 @@ def _print_report(report: ImportReport) -> None:
             f"第 {report.header_row} 行，上面的标题行未导入 "
             f"(line {report.header_row}; the title lines above it were not imported)",
         )
-    summary.add_row("写入 rows written", str(report.rows_written))
+    written = "将写入 rows it would write" if dry_run else "写入 rows written"
+    summary.add_row(written, str(report.rows_written))
     summary.add_row("拒绝 rows rejected", str(report.rows_rejected))
     for kind, count in report.by_kind().items():
         summary.add_row(f"  {kind}", str(count))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -304,6 +305,26 @@ def test_cli_import_and_export(committed: Engine, metadata: MetaData, tmp_path: 
     assert len(frame) == 2
     assert frame.crs.to_epsg() == 4549
     assert frame.total_bounds[0] > 100_000  # metres, not degrees
+
+
+def test_cli_dry_run_reports_the_import_and_keeps_nothing(
+    committed: Engine, metadata: MetaData, tmp_path: Path
+) -> None:
+    source = tmp_path / "网格.geojson"
+    source.write_bytes(_grid_geojson([f"{CODES_COMMUNITY}001", f"{CODES_COMMUNITY}002"]))
+    args = ["layer", "import", "grid", str(source), "--test"]
+    trial = runner.invoke(cli, [*args, "--dry-run"])
+    assert trial.exit_code == 0, trial.output
+    assert "试导入 (dry run)：数据库未作任何改动" in trial.output
+    assert re.search(r"将写入 rows it would write\s+2\s", trial.output), trial.output
+    with committed.connect() as conn:
+        assert count(conn, metadata, "grid") == 0
+    imported = runner.invoke(cli, args)
+    assert imported.exit_code == 0, imported.output
+    assert re.search(r"\s写入 rows written\s+2\s", imported.output), imported.output
+    assert "试导入" not in imported.output
+    with committed.connect() as conn:
+        assert count(conn, metadata, "grid") == 2
 
 
 def test_cli_exit_codes(committed: Engine, metadata: MetaData, tmp_path: Path) -> None:
