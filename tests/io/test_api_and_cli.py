@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from openpyxl import Workbook
-from sqlalchemy import Connection, Engine, MetaData
+from sqlalchemy import Connection, Engine, MetaData, text
 from typer.testing import CliRunner
 
 from gridgov.api.app import create_app
@@ -75,6 +75,28 @@ def test_api_import_then_export(
     with zipfile.ZipFile(io.BytesIO(shp.content)) as archive:
         assert archive.read("grid.cpg").decode().upper().startswith(("GBK", "CP936", "936"))
         assert {"grid.shp", "grid.dbf", "grid.shx", "grid.prj"} <= set(archive.namelist())
+
+
+def test_api_dry_run_answers_the_report_and_keeps_nothing(
+    client: TestClient, connection: Connection, metadata: MetaData, pyramid: None
+) -> None:
+    body = _grid_geojson([f"{CODES_COMMUNITY}001", f"{CODES_COMMUNITY}002"])
+    upload = {"file": ("网格.geojson", body, "application/geo+json")}
+    trial = client.post(
+        "/layers/grid/import", files=upload, data={"crs": "wgs84", "dry_run": "true"}
+    )
+    assert trial.status_code == 200, trial.text
+    report = trial.json()
+    assert (report["rows_written"], report["dry_run"]) == (2, True)
+    assert count(connection, metadata, "grid") == 0
+    logged = connection.execute(
+        text("SELECT detail FROM audit_log WHERE action = 'import' ORDER BY id DESC LIMIT 1")
+    ).scalar_one()
+    assert (logged["rows_written"], logged["dry_run"]) == (2, True)
+    imported = client.post("/layers/grid/import", files=upload, data={"crs": "wgs84"})
+    assert imported.status_code == 200, imported.text
+    assert (imported.json()["rows_written"], imported.json()["dry_run"]) == (2, False)
+    assert count(connection, metadata, "grid") == 2
 
 
 def test_api_refusal_is_422_with_every_problem_and_nothing_written(

@@ -36,6 +36,11 @@ router = APIRouter(tags=["layers 图层导入导出"])
 UPLOAD_SUFFIXES = (*(s for s in IMPORT_SUFFIXES if s != ".shp"), ".zip")
 _TRUE = {"1", "true", "yes", "on"}
 
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in _TRUE
+
+
 _IMPORT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -48,8 +53,8 @@ _IMPORT_BODY: dict[str, Any] = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "GeoJSON, GeoPackage, CSV, Excel (.xlsx, .xls), or a "
-                            "shapefile as .zip",
+                            "description": "GeoJSON, GeoPackage, CSV (.csv, .txt), Excel "
+                            "(.xlsx, .xls), or a shapefile as .zip",
                         },
                         "crs": {
                             "type": "string",
@@ -69,6 +74,11 @@ _IMPORT_BODY: dict[str, Any] = {
                         },
                         "mode": {"type": "string", "enum": ["append", "replace"]},
                         "skip_invalid": {"type": "boolean"},
+                        "dry_run": {
+                            "type": "boolean",
+                            "description": "试导入: the whole import, then rolled back; the "
+                            "report says what it would write (dry_run: true)",
+                        },
                     },
                 }
             }
@@ -85,6 +95,8 @@ def _import_event(
     principal: PrincipalDep, layer: str, outcome: audit.Outcome, status: int, report: dict[str, Any]
 ) -> audit.AuditEvent:
     detail = {k: report.get(k) for k in ("rows_read", "rows_written", "rows_rejected")}
+    if report.get("dry_run"):
+        detail["dry_run"] = True
     return principal.event("import", outcome, target=layer, status=status, detail=detail)
 
 
@@ -139,7 +151,7 @@ async def import_layer(
         encoding=text("encoding"),
         mapping=tuple(v for v in form.getlist("map") if isinstance(v, str) and v.strip()),
         mode="replace" if mode == "replace" else "append",
-        skip_invalid=(text("skip_invalid") or "").lower() in _TRUE,
+        skip_invalid=_flag(text("skip_invalid")),
         max_vertices=settings.max_geometry_vertices,
         scope=principal.scope,
         data_key=settings.require_data_key() if spec.personal_data else None,
@@ -147,6 +159,7 @@ async def import_layer(
     )
     if mode not in ("append", "replace"):
         raise InvalidInputError("mode 须为 append 或 replace", "mode must be append or replace")
+    dry_run = _flag(text("dry_run"))
     with tempfile.TemporaryDirectory(prefix="gridgov-upload-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
         with path.open("wb") as handle:
@@ -155,8 +168,11 @@ async def import_layer(
 
         def run() -> dict[str, Any]:
             # A savepoint: a refused import leaves the request's transaction untouched.
-            with conn.begin_nested():
+            with conn.begin_nested() as savepoint:
                 result = import_file(conn, registry, spec.id, path, options).as_dict()
+                if dry_run:  # 试导入: the import's own report, nothing kept
+                    savepoint.rollback()
+            result["dry_run"] = dry_run
             audit.record(conn, _import_event(principal, spec.id, "ok", 200, result))
             return result
 
