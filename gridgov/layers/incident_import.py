@@ -214,6 +214,9 @@ def incident_format(path: Path) -> Format:
     return fmt
 
 
+_SAMPLE_BYTES = 1 << 20  # read ahead for the encoding, separator and header
+
+
 def _chunks(
     path: Path,
     encoding: str | None,
@@ -231,8 +234,10 @@ def _chunks(
     if sheet is not None:
         raise sheet_not_applicable()
     with path.open("rb") as handle:
-        sample = handle.read(1 << 20)
-    head = sample[: sample.rfind(b"\n") + 1] or sample  # whole lines
+        sample = handle.read(_SAMPLE_BYTES)
+    # Whole lines to tell the encoding by: no UTF-8 or GB18030 character holds a newline
+    # byte (a UTF-16 file is told by its BOM).
+    head = sample[: sample.rfind(b"\n") + 1] or sample
     codec = file_codec(head, codec_name(encoding) if encoding else None)
     if codec is None:
         raise UnreadableFileError(
@@ -241,10 +246,13 @@ def _chunks(
         )
     if fmt is Format.GEOJSON:
         return codec, _geojson_chunks(path, codec, crs)
-    sep = csv_separator(head[:8192].decode(codec, errors="ignore"))
-    skip, report.header_row = csv_title_records(
-        head.decode(codec, errors="ignore"), sep, _header_names(pairs)
-    )
+    # The lines as text, cut where the sample cut the file: in UTF-16 a newline byte may
+    # be half of a character (上 is 0A 4E), and a line cut there misled the separator.
+    lines = sample.decode(codec, errors="ignore")
+    if len(sample) == _SAMPLE_BYTES:
+        lines = lines[: lines.rfind("\n") + 1] or lines
+    sep = csv_separator(lines[:8192])
+    skip, report.header_row = csv_title_records(lines, sep, _header_names(pairs))
     chunks = csv_chunks(
         path,
         path.name,

@@ -724,10 +724,10 @@ def test_a_csv_saved_by_excel_in_a_chinese_locale_imports(
 
 def _unicode_text(path: Path, rows: list[list[object]], codec: str, bom: bytes) -> Path:
     """What Excel saves as "Unicode 文本 (*.txt)": UTF-16 with tabs (and a BOM, which the
-    caller may leave out)."""
+    caller may leave out), without a newline after the last row."""
     table: list[list[object]] = [list(HEADER), *rows]
     lines = ["\t".join(str(cell) for cell in row) for row in table]
-    path.write_bytes(bom + "\r\n".join(lines).encode(codec) + "\r\n".encode(codec))
+    path.write_bytes(bom + "\r\n".join(lines).encode(codec))
     return path
 
 
@@ -742,11 +742,15 @@ def test_excel_unicode_text_imports_without_naming_its_encoding(
     # Excel's one export that keeps Chinese intact: it was refused twice, for its .txt
     # name and then for an encoding that could not be told.
     rows, _, _ = good_rows(3)
-    rows[1][6] = "楼上噪音"  # 上 is U+4E0A: a newline byte inside a character
+    # 上 is U+4E0A, a newline byte inside a character: in the last line, it was taken for
+    # the end of the lines read ahead, and the cut line (five fields of seven) made the
+    # separator a comma.
+    rows[1][6] = "楼上噪音"
+    rows[2][4], rows[2][6] = "网格员上报", ""
     report = run(city, registry, _unicode_text(tmp_path / "事件.txt", rows, codec, bom))
     assert (report.rows_written, report.encoding) == (3, "utf-16")
     stored = city.execute(text("SELECT external_id, description FROM incident")).all()
-    assert sorted(tuple(r) for r in stored) == sorted((r[0], r[6]) for r in rows)
+    assert sorted(tuple(r) for r in stored) == sorted((r[0], r[6] or None) for r in rows)
 
 
 def test_utf16_without_its_byte_order_mark_needs_the_order_named(
