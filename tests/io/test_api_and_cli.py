@@ -115,6 +115,25 @@ def test_api_refusal_is_422_with_every_problem_and_nothing_written(
     assert count(connection, metadata, "grid") == 0
 
 
+def test_api_refusal_names_a_missing_column(
+    client: TestClient, connection: Connection, metadata: MetaData, pyramid: None
+) -> None:
+    """A problem of the whole file is the refusal's message; it said "0 rows have
+    problems"."""
+    frame = gpd.GeoDataFrame(
+        {"名称": ["无编码网格"]}, geometry=[grid_box(0)], crs="EPSG:4326"
+    )  # no 网格编码
+    buffer = io.BytesIO()
+    pyogrio.write_dataframe(frame, buffer, driver="GeoJSON")
+    response = client.post("/layers/grid/import", files={"file": ("g.geojson", buffer.getvalue())})
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["detail"].startswith("文件缺少必填列网格代码（code）")
+    assert "个文件问题），未写入任何数据" in problem["detail"]  # the codes it derives from it
+    assert "0 行有问题" not in problem["detail"]
+    assert count(connection, metadata, "grid") == 0
+
+
 def _building_workbook() -> bytes:
     """A 楼栋台账 workbook whose first sheet is instructions, then two data sheets."""
     book = Workbook()

@@ -42,9 +42,21 @@ class ImportRefusedError(InvalidInputError):
     title_en = "Import refused"
 
     def __init__(self, report: ImportReport) -> None:
+        # A problem of the whole file (a required column missing) is named: "0 rows have
+        # problems" said nothing of it.
+        whole_file = [p for p in report.problems if p.row is None]
+        zh: list[str] = []
+        en: list[str] = []
+        if whole_file:
+            more = len(whole_file) - 1
+            zh.append(whole_file[0].reason_zh + (f"（另有 {more} 个文件问题）" if more else ""))
+            en.append(whole_file[0].reason_en + (f" (and {more} more)" if more else ""))
+        if report.rows_rejected or not whole_file:
+            zh.append(f"{report.rows_rejected} 行有问题")
+            en.append(f"{report.rows_rejected} rows have problems")
         super().__init__(
-            f"{report.rows_rejected} 行有问题，未写入任何数据",
-            f"{report.rows_rejected} rows have problems; nothing was written",
+            "；".join(zh) + "，未写入任何数据",
+            "; ".join(en) + "; nothing was written",
             public={"layer": report.layer, "rows_read": report.rows_read},
         )
         self.report = report
