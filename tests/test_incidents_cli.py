@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
@@ -148,11 +149,13 @@ def test_the_progress_bar_knows_how_many_rows_are_coming(tmp_path: Path) -> None
         assert _count_rows(unicode_text) == 40
 
 
+@pytest.mark.parametrize("command", [("incidents", "import"), ("layer", "import", "incident")])
 def test_a_dry_run_reports_the_import_and_keeps_nothing(
-    committed_city: Engine, tmp_path: Path
+    committed_city: Engine, tmp_path: Path, command: tuple[str, ...]
 ) -> None:
     """``--dry-run`` (试导入) checks, assigns and writes, then rolls back: the counts and
-    the rejects file are the import's own, the database is as before."""
+    the rejects file are the import's own, the database is as before. ``gridgov layer
+    import incident`` is the same import (the layer import stored incidents unassigned)."""
     engine = committed_city
     path = tmp_path / "events.csv"
     now = datetime.now(UTC).isoformat()
@@ -172,7 +175,7 @@ def test_a_dry_run_reports_the_import_and_keeps_nothing(
                 ).scalar_one()
             )
 
-    args = ["incidents", "import", str(path), "--skip-invalid", "--test"]
+    args = [*command, str(path), "--skip-invalid", "--test"]
     try:
         trial = runner.invoke(cli, [*args, "--dry-run"], env={"COLUMNS": "200"})
         assert trial.exit_code == 0, trial.output
@@ -195,6 +198,19 @@ def test_a_dry_run_reports_the_import_and_keeps_nothing(
         assert "试导入" not in imported.output
         assert rejects.exists()
         assert stored() == 1
+        with engine.connect() as conn:
+            placed = conn.execute(
+                text("SELECT grid_code, assign_method FROM incident WHERE external_id = 'DRY-1'")
+            ).one()
+        assert tuple(placed) == (A, "inside")
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM incident WHERE external_id LIKE 'DRY-%'"))
+
+
+def test_the_layer_import_never_replaces_incidents(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("编号,经度,纬度,类别,来源,上报时间\n", encoding="utf-8")
+    refused = runner.invoke(cli, ["layer", "import", "incident", str(path), "--mode", "replace"])
+    assert refused.exit_code == 2, refused.output
+    assert "事件只能追加导入，不能整体替换" in refused.output

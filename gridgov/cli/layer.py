@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import Connection
 
+from gridgov.cli import incidents
 from gridgov.cli.common import (
     SheetOption,
     TestOption,
@@ -108,7 +109,21 @@ def layer_import(
     ] = False,
     test: TestOption = False,
 ) -> None:
-    """Import a file into a layer: every row is checked before anything is written."""
+    """Import a file into a layer: every row is checked before anything is written.
+
+    Incidents are imported as by ``gridgov incidents import``, which assigns each one."""
+    if layer == "incident":
+        if mode != "append":
+            raise fail(
+                ImportUsageError(
+                    "事件只能追加导入，不能整体替换", "incidents are appended, never replaced"
+                ),
+                2,
+            )
+        incidents.import_command(
+            path, crs or "wgs84", encoding, map_, skip_invalid, sheet, dry_run, test
+        )
+        return
     options = ImportOptions(
         crs=crs,
         encoding=encoding,

@@ -33,6 +33,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Connection, text
 
+from gridgov.errors import PermissionDeniedError
 from gridgov.gis.coords import PROBLEM_MESSAGES, convert_with_problems, parse_crs
 from gridgov.layers import assignment
 from gridgov.layers.db import transaction_failed
@@ -88,6 +89,8 @@ from gridgov.layers.io.values import (
 )
 from gridgov.layers.map_support import bulk_insert
 from gridgov.layers.registry import Registry
+from gridgov.layers.scope import AreaScope, scope_sql
+from gridgov.layers.spec import LayerSpec
 
 CHUNK_ROWS = 200_000
 FIELDS = ("category", "source", "reported_at", "external_id", "description")
@@ -420,12 +423,20 @@ def import_incidents(
     progress: Progress = lambda _rows: None,
     sheet: str | None = None,
     dry_run: bool = False,
+    may_rebuild: bool = True,
+    scope: AreaScope | None = None,
 ) -> IncidentImportReport:
     """Import ``path`` inside the caller's transaction (see the module docstring).
 
     ``dry_run``: the caller rolls the transaction back (a trial run). The table's indexes
     and keys are then kept through the insert: a first load would otherwise lock the map's
-    tables against every reader for a run that leaves nothing behind."""
+    tables against every reader for a run that leaves nothing behind. ``may_rebuild``
+    False keeps them too (a live server's upload, whose map readers must not wait).
+
+    ``scope``: the importing account's area. A row placed outside it, or whose external id
+    is an incident outside it, refuses the whole file (:class:`PermissionDeniedError`),
+    as the layer import does; row-level security is the caller's to step out of, since
+    the import alters the table."""
     if not path.is_file():
         raise UnreadableFileError(f"文件不存在：{path.name}", f"no such file: {path.name}")
     crs = parse_crs(crs)
@@ -489,6 +500,8 @@ def import_incidents(
         # From here to commit no other transaction writes incidents (readers go on), so
         # the rows found new below are still new when they are inserted.
         conn.execute(text("LOCK TABLE incident IN SHARE ROW EXCLUSIVE MODE"))
+        if scope is not None:
+            _refuse_stored_outside(conn, stage, spec, scope)
         report.rows_unchanged = conn.execute(
             text(
                 f"DELETE FROM {stage} s USING incident i WHERE i.external_id = s.external_id "
@@ -517,8 +530,12 @@ def import_incidents(
         report.problems.sort(key=lambda p: p.row or 0)
         if report.problems and not skip_invalid:
             raise ImportRefusedError(report)
+        if scope is not None:
+            _refuse_placed_outside(conn, result, spec, scope)
         report.by_method = _methods(conn, result)
-        report.rows_written = _insert(conn, stage, result, lap, may_rebuild=not dry_run)
+        report.rows_written = _insert(
+            conn, stage, result, lap, may_rebuild=may_rebuild and not dry_run
+        )
     finally:
         if conn.in_transaction() and not transaction_failed(conn):  # else they vanish
             if result is not None:
@@ -1125,6 +1142,41 @@ def _stored_otherwise(conn: Connection, stage: str) -> list[tuple[Problem, dict[
             )
         )
     return out
+
+
+def _refuse_stored_outside(conn: Connection, stage: str, spec: LayerSpec, scope: AreaScope) -> None:
+    """An external id is unique city-wide: one held by an incident outside ``scope`` is
+    refused without showing or describing that incident, as ``POST /incidents`` does."""
+    condition, params = scope_sql(spec, scope, "i")
+    taken = conn.execute(
+        text(
+            f"SELECT s.id, s.external_id FROM {stage} s JOIN incident i "
+            f"ON i.external_id = s.external_id WHERE NOT {condition} ORDER BY s.id LIMIT 1"
+        ),
+        params,
+    ).first()
+    if taken is not None:
+        raise PermissionDeniedError(
+            f"第 {taken.id} 行的外部编号 {taken.external_id} 属于您管辖区域之外的事件，"
+            "未导入任何数据",
+            f"row {taken.id}: external id {taken.external_id} belongs to an incident outside "
+            "your area; nothing was imported",
+        )
+
+
+def _refuse_placed_outside(
+    conn: Connection, result: assignment.BulkResult, spec: LayerSpec, scope: AreaScope
+) -> None:
+    """Rows the assignment placed outside ``scope``: the account may not report there."""
+    condition, params = scope_sql(spec, scope, "o")
+    outside = conn.execute(
+        text(f"SELECT count(*) FROM {result.relation()} o WHERE NOT {condition}"), params
+    ).scalar_one()
+    if outside:
+        raise PermissionDeniedError(
+            f"有 {outside} 行不在您的管辖区域内，未导入任何数据",
+            f"{outside} rows lie outside your area; nothing was imported",
+        )
 
 
 def _outside_problems(

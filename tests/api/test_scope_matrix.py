@@ -431,6 +431,125 @@ def test_imports_only_into_the_area(
     assert connection.execute(text("SELECT count(*) FROM grid")).scalar_one() == before
 
 
+def _ledger(rows: list[tuple[str, tuple[float, float]]]) -> bytes:
+    """A 12345 ledger as Excel saves it: Chinese headers and titles, GBK, 上午/下午 times."""
+    lines = ["编号,经度,纬度,类别,来源,上报时间"] + [
+        f"{ticket},{x},{y},矛盾纠纷,12345热线,2026/1/1 下午3:05" for ticket, (x, y) in rows
+    ]
+    return ("\r\n".join(lines) + "\r\n").encode("gbk")
+
+
+def _stored(connection: Connection, tickets: list[str]) -> dict[str, tuple[Any, ...]]:
+    rows = connection.execute(
+        text(
+            "SELECT external_id, grid_code, township_code, assign_method, category, source, "
+            "reported_at FROM incident WHERE external_id = ANY(:t)"
+        ),
+        {"t": tickets},
+    ).all()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def _grid_at(connection: Connection, point: tuple[float, float]) -> str:
+    """Independent of the assignment engine: the current grid whose polygon holds the point."""
+    return str(
+        connection.execute(
+            text(
+                "SELECT code FROM grid WHERE valid_to IS NULL "
+                "AND ST_Contains(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4490))"
+            ),
+            {"x": point[0], "y": point[1]},
+        ).scalar_one()
+    )
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_incident_upload_is_assigned_and_kept_to_the_area(
+    role: Role, city: dict[str, set[int]], as_role: Any, connection: Connection
+) -> None:
+    """``POST /layers/incident/import`` runs the incident import: every row is assigned to
+    its grid (the layer import stored them unassigned), and an account limited to an area
+    may upload rows only inside it: one row outside refuses the file."""
+    client = as_role(role)
+    into_a = [("UP-A-1", POINT_A), ("UP-A-2", (POINT_A[0] + 0.001, POINT_A[1]))]
+    mixed = [*into_a, ("UP-B-1", POINT_B)]
+    tickets = [t for t, _ in mixed]
+    upload = {"file": ("12345台账.csv", _ledger(mixed)), "crs": (None, "cgcs2000")}
+    answer = client.post("/layers/incident/import", files=upload)
+    if not can_edit(role, "incident"):
+        assert answer.status_code == 403
+        assert _stored(connection, tickets) == {}
+        return
+    if role is not Role.ADMIN:
+        assert answer.status_code == 403, answer.text
+        assert "1 行不在您的管辖区域内" in answer.json()["detail"]
+        assert _stored(connection, tickets) == {}  # not even the rows inside the area
+        mine = {"file": ("a.csv", _ledger(into_a)), "crs": (None, "cgcs2000")}
+        answer = client.post("/layers/incident/import", files=mine)
+        mixed = into_a
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["rows_written"] == len(mixed)
+    assert body["by_method"] == {"inside": len(mixed)}
+    stored = _stored(connection, tickets)
+    assert set(stored) == {t for t, _ in mixed}
+    for ticket, point in mixed:
+        grid, township, method, category, source, at = stored[ticket]
+        assert grid == _grid_at(connection, point)
+        assert township == grid[:9]
+        assert (method, category, source) == ("inside", "dispute", "hotline")
+        assert at.isoformat() == "2026-01-01T07:05:00+00:00"  # 下午3:05 in Beijing
+    again = client.post("/layers/incident/import", files=upload if role is Role.ADMIN else mine)
+    assert again.status_code == 200, again.text
+    assert again.json()["rows_unchanged"] == len(mixed)
+    assert again.json()["rows_written"] == 0
+
+
+def test_incident_upload_dry_run_answers_the_report_and_keeps_nothing(
+    city: dict[str, set[int]], as_role: Any, connection: Connection
+) -> None:
+    rows = [("DRY-A", POINT_A), ("DRY-B", POINT_B)]
+    before = connection.execute(text("SELECT count(*) FROM incident")).scalar_one()
+    trial = as_role(Role.ADMIN).post(
+        "/layers/incident/import",
+        data={"dry_run": "true"},
+        files={"file": ("ledger.csv", _ledger(rows))},
+    )
+    assert trial.status_code == 200, trial.text
+    body = trial.json()
+    assert body["dry_run"] is True
+    assert body["rows_written"] == 2
+    assert body["by_method"] == {"inside": 2}
+    assert connection.execute(text("SELECT count(*) FROM incident")).scalar_one() == before
+
+
+@pytest.mark.parametrize(
+    "role", [r for r in ROLES if r is not Role.ADMIN and can_edit(r, "incident")]
+)
+def test_incident_upload_refuses_a_ticket_of_another_area_and_replace(
+    role: Role, city: dict[str, set[int]], as_role: Any, connection: Connection
+) -> None:
+    """A ticket number held by an incident outside the area is refused without showing
+    that incident, as ``POST /incidents`` does; the incident layer is never replaced."""
+    admin, scoped = as_role(Role.ADMIN), as_role(role)
+    held = admin.post(
+        "/layers/incident/import", files={"file": ("b.csv", _ledger([("T-9", POINT_B)]))}
+    )
+    assert held.status_code == 200, held.text
+    stored_id = connection.execute(
+        text("SELECT id FROM incident WHERE external_id = 'T-9'")
+    ).scalar_one()
+    reuse = {"file": ("a.csv", _ledger([("T-9", POINT_A)]))}
+    refused = scoped.post("/layers/incident/import", files=reuse)
+    assert refused.status_code == 403, refused.text
+    assert "第 1 行的外部编号 T-9 属于您管辖区域之外的事件" in refused.json()["detail"]
+    assert str(stored_id) not in refused.text
+    replace = admin.post("/layers/incident/import", data={"mode": "replace"}, files=reuse)
+    assert replace.status_code == 422
+    assert "不能整体替换" in replace.json()["detail"]
+    assert _stored(connection, ["T-9"])["T-9"][1] == B
+
+
 def _layer_ids(content: bytes) -> dict[str, set[int]]:
     decoded = mapbox_vector_tile.decode(content) if content else {}
     return {name: {int(f["id"]) for f in layer["features"]} for name, layer in decoded.items()}
