@@ -523,6 +523,28 @@ def test_incident_upload_dry_run_answers_the_report_and_keeps_nothing(
     assert connection.execute(text("SELECT count(*) FROM incident")).scalar_one() == before
 
 
+def test_incident_upload_names_bad_rows_and_writes_only_with_skip_invalid(
+    city: dict[str, set[int]], as_role: Any, connection: Connection
+) -> None:
+    admin = as_role(Role.ADMIN)
+    ledger = _ledger([("BAD-1", POINT_A), ("BAD-2", (POINT_A[1], POINT_A[0]))])  # swapped
+    refused = admin.post("/layers/incident/import", files={"file": ("l.csv", ledger)})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["rows_written"] == 0
+    assert [e["row"] for e in refused.json()["errors"]] == [2]
+    assert _stored(connection, ["BAD-1", "BAD-2"]) == {}
+    kept = admin.post(
+        "/layers/incident/import",
+        data={"skip_invalid": "true"},
+        files={"file": ("l.csv", ledger)},
+    )
+    assert kept.status_code == 200, kept.text
+    body = kept.json()
+    assert (body["rows_written"], body["rows_rejected"]) == (1, 1)
+    assert body["problems"][0]["row"] == 2
+    assert set(_stored(connection, ["BAD-1", "BAD-2"])) == {"BAD-1"}
+
+
 @pytest.mark.parametrize(
     "role", [r for r in ROLES if r is not Role.ADMIN and can_edit(r, "incident")]
 )
