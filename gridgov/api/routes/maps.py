@@ -32,10 +32,25 @@ def visible(registry: Registry, principal: Principal) -> Registry:
 
 @router.get("/map", response_class=HTMLResponse, include_in_schema=False)
 def overview_page(
-    principal: PagePrincipalDep, settings: SettingsDep, registry: RegistryDep, conn: ConnectionDep
+    request: Request,
+    principal: PagePrincipalDep,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    conn: ConnectionDep,
 ) -> HTMLResponse:
+    """Accounts that may change a layer also get its import form (数据导入), and with it
+    the session's token: an upload is a POST, which the cookie alone may not make."""
     shown = visible(registry, principal)
-    return HTMLResponse(overview.page(settings, shown, synthetic_layers(conn, shown)))
+    importable = [spec.id for spec in shown if can_edit(principal.role, spec.id)]
+    html = overview.page(
+        settings,
+        shown,
+        synthetic_layers(conn, shown),
+        importable=importable,
+        api_token=request_token(request) if importable else None,
+    )
+    # The page holds the session's token: never kept by a browser or proxy cache.
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"} if importable else None)
 
 
 @router.get("/map/heatmap", response_class=HTMLResponse, include_in_schema=False)

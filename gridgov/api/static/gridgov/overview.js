@@ -18,6 +18,7 @@
       var page = (window.GridGovPage = { map: map, entries: entries, state: state });
 
       buildPanel();
+      buildImport();
       GG.pageAreaSelector(page, map, 3, function () { refreshAll(true); }).then(function () {
         refreshAll(false);
       });
@@ -50,6 +51,97 @@
         return '<div class="gg-layer" data-layer="' + layer.id + '"><label>' +
           '<input type="checkbox" id="gg-layer-' + layer.id + '"> ' + GG.escape(layer.title) +
           badge + "</label>" + zoom + GG.legendHtml(layer) + "</div>";
+      }
+
+      /* -------------------------------------------------------------- 数据导入 */
+
+      /**
+       * The import form: POST /layers/{layer}/import with the session's token (the cookie
+       * may not write). The answer is the import's own report: what it wrote or would
+       * write, and every refused row with its reason, in Chinese.
+       */
+      function buildImport() {
+        var form = document.getElementById("gg-import");
+        if (!form) return;
+        var result = document.getElementById("gg-import-result");
+        form.addEventListener("submit", function (event) {
+          event.preventDefault();
+          var file = document.getElementById("gg-import-file").files[0];
+          if (!file) {
+            result.innerHTML = '<p class="gg-import-bad">请选择文件 (choose a file)</p>';
+            return;
+          }
+          if (file.size > config.maxUploadBytes) {
+            result.innerHTML = '<p class="gg-import-bad">文件超过 ' +
+              Math.floor(config.maxUploadBytes / 1048576) + " MB 上限 (file too large)</p>";
+            return;
+          }
+          var layer = document.getElementById("gg-import-layer").value;
+          var dryRun = document.getElementById("gg-import-dry").checked;
+          var body = new FormData();
+          body.append("file", file, file.name);
+          var crs = document.getElementById("gg-import-crs").value;
+          if (crs) body.append("crs", crs);
+          if (dryRun) body.append("dry_run", "true");
+          if (document.getElementById("gg-import-skip").checked) body.append("skip_invalid", "true");
+          var button = document.getElementById("gg-import-go");
+          button.disabled = true;
+          result.innerHTML = "<p>正在" + (dryRun ? "试导入" : "导入") + " " + GG.escape(file.name) + "…</p>";
+          var headers = { Accept: "application/json" };
+          if (config.apiToken) headers.Authorization = "Bearer " + config.apiToken;
+          fetch(config.importUrl.replace("{layer}", layer), { method: "POST", headers: headers, body: body })
+            .then(function (response) {
+              return response.text().then(function (text) {
+                var data = null;
+                try { data = text ? JSON.parse(text) : null; } catch (err) { data = null; }
+                result.innerHTML = reportHtml(response.ok, data || {}, response.status);
+                result.scrollIntoView({ block: "nearest" });
+                if (response.ok && !dryRun && entries[layer]) redraw(entries[layer]);
+              });
+            }, function () {
+              result.innerHTML = '<p class="gg-import-bad">无法连接 gridgov 服务 (cannot reach the server)</p>';
+            })
+            .then(function () { button.disabled = false; });
+        });
+      }
+
+      function reportHtml(ok, data, status) {
+        var problems = (ok ? data.problems : data.errors) || [];
+        var head;
+        if (ok && data.dry_run) {
+          head = '<p class="gg-import-good">试导入完成，数据库未作改动：将写入 ' + (data.rows_written || 0) + " 行";
+        } else if (ok) {
+          head = '<p class="gg-import-good">导入完成：已写入 ' + (data.rows_written || 0) + " 行";
+        } else {
+          head = '<p class="gg-import-bad">' + GG.escape((data.title || "导入失败") + "：" +
+            (data.detail || "HTTP " + status));
+        }
+        var counts = [];
+        if (data.rows_read !== undefined) counts.push("读取 " + data.rows_read + " 行");
+        if (data.rows_unchanged) counts.push("已存在未变 " + data.rows_unchanged + " 行");
+        if (data.rows_rejected) counts.push("拒绝 " + data.rows_rejected + " 行");
+        if (data.by_method && Object.keys(data.by_method).length) {
+          counts.push("分派：" + Object.keys(data.by_method).map(function (m) {
+            return (config.methodTitles[m] || m) + " " + data.by_method[m];
+          }).join("，"));
+        }
+        var html = head + (counts.length ? "；" + counts.join("；") : "") + "</p>";
+        if (problems.length) {
+          html += '<table class="gg-import-problems"><thead><tr><th>行</th><th>字段</th><th>原因</th></tr></thead><tbody>' +
+            problems.slice(0, 50).map(function (p) {
+              return "<tr><td>" + (p.row === null || p.row === undefined ? "" : p.row) + "</td><td>" +
+                GG.escape(p.field || "") + "</td><td>" + GG.escape(p.reason_zh || p.reason || "") + "</td></tr>";
+            }).join("") + "</tbody></table>";
+          if (problems.length > 50) html += "<p>……另有 " + (problems.length - 50) + " 个问题</p>";
+        }
+        return html;
+      }
+
+      /** After an import: the layer is fetched again if it is on the map. */
+      function redraw(entry) {
+        if (!entry.enabled || !entry.leaflet) return;
+        if (entry.layer.transport === "tiles") entry.leaflet.redraw();
+        else refresh(entry, false);
       }
 
       /* -------------------------------------------------------------- layers */
