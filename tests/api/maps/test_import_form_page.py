@@ -89,6 +89,12 @@ def test_a_ledger_is_tried_then_imported_from_the_map(
     assert cells[0] == "3"  # the ledger's own row number
     assert "坐标超出中国范围" in cells[2]
     assert _stored(engine) == {}
+    with page.expect_download() as caught:  # the whole list, for Excel
+        page.click("#gg-import-problems-csv")
+    listed = Path(caught.value.path()).read_bytes().decode("utf-8-sig").splitlines()
+    assert listed[0] == "行 (row),字段 (field),原因,reason"
+    assert listed[1].startswith("3,lon/lat,坐标超出中国范围（东经73–136°，北纬18–54°）,")
+    assert len(listed) == 2
 
     page.check("#gg-import-skip")
     page.click("#gg-import-go")

@@ -133,8 +133,22 @@
                 GG.escape(p.field || "") + "</td><td>" + GG.escape(p.reason_zh || p.reason || "") + "</td></tr>";
             }).join("") + "</tbody></table>";
           if (problems.length > 50) html += "<p>……另有 " + (problems.length - 50) + " 个问题</p>";
+          html += '<a id="gg-import-problems-csv" download="问题清单.csv" href="' + problemsCsv(problems) +
+            '">下载问题清单 (CSV, ' + problems.length + " 个问题)</a>";
         }
         return html;
+      }
+
+      /** Every problem as a CSV that Excel opens (UTF-8 with BOM): fix the ledger row by row. */
+      function problemsCsv(problems) {
+        var quote = function (value) {
+          var text = value === null || value === undefined ? "" : String(value);
+          return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+        };
+        var lines = ["行 (row),字段 (field),原因,reason"].concat(problems.map(function (p) {
+          return [p.row, p.field, p.reason_zh, p.reason_en].map(quote).join(",");
+        }));
+        return "data:text/csv;charset=utf-8," + encodeURIComponent("\ufeff" + lines.join("\r\n") + "\r\n");
       }
 
       /** After an import: the layer is fetched again if it is on the map. */
