@@ -521,6 +521,12 @@ def test_incident_upload_dry_run_answers_the_report_and_keeps_nothing(
     assert body["rows_written"] == 2
     assert body["by_method"] == {"inside": 2}
     assert connection.execute(text("SELECT count(*) FROM incident")).scalar_one() == before
+    # A layer file the incident import does not read is refused by name, before any row.
+    package = as_role(Role.ADMIN).post(
+        "/layers/incident/import", files={"file": ("ledger.gpkg", b"not a geopackage")}
+    )
+    assert package.status_code == 422, package.text
+    assert "不支持的文件类型 .gpkg" in package.json()["detail"]
 
 
 def test_incident_upload_names_bad_rows_and_writes_only_with_skip_invalid(
