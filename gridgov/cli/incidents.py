@@ -150,8 +150,12 @@ def import_command(
         Path, typer.Argument(help="CSV (.csv, .txt), Excel (.xlsx, .xls) or GeoJSON file.")
     ],
     crs: Annotated[
-        str, typer.Option(help="wgs84, cgcs2000, gcj02 (高德/腾讯/微信), bd09 (百度) or EPSG:n")
-    ] = "wgs84",
+        str | None,
+        typer.Option(
+            help="wgs84, cgcs2000, gcj02 (高德/腾讯/微信), bd09 (百度) or EPSG:n; default: a "
+            "GeoJSON file's own, else wgs84"
+        ),
+    ] = None,
     encoding: Annotated[
         str | None, typer.Option(help="utf-8 / gbk / gb18030 / utf-16-le (else detected)")
     ] = None,

@@ -120,9 +120,7 @@ def layer_import(
                 ),
                 2,
             )
-        incidents.import_command(
-            path, crs or "wgs84", encoding, map_, skip_invalid, sheet, dry_run, test
-        )
+        incidents.import_command(path, crs, encoding, map_, skip_invalid, sheet, dry_run, test)
         return
     options = ImportOptions(
         crs=crs,

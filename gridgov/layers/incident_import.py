@@ -51,7 +51,7 @@ from gridgov.layers.incidents import (
     field_names,
     latest_report_time,
 )
-from gridgov.layers.io.crs import resolve_crs
+from gridgov.layers.io.crs import SAME_DATUM, resolve_crs
 from gridgov.layers.io.encoding import codec_name, file_codec
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
 from gridgov.layers.io.formats import Format, named_format
@@ -223,7 +223,7 @@ _SAMPLE_BYTES = 1 << 20  # read ahead for the encoding, separator and header
 def _chunks(
     path: Path,
     encoding: str | None,
-    crs: str,
+    crs: str | None,
     report: IncidentImportReport,
     pairs: Pairs,
     sheet: str | None,
@@ -322,32 +322,50 @@ _GEOMETRY_PROBLEMS = {
 }
 
 
-def _geojson_chunks(path: Path, codec: str, crs: str) -> Iterator[pd.DataFrame]:
+def _geojson_chunks(path: Path, codec: str, requested: str | None) -> Iterator[pd.DataFrame]:
     """Features, streamed (:class:`FeatureStream`), as rows: properties as text, the
     point in :data:`GEOMETRY_X` / :data:`GEOMETRY_Y`, a feature's ``id`` in
-    :data:`FEATURE_ID` (its external id when its properties give none). A ``crs`` member
-    that contradicts ``crs`` is refused (``resolve_crs``), wherever it stands."""
-    checked = False
+    :data:`FEATURE_ID` (its external id when its properties give none).
 
-    def check_crs(members: dict[str, Any]) -> bool:
-        if "crs" not in members:
-            return False
-        resolve_crs(declared_crs(_crs_name(members["crs"])), crs)
-        return True
+    Each chunk's CRS is in ``attrs["crs"]``: ``requested``, else the file's own ``crs``
+    member, else WGS84 (RFC 7946). A member that contradicts ``requested`` is refused
+    (``resolve_crs``), and so is one that comes only after features already read as WGS84.
+    """
+    found: str | None = None  # the CRS resolved from the file's crs member, once seen
+    used: str | None = None  # the CRS the chunks so far were read in
+
+    def current() -> str:
+        nonlocal found
+        if found is None and "crs" in stream.members:
+            found = resolve_crs(declared_crs(_crs_name(stream.members["crs"])), requested)
+            if used not in (None, found) and not {used, found} <= SAME_DATUM:
+                raise ImportUsageError(
+                    f"文件的坐标系声明（{found}）在要素之后，之前的要素已按 {used} 读取；"
+                    "请指定坐标系（--crs 或表单中的坐标系）",
+                    f"the file's CRS ({found}) is declared after features already read as "
+                    f"{used}: give the CRS",
+                )
+        return found or requested or "wgs84"
+
+    def frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+        nonlocal used
+        out = _feature_frame(rows)
+        used = out.attrs["crs"] = current()
+        return out
 
     with path.open(encoding="utf-8-sig" if codec == "utf-8" else codec, newline="") as handle:
         stream = FeatureStream(handle)
         rows: list[dict[str, object]] = []
         for feature in stream.features():
-            checked = checked or check_crs(stream.members)
+            if found is None and "crs" in stream.members:
+                current()  # a contradiction is refused before reading on
             rows.append(_feature_row(feature))
             if len(rows) == CHUNK_ROWS:
-                yield _feature_frame(rows)
+                yield frame(rows)
                 rows = []
-        if not checked:
-            check_crs(stream.members)
+        current()  # members after the last feature are known only now
         if rows:
-            yield _feature_frame(rows)
+            yield frame(rows)
 
 
 def _crs_name(member: Any) -> Any:
@@ -413,7 +431,7 @@ def import_incidents(
     conn: Connection,
     registry: Registry,
     path: Path,
-    crs: str,
+    crs: str | None,
     tolerance_m: float,
     *,
     encoding: str | None = None,
@@ -428,6 +446,9 @@ def import_incidents(
 ) -> IncidentImportReport:
     """Import ``path`` inside the caller's transaction (see the module docstring).
 
+    ``crs``: the coordinates'; None reads a GeoJSON file's own ``crs`` member, and WGS84
+    where there is none (a table never declares one), as the layer import does.
+
     ``dry_run``: the caller rolls the transaction back (a trial run). The table's indexes
     and keys are then kept through the insert: a first load would otherwise lock the map's
     tables against every reader for a run that leaves nothing behind. ``may_rebuild``
@@ -439,12 +460,12 @@ def import_incidents(
     the import alters the table."""
     if not path.is_file():
         raise UnreadableFileError(f"文件不存在：{path.name}", f"no such file: {path.name}")
-    crs = parse_crs(crs)
+    requested = parse_crs(crs) if crs else None
     pairs = parse_map(mapping)
     spec = registry.get("incident")
     field_targets = {t.name: t for t in targets(spec) if t.name in FIELDS}
     report = IncidentImportReport()
-    codec, chunks = _chunks(path, encoding, crs, report, pairs, sheet)
+    codec, chunks = _chunks(path, encoding, requested, report, pairs, sheet)
     report.encoding = codec
     # A million rows take longer than the API's per-statement limit; this is a batch job.
     conn.execute(text("SET LOCAL statement_timeout = 0"))
@@ -469,7 +490,10 @@ def import_incidents(
                 if columns is None or columns.header != list(chunk.columns):
                     # GeoJSON chunks may differ: each feature has its own properties.
                     columns = _plan(list(chunk.columns), pairs, first=columns is None)
-                problems, empty = _stage_chunk(writer, chunk, columns, crs, field_targets, offset)
+                report.crs = chunk.attrs.get("crs") or requested or "wgs84"
+                problems, empty = _stage_chunk(
+                    writer, chunk, columns, report.crs, field_targets, offset
+                )
                 report.rows_empty += empty
                 for problem in problems:
                     assert problem.row is not None

@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from openpyxl import Workbook
+from pyproj import Transformer
 from sqlalchemy import Connection, MetaData, text
 from typer.testing import CliRunner
 
 from gridgov.cli import app
 from gridgov.gis.coords import wgs84_to_gcj02
-from gridgov.layers import incidents
+from gridgov.layers import incident_import, incidents
 from gridgov.layers.incident_import import IncidentImportReport, import_incidents
 from gridgov.layers.io.errors import ImportRefusedError, ImportUsageError, UnreadableFileError
 from gridgov.layers.registry import Registry
@@ -1127,6 +1128,49 @@ def test_crs_members_that_agree_with_crs_are_read(
     path = _write_collection(tmp_path / "ok.geojson", [_point_feature(1)], crs=member)
     assert run(city, registry, path, crs=crs).rows_written == 1
     assert city.execute(text("SELECT grid_code FROM incident")).scalar_one() == "320213001001002"
+
+
+def _mercator_member_collection(path: Path, count: int, member_first: bool) -> Path:
+    """``count`` features at the test point, in Web Mercator, declared by a crs member."""
+    x, y = Transformer.from_crs(4326, 3857, always_xy=True).transform(120.315, 31.565)
+    features = [_point_feature(i, coordinates=[x, y]) for i in range(count)]
+    member = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3857"}}
+    document: dict[str, object] = {"type": "FeatureCollection"}
+    if member_first:
+        document |= {"crs": member, "features": features}
+    else:
+        document |= {"features": features, "crs": member}
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("member_first", [True, False])
+def test_without_a_crs_a_geojson_file_is_read_in_its_own(
+    city: Connection, registry: Registry, tmp_path: Path, member_first: bool
+) -> None:
+    """No CRS given (the upload form's default, ``gridgov layer import incident``): the
+    file's own crs member is used, as the layer import does; without one, WGS84."""
+    path = _mercator_member_collection(tmp_path / "m.geojson", 1, member_first)
+    report = import_incidents(city, registry, path, None, TOLERANCE)
+    assert (report.crs, report.rows_written) == ("EPSG:3857", 1)
+    plain = _write_collection(tmp_path / "p.geojson", [_point_feature(2)])
+    assert import_incidents(city, registry, plain, None, TOLERANCE).crs == "wgs84"
+    codes = city.execute(text("SELECT grid_code FROM incident")).scalars().all()
+    assert codes == ["320213001001002"] * 2
+
+
+def test_a_crs_member_after_features_already_read_as_wgs84_is_refused(
+    city: Connection, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(incident_import, "CHUNK_ROWS", 2)  # a chunk is read before the member
+    path = _mercator_member_collection(tmp_path / "late.geojson", 3, member_first=False)
+    with pytest.raises(ImportUsageError) as caught:
+        import_incidents(city, registry, path, None, TOLERANCE)
+    assert "文件的坐标系声明（EPSG:3857）在要素之后，之前的要素已按 wgs84 读取" in (
+        caught.value.detail_zh
+    )
+    assert count(city) == 0
+    assert import_incidents(city, registry, path, "EPSG:3857", TOLERANCE).rows_written == 3
 
 
 def test_gbk_geojson_is_detected_and_later_bad_bytes_stop_the_import(

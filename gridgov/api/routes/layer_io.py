@@ -125,7 +125,7 @@ def _import_incidents(
             conn,
             registry,
             path,
-            options.crs or "wgs84",
+            options.crs,
             settings.assign_tolerance_m,
             encoding=options.encoding,
             mapping=options.mapping,
