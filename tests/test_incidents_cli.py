@@ -183,6 +183,7 @@ def test_a_dry_run_reports_the_import_and_keeps_nothing(
         assert "将写入 (would write) 1，" in trial.output
         assert "拒绝 (rejected) 1" in trial.output
         assert "'inside': 1" in trial.output
+        assert "坐标系 (CRS) wgs84" in trial.output  # none given: a table is WGS84
         assert "DRY-2" in rejects.read_text(encoding="utf-8-sig")
         assert stored() == 0
         rejects.unlink()

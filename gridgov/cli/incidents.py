@@ -236,7 +236,7 @@ def import_command(
         f"拒绝 (rejected) {report.rows_rejected:,}；"
         f"分派方式 (by rule): {report.by_method}；"
         f"快速路径 (fast path) {report.assigned_fast:,}，精确引擎 (exact engine) "
-        f"{report.assigned_exact:,}"
+        f"{report.assigned_exact:,}；坐标系 (CRS) {report.crs}"
     )
     if note := unread_sheets_note(report):
         console.print(escape(note), highlight=False, soft_wrap=True)
