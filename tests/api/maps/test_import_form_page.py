@@ -102,6 +102,7 @@ def test_a_ledger_is_tried_then_imported_from_the_map(
     assert tried.startswith("试导入完成，数据库未作改动：将写入 2 行")
     assert "拒绝 1 行" in tried
     assert "分派：网格内 2" in tried
+    assert "编码 gb18030；坐标系 cgcs2000" in tried  # how the file was read
     assert _stored(engine) == {}
     overview.screenshot(artifacts, "map-import-dry-run.png")
 

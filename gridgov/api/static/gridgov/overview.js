@@ -126,6 +126,17 @@
           }).join("，"));
         }
         var html = head + (counts.length ? "；" + counts.join("；") : "") + "</p>";
+        // How the file was read: worth a look when the numbers surprise.
+        var read = [];
+        if (data.sheet) {
+          read.push("读取工作表 " + data.sheet + (data.other_sheets && data.other_sheets.length ?
+            "（未读：" + data.other_sheets.join("、") + "）" : ""));
+        }
+        if (data.header_row > 1) read.push("表头在第 " + data.header_row + " 行");
+        if (data.rows_empty) read.push("空行跳过 " + data.rows_empty + " 行");
+        if (data.encoding) read.push("编码 " + data.encoding);
+        if (data.crs) read.push("坐标系 " + data.crs);
+        if (read.length) html += '<p class="gg-note">' + GG.escape(read.join("；")) + "</p>";
         if (problems.length) {
           html += '<table class="gg-import-problems"><thead><tr><th>行</th><th>字段</th><th>原因</th></tr></thead><tbody>' +
             problems.slice(0, 50).map(function (p) {
