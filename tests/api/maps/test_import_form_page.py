@@ -12,19 +12,12 @@ from playwright.sync_api import Browser
 from sqlalchemy import Engine, text
 
 from tests.api.maps.pages import Watched, open_page
+from tests.api.maps.test_overview_page import READY, overview
 
-READY = "window.GridGovPage && GridGovPage.entries.district.drawn > 0 && GridGov.idle()"
 ANSWERED = (
     "document.querySelector('#gg-import-result .gg-import-good, #gg-import-result .gg-import-bad')"
 )
-
-
-@pytest.fixture(scope="module")
-def overview(browser: Browser, live_url: str) -> Watched:
-    watched = open_page(browser, live_url, "/map")
-    watched.wait(READY)
-    watched.idle()
-    return watched
+__all__ = ["overview"]  # the overview page's fixture, shared
 
 
 @pytest.fixture
